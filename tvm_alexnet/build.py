@@ -1,0 +1,229 @@
+"""Compile a network for a target, cache the library on disk, load it back.
+
+A build is one shared library holding the Relax VM functions (`forward` and
+one per layer) and every kernel as a destination-passing function, plus a
+manifest.json describing the kernels. Builds are cached under a key of the
+network spec, batch, target, TVM version and this package's kernel sources.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import tvm
+from tvm import relax
+
+from . import graph
+from .spec import Network
+
+PACKAGE_DIR = Path(__file__).parent
+# The files whose contents decide what a build contains.
+_KERNEL_SOURCES = ["spec.py", "graph.py", "build.py", *sorted(p.name for p in (PACKAGE_DIR / "ops").glob("*.py"))]
+
+
+class TargetError(ValueError):
+    """A target that cannot be parsed or built for."""
+
+
+def host_cpu() -> str:
+    return tvm.target.codegen.llvm_get_system_cpu()
+
+
+def num_cores() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+def parse_target(text: str) -> tvm.target.Target:
+    """`llvm` (this CPU), `llvm:znver3` (another CPU model), `cuda:sm_90`, or
+    a JSON dict such as {"kind": "cuda", "arch": "sm_80"}."""
+    text = text.strip()
+    if text.startswith("{"):
+        try:
+            config = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise TargetError(f"target {text!r} is not valid JSON: {e.msg} at column {e.colno}") from None
+        if not isinstance(config, dict) or "kind" not in config:
+            raise TargetError(f"target {text!r} must be a JSON object with a \"kind\"")
+    else:
+        kind, _, arg = text.partition(":")
+        if kind == "llvm":
+            cpu = arg or host_cpu()
+            if not tvm.target.codegen.llvm_is_valid_cpu(cpu, "x86_64-unknown-linux-gnu") and cpu != host_cpu():
+                raise TargetError(f"target {text!r}: unknown CPU model {cpu!r} for LLVM")
+            config = {"kind": "llvm", "mcpu": cpu, "num-cores": num_cores()}
+        elif kind == "cuda":
+            if not re.fullmatch(r"sm_\d+a?", arg):
+                raise TargetError(f"target {text!r}: expected cuda:sm_XX, e.g. cuda:sm_90")
+            config = {"kind": "cuda", "arch": arg}
+        else:
+            raise TargetError(f"target {text!r}: expected llvm, llvm:CPU, cuda:sm_XX or a JSON object")
+    if config["kind"] == "cuda":
+        config.setdefault("host", {"kind": "llvm", "mcpu": host_cpu()})
+    try:
+        return tvm.target.Target(config)
+    except Exception as e:  # TVM raises its own error types for bad configs
+        raise TargetError(f"target {text!r} is not valid: {str(e).splitlines()[-1]}") from None
+
+
+def is_gpu(target: tvm.target.Target) -> bool:
+    return "gpu" in target.keys
+
+
+def device_for(target: tvm.target.Target) -> tvm.runtime.Device:
+    return tvm.cuda(0) if target.kind.name == "cuda" else tvm.cpu(0)
+
+
+def schedule(mod: tvm.IRModule, target: tvm.target.Target) -> tvm.IRModule:
+    """Give every kernel a schedule for the target."""
+    if is_gpu(target):
+        from tvm.s_tir import dlight as dl
+
+        with target:
+            return dl.ApplyDefaultSchedule(
+                dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(), dl.gpu.GeneralReduction(), dl.gpu.Fallback()
+            )(mod)
+    return mod
+
+
+def _relax_pipeline(target: tvm.target.Target) -> tvm.transform.Pass:
+    # The stock pipelines would fuse our kernels and rename them; ours are
+    # already what we want, so only lower the graph to VM code.
+    backend = relax.backend.cuda if target.kind.name == "cuda" else relax.backend.cpu_generic
+    return tvm.transform.Sequential(
+        [relax.transform.LegalizeOps()]  # the flatten before fc6
+        + backend.pipeline.dataflow_lower_passes(target)
+        + backend.pipeline.finalize_passes(target)
+    )
+
+
+def compile_module(net: Network, batch: int | None, target: tvm.target.Target) -> tvm.runtime.Executable:
+    mod = schedule(graph.build_module(net, batch), target)
+    return tvm.compile(mod, target, relax_pipeline=_relax_pipeline(target))
+
+
+def cuda_source(executable_module) -> str:
+    """The CUDA C source of a built or loaded library ('' for CPU builds)."""
+    for lib in _walk(executable_module):
+        if lib.kind == "cuda":
+            return lib.inspect_source()
+    return ""
+
+
+def _walk(module):
+    yield module
+    for m in module.imports:
+        yield from _walk(m)
+
+
+def check_cuda_source(source: str, arch: str) -> None:
+    """Compile the CUDA source with nvcc, so that a build that cannot run
+    fails here rather than when a GPU loads it."""
+    from tvm.support import nvcc
+
+    nvcc.compile_cuda(source, target_format="ptx", arch=arch, compiler="nvcc")
+
+
+@dataclass
+class Manifest:
+    variant: str
+    width: float
+    num_classes: int
+    lrn: str | None
+    batch: int | None
+    target: dict
+    tvm_version: str
+    build_seconds: float
+    kernels: list[dict]
+    functions: list[str]
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=2))
+
+    @classmethod
+    def load(cls, path: Path) -> "Manifest":
+        return cls(**json.loads(path.read_text()))
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("TVM_ALEXNET_CACHE", Path.home() / ".cache" / "tvm-alexnet"))
+
+
+def build_key(net: Network, batch: int | None, target: tvm.target.Target) -> str:
+    h = hashlib.sha256()
+    for part in (repr(net), repr(batch), str(target), tvm.__version__):
+        h.update(part.encode())
+    for name in _KERNEL_SOURCES:
+        path = PACKAGE_DIR / name if (PACKAGE_DIR / name).exists() else PACKAGE_DIR / "ops" / name
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+LIBRARY = "alexnet.so"
+MANIFEST = "manifest.json"
+
+
+def build(net: Network, target: tvm.target.Target, batch: int | None = None, out_dir: Path | None = None,
+          use_cache: bool = True) -> Path:
+    """Compile `net` for `target` into a directory holding the library and
+    its manifest; return the directory. With `out_dir` unset the build goes
+    to (or comes from) the cache."""
+    cached = cache_dir() / f"{net.variant}-{build_key(net, batch, target)}"
+    if use_cache and (cached / MANIFEST).exists():
+        if out_dir is None:
+            return cached
+        return _publish(cached, Path(out_dir))
+    start = time.perf_counter()
+    executable = compile_module(net, batch, target)
+    if target.kind.name == "cuda":
+        check_cuda_source(cuda_source(executable.mod), target.attrs["arch"])
+    manifest = Manifest(
+        variant=net.variant, width=net.width, num_classes=net.num_classes, lrn=net.lrn, batch=batch,
+        target=json.loads(str(target)), tvm_version=tvm.__version__,
+        build_seconds=round(time.perf_counter() - start, 2),
+        kernels=[dict(name=k.name, layer=k.layer, op=k.op, inputs=[["n" if batch is None else batch, *s]
+                                                                   for s in k.inputs],
+                      params=[list(s) for s in k.params], output=["n" if batch is None else batch, *k.output],
+                      flops_per_image=k.flops) for k in net.kernels(training=True)],
+        functions=[layer.name for layer in net.layers] + ["forward"],
+    )
+    staging = Path(tempfile.mkdtemp(prefix=".build-", dir=_ensure(cached.parent)))
+    executable.export_library(str(staging / LIBRARY))
+    manifest.save(staging / MANIFEST)
+    _replace_dir(staging, cached)
+    return cached if out_dir is None else _publish(cached, Path(out_dir))
+
+
+def _ensure(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _replace_dir(staging: Path, final: Path) -> None:
+    """Move a finished directory into place so readers never see half of it."""
+    if final.exists():
+        old = final.with_name(final.name + f".old-{os.getpid()}")
+        final.rename(old)
+        staging.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        staging.rename(final)
+
+
+def _publish(src: Path, out_dir: Path) -> Path:
+    """Copy a build into a user's directory, each file replaced atomically
+    and nothing else in the directory touched."""
+    _ensure(out_dir)
+    for name in (LIBRARY, MANIFEST):
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}-", dir=out_dir)
+        os.close(fd)
+        shutil.copy2(src / name, tmp)
+        os.replace(tmp, out_dir / name)
+    return out_dir

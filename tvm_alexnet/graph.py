@@ -1,0 +1,106 @@
+"""Spec -> Relax IRModule.
+
+The module holds one PrimFunc per kernel, named as in the spec (`conv2_lrn`),
+one Relax function per layer that chains that layer's kernels (`conv2`), and
+`forward`, the whole network from image to logits, built from the same
+kernels. `softmax` and the `<layer>_dropout` functions serve prediction and
+training. A batch of None gives a symbolic batch dimension `n`.
+"""
+
+from __future__ import annotations
+
+from itertools import groupby
+
+import tvm
+from tvm import relax, te, tirx
+
+from .ops import OPS
+from .spec import Kernel, Network
+
+DTYPE = "float32"
+
+
+def _batch(batch: int | None):
+    return tirx.Var("n", "int64") if batch is None else batch
+
+
+def kernel_func(kernel: Kernel, batch: int | None) -> tirx.PrimFunc:
+    """The kernel as a TIR PrimFunc in destination-passing style:
+    (activations..., weight, bias, out)."""
+    n = te.var("n", "int64") if batch is None else batch
+    names = ("x", "mask")
+    inputs = [te.placeholder((n, *s), DTYPE, name=names[i]) for i, s in enumerate(kernel.inputs)]
+    params = [te.placeholder(s, DTYPE, name=name) for s, name in zip(kernel.params, ("weight", "bias"))]
+    out = OPS[kernel.op](*inputs, *params, **kernel.attrs)
+    # int64 indices throughout, as Relax's shapes are: dlight's rules reject a mix.
+    func = te.create_prim_func([*inputs, *params, out], index_dtype_override="int64")
+    return func.with_attr("global_symbol", kernel.name)
+
+
+class _Emitter:
+    """Emits call_tir chains of the spec's kernels into Relax functions."""
+
+    def __init__(self, net: Network, batch: int | None):
+        self.net, self.batch = net, batch
+        self.bb = relax.BlockBuilder()
+        self.kernels = net.kernels(training=True)
+        self.gvs = {k.name: self.bb.add_func(kernel_func(k, batch), k.name) for k in self.kernels}
+
+    def tensor(self, name: str, shape, n=None) -> relax.Var:
+        return relax.Var(name, relax.TensorType(shape if n is None else (n, *shape), DTYPE))
+
+    def call(self, kernel: Kernel, args: list, n) -> relax.Var:
+        out = relax.TensorType((n, *kernel.output), DTYPE)
+        return self.bb.emit(relax.call_tir(self.gvs[kernel.name], args, out), name_hint=kernel.name)
+
+    def stage(self, kernels: list[Kernel], x, params: dict, n):
+        """One layer's inference kernels (dropout is the identity there)."""
+        for k in kernels:
+            if k.op == "dropout":
+                continue
+            x = self.call(k, [x, *params[k.layer]] if k.params else [x], n)
+        return x
+
+    def function(self, name: str, inputs: list[relax.Var], body) -> None:
+        with self.bb.function(name, inputs):
+            with self.bb.dataflow():
+                out = self.bb.emit_output(body())
+            self.bb.emit_func_output(out)
+
+
+def build_module(net: Network, batch: int | None = None) -> tvm.IRModule:
+    e = _Emitter(net, batch)
+    layers = [(layer, list(ks)) for layer, ks in groupby(e.kernels, key=lambda k: k.layer)]
+    param_shapes = net.params()
+
+    def layer_params(layer):
+        return [e.tensor(f"{layer}_{p}", param_shapes[f"{layer}.{p}"]) for p in ("weight", "bias")
+                if f"{layer}.{p}" in param_shapes]
+
+    # One function per layer, taking its input as the previous layer returns it.
+    for layer, kernels in layers:
+        if layer == "softmax":
+            continue
+        n = _batch(batch)
+        x = e.tensor("x", kernels[0].inputs[0], n)
+        params = layer_params(layer)
+        e.function(layer, [x, *params], lambda: e.stage(kernels, x, {layer: params}, n))
+
+    # The whole network, parameters in the spec's (and the state dict's) order.
+    n = _batch(batch)
+    image = e.tensor("image", net.input_shape, n)
+    params = {layer: layer_params(layer) for layer, _ in layers}
+    flat_params = [p for ps in params.values() for p in ps]
+
+    def forward():
+        x = image
+        for layer, kernels in layers:
+            if layer == "softmax":
+                continue
+            if layer == net.dense[0].name:
+                x = e.bb.emit(relax.op.reshape(x, relax.ShapeExpr([n, net.dense[0].in_features])))
+            x = e.stage(kernels, x, params, n)
+        return x
+
+    e.function("forward", [image, *flat_params], forward)
+    return e.bb.get()

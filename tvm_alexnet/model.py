@@ -1,0 +1,162 @@
+"""The user-facing AlexNet: a torch module whose layers run as TVM kernels once compiled."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import build, weights
+from .runtime import CompiledNetwork
+from .spec import LRN_CONVENTIONS, POOL_SIZE, POOL_STRIDE, Conv, Network, network
+
+
+class AlexNet(nn.Module):
+    """AlexNet of a variant ("paper", "ungrouped", "torchvision").
+
+    Parameters are named conv1.weight ... fc8.bias, conv weights in grouped
+    OIHW layout (paper conv2: 256x48x5x5). Until `compile` is called, forward
+    runs plain torch ops (the reference); afterwards it runs TVM kernels.
+    """
+
+    def __init__(self, variant: str = "paper", num_classes: int = 1000, width: float = 1.0,
+                 lrn: str | None = None):
+        super().__init__()
+        self.spec: Network = network(variant, num_classes, width, lrn)
+        for c in self.spec.convs:
+            setattr(self, c.name, nn.Conv2d(c.in_channels, c.out_channels, c.kernel, c.stride, c.padding,
+                                            groups=c.groups))
+        for d in self.spec.dense:
+            setattr(self, d.name, nn.Linear(d.in_features, d.out_features))
+        self.compiled: CompiledNetwork | None = None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """The paper's initialisation: weights ~ N(0, 0.01^2), biases 1 in
+        conv2, conv4, conv5, fc6, fc7 and 0 elsewhere. Variants without
+        init_std keep torch's default initialisation."""
+        if self.spec.init_std is None:
+            return
+        with torch.no_grad():
+            for layer in self.spec.layers:
+                module = getattr(self, layer.name)
+                module.weight.normal_(0.0, self.spec.init_std)
+                module.bias.fill_(layer.init_bias)
+
+    # -- compilation -------------------------------------------------------------------------
+
+    def compile(self, target: str = "llvm", batch: int | None = None,
+                out_dir: str | os.PathLike | None = None) -> "AlexNet":
+        """Compile every layer for `target` (see build.parse_target) and run
+        forward through the kernels from now on. `batch=None` builds for any
+        batch size. Builds are cached on disk."""
+        directory = build.build(self.spec, build.parse_target(target), batch, out_dir)
+        self.compiled = CompiledNetwork(directory)
+        return self
+
+    def decompile(self) -> "AlexNet":
+        self.compiled = None
+        return self
+
+    # -- forward -----------------------------------------------------------------------------
+
+    def check_input(self, x: torch.Tensor) -> None:
+        expected = self.spec.input_shape
+        if x.dim() != 4 or tuple(x.shape[1:]) != expected:
+            raise ValueError(f"input has shape {tuple(x.shape)}, expected (N, {', '.join(map(str, expected))}) "
+                             f"for variant {self.spec.variant!r}")
+        if x.dtype != torch.float32:
+            raise ValueError(f"input has dtype {x.dtype}, expected torch.float32")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (N, num_classes) for images (N, 3, S, S)."""
+        self.check_input(x)
+        if self.compiled is None:
+            return self.reference_forward(x)
+        if x.device.type != self.compiled.device_type:
+            raise ValueError(f"input is on {x.device}, the model is compiled for {self.compiled.device_type}")
+        if self.training and any(d.dropout for d in self.spec.dense):
+            return self._compiled_forward_with_dropout(x)
+        return self.compiled.forward(x, list(self.parameters()))
+
+    def _compiled_forward_with_dropout(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.spec.layers:
+            module = getattr(self, layer.name)
+            if layer.name == self.spec.dense[0].name:
+                x = x.flatten(1)
+            x = self.compiled.layer(layer.name, x, [module.weight, module.bias])
+            if getattr(layer, "dropout", 0.0):
+                mask = torch.empty_like(x).bernoulli_(1 - layer.dropout).div_(1 - layer.dropout)
+                x = self.compiled.kernel(f"{layer.name}_dropout")(x, mask)
+        return x
+
+    def reference_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The same network in plain torch ops."""
+        for c in self.spec.convs:
+            x = self.reference_conv(c, x)
+        if self.spec.avgpool is not None:
+            x = F.adaptive_avg_pool2d(x, self.spec.avgpool)
+        x = x.flatten(1)
+        for d in self.spec.dense:
+            x = getattr(self, d.name)(x)
+            if d.relu:
+                x = F.relu(x)
+            if d.dropout:
+                x = F.dropout(x, d.dropout, self.training)
+        return x
+
+    def reference_conv(self, c: Conv, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(getattr(self, c.name)(x))
+        if c.lrn:
+            p = LRN_CONVENTIONS[self.spec.lrn]
+            # torch divides alpha by the size; our alpha multiplies the plain sum.
+            x = F.local_response_norm(x, p.size, alpha=p.alpha * p.size, beta=p.beta, k=p.k)
+        if c.pool:
+            x = F.max_pool2d(x, POOL_SIZE, POOL_STRIDE)
+        return x
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Class probabilities (softmax of the logits)."""
+        logits = self(x)
+        if self.compiled is None:
+            return logits.softmax(-1)
+        return self.compiled.kernel("softmax")(logits)
+
+    # -- checkpoints -------------------------------------------------------------------------
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        if strict:
+            weights.check_state_dict(self.spec, state_dict)
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """A safetensors checkpoint recording the variant, classes, width and LRN convention."""
+        weights.save(path, self.state_dict(), weights.network_metadata(self.spec))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, **overrides) -> "AlexNet":
+        """A model from a checkpoint: safetensors written by `save`, or a
+        torch state dict (ours, or torchvision's alexnet)."""
+        state, metadata = weights.load(path)
+        if any(name.startswith("features.") for name in state):
+            return cls.from_torchvision(state)
+        args = {**weights.describe(metadata), **overrides}
+        if "num_classes" not in args and "fc8.bias" in state:
+            args["num_classes"] = state["fc8.bias"].shape[0]
+        model = cls(**args)
+        weights.check_state_dict(model.spec, state, source=str(Path(path)))
+        model.load_state_dict(state)
+        return model
+
+    @classmethod
+    def from_torchvision(cls, state_dict: dict[str, torch.Tensor]) -> "AlexNet":
+        """The torchvision variant with torchvision.models.alexnet's weights."""
+        state = weights.from_torchvision_names(state_dict)
+        classes = state["fc8.bias"].shape[0] if "fc8.bias" in state else 1000
+        model = cls("torchvision", num_classes=classes)
+        weights.check_state_dict(model.spec, state, source="torchvision state dict")
+        model.load_state_dict(state)
+        return model

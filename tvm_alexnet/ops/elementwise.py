@@ -1,0 +1,14 @@
+"""Dropout (with a mask drawn by the caller) and softmax."""
+
+from tvm import te, topi
+
+
+def dropout(x: te.Tensor, mask: te.Tensor, *, p: float) -> te.Tensor:
+    # The mask holds 0 or 1/(1-p) (inverted dropout); drawing it is the caller's
+    # job, so that torch's RNG decides it and the same mask serves the backward.
+    del p
+    return te.compute(x.shape, lambda *i: x(*i) * mask(*i), name="dropout")
+
+
+def softmax(x: te.Tensor) -> te.Tensor:
+    return topi.nn.softmax(x, axis=-1)

@@ -1,0 +1,83 @@
+"""A built library, loaded: call its functions and kernels on torch tensors."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import torch
+import tvm
+from tvm import relax
+
+from .build import LIBRARY, MANIFEST, Manifest
+
+
+def kernel_ready(t: torch.Tensor) -> torch.Tensor:
+    """Contiguous and 64-byte aligned, as TVM's vectorised kernels assume: a
+    misaligned tensor makes them crash, not fail."""
+    t = t.contiguous()
+    return t if t.data_ptr() % 64 == 0 else t.clone()
+
+
+class CompiledNetwork:
+    """The compiled network of one build directory, on one device.
+
+    `forward(x, params)` runs the whole network; `layer(name, x, params)` one
+    layer; `kernel(name)` one kernel in destination-passing style.
+    """
+
+    def __init__(self, directory: str | os.PathLike):
+        directory = Path(directory)
+        self.manifest = Manifest.load(directory / MANIFEST)
+        self.device_type = "cuda" if self.manifest.target["kind"] == "cuda" else "cpu"
+        if self.device_type == "cuda":
+            _enable_cuda_jit()
+        self.executable = tvm.runtime.load_module(str(directory / LIBRARY))
+        self.device = tvm.cuda(0) if self.device_type == "cuda" else tvm.cpu(0)
+        self._local = threading.local()  # a VM may not be shared between threads
+        self.kernels = {k["name"]: k for k in self.manifest.kernels}
+
+    @property
+    def vm(self) -> relax.VirtualMachine:
+        if not hasattr(self._local, "vm"):
+            self._local.vm = relax.VirtualMachine(self.executable, self.device)
+        return self._local.vm
+
+    def _check_batch(self, x: torch.Tensor) -> None:
+        if self.manifest.batch is not None and x.shape[0] != self.manifest.batch:
+            raise ValueError(f"this build is for batch {self.manifest.batch}, got a batch of {x.shape[0]}")
+
+    def forward(self, x: torch.Tensor, params: list[torch.Tensor]) -> torch.Tensor:
+        self._check_batch(x)
+        return self.vm["forward"](kernel_ready(x), *map(kernel_ready, params))
+
+    def layer(self, name: str, x: torch.Tensor, params: list[torch.Tensor]) -> torch.Tensor:
+        return self.vm[name](kernel_ready(x), *map(kernel_ready, params))
+
+    def kernel(self, name: str):
+        """The kernel `name` as f(*inputs, *params) -> output tensor."""
+        func = self.executable.imports[0][name]
+        info = self.kernels[name]
+
+        def call(*args: torch.Tensor) -> torch.Tensor:
+            args = [kernel_ready(a) for a in args]
+            out = args[0].new_empty((args[0].shape[0], *info["output"][1:]))
+            func(*args, out)
+            return out
+
+        return call
+
+    def time_function(self, name: str, args: list[torch.Tensor], number: int = 3, repeat: int = 3) -> list[float]:
+        """Seconds per call of a VM function (a layer or `forward`), one
+        value per repeat, after a warm-up call."""
+        evaluator = self.vm.time_evaluator(name, self.device, number=number, repeat=repeat)
+        return list(evaluator(*map(kernel_ready, args)).results)
+
+
+def _enable_cuda_jit() -> None:
+    # CUDA modules keep their source and compile it when loaded; the compiler
+    # callback lives in tvm.support.nvcc. nvcc is on every machine we target,
+    # NVRTC needs an extra package.
+    os.environ.setdefault("TVM_CUDA_COMPILE_MODE", "nvcc")
+    import tvm.support.nvcc  # noqa: F401  (registers tvm_callback_cuda_compile)

@@ -1,0 +1,282 @@
+"""AlexNet variants as data: layers, shapes, kernels, FLOPs and parameter counts.
+
+Everything else (kernels, the torch module, the CLI, reports) reads the network
+from here; no layer size is written down anywhere else.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+
+class SpecError(ValueError):
+    """A variant, width, class count or LRN convention that does not exist."""
+
+
+@dataclass(frozen=True)
+class LRN:
+    """Local response normalisation in the paper's form.
+
+    b[c] = a[c] / (k + alpha * sum_{j in window(c)} a[j]^2) ** beta, the window
+    being channels c - size//2 .. c + (size-1)//2 clipped to the valid range.
+    `alpha` multiplies the plain sum: conventions that divide alpha by `size`
+    are stored already divided.
+    """
+
+    size: int
+    alpha: float
+    beta: float
+    k: float
+
+
+# torch.nn.LocalResponseNorm and Caffe's LRN layer divide alpha by the window
+# size and default k to 1; the paper does neither. The numbers come out equal
+# for torch and caffe, but users come to us by one name or the other.
+LRN_CONVENTIONS = {
+    "paper": LRN(size=5, alpha=1e-4, beta=0.75, k=2.0),
+    "caffe": LRN(size=5, alpha=1e-4 / 5, beta=0.75, k=1.0),
+    "torch": LRN(size=5, alpha=1e-4 / 5, beta=0.75, k=1.0),
+}
+
+
+@dataclass(frozen=True)
+class Conv:
+    name: str
+    in_channels: int
+    out_channels: int
+    kernel: int
+    stride: int
+    padding: int
+    groups: int = 1
+    lrn: bool = False  # after the ReLU, before pooling
+    pool: bool = False  # overlapping max-pool, 3x3 stride 2
+    init_bias: float = 0.0  # the paper starts some biases at 1 "to feed the ReLUs positive inputs"
+
+
+@dataclass(frozen=True)
+class Dense:
+    name: str
+    in_features: int
+    out_features: int
+    relu: bool = True
+    dropout: float = 0.0  # applied after the ReLU while training
+    init_bias: float = 0.0
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """One compiled function. Activation shapes are per image (the batch is
+    prepended when built); parameter shapes are whole."""
+
+    name: str  # e.g. "conv2_lrn": unique, a valid identifier
+    layer: str  # the layer it belongs to, e.g. "conv2"
+    op: str  # conv2d | lrn | max_pool | avg_pool | dense | dropout | softmax
+    inputs: tuple[tuple[int, ...], ...]  # activations, per image
+    output: tuple[int, ...]  # per image
+    flops: int  # per image
+    params: tuple[tuple[int, ...], ...] = ()  # weight, bias
+    attrs: dict = field(default_factory=dict, compare=False)
+
+
+POOL_SIZE, POOL_STRIDE = 3, 2
+
+
+def conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+@dataclass(frozen=True)
+class Network:
+    variant: str
+    image_size: int
+    convs: tuple[Conv, ...]
+    dense: tuple[Dense, ...]
+    lrn: str | None = None  # name of the LRN convention, None for no LRN layers
+    avgpool: int | None = None  # adaptive average pool to avgpool x avgpool before fc6
+    width: float = 1.0
+    init_std: float | None = 0.01  # weights ~ N(0, init_std^2); None: torch's default init
+
+    @property
+    def num_classes(self) -> int:
+        return self.dense[-1].out_features
+
+    @property
+    def layers(self) -> tuple[Conv | Dense, ...]:
+        return self.convs + self.dense
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return (3, self.image_size, self.image_size)
+
+    def params(self) -> dict[str, tuple[int, ...]]:
+        """Parameter name -> shape, in the torch module's naming and layout."""
+        shapes = {}
+        for c in self.convs:
+            shapes[f"{c.name}.weight"] = (c.out_channels, c.in_channels // c.groups, c.kernel, c.kernel)
+            shapes[f"{c.name}.bias"] = (c.out_channels,)
+        for d in self.dense:
+            shapes[f"{d.name}.weight"] = (d.out_features, d.in_features)
+            shapes[f"{d.name}.bias"] = (d.out_features,)
+        return shapes
+
+    @property
+    def num_params(self) -> int:
+        return sum(math.prod(s) for s in self.params().values())
+
+    def kernels(self, training: bool = False) -> list[Kernel]:
+        """Every kernel of the forward pass in execution order.
+
+        FLOPs: 2 per multiply-add in conv and dense (bias and ReLU, fused into
+        them, are not counted); LRN 2*size+3 per output (squares, sums, scale,
+        power, divide); pooling one per window element; softmax 3 per element.
+        Dropout kernels are listed only when `training`.
+        """
+        out, channels, size = [], 3, self.image_size
+        for c in self.convs:
+            s = conv_out(size, c.kernel, c.stride, c.padding)
+            shape = (c.out_channels, s, s)
+            macs = c.out_channels * s * s * (c.in_channels // c.groups) * c.kernel**2
+            out.append(Kernel(f"{c.name}_conv", c.name, "conv2d",
+                              ((channels, size, size),), shape, 2 * macs, self._param_shapes(c.name),
+                              dict(stride=c.stride, padding=c.padding, groups=c.groups, relu=True)))
+            if c.lrn:
+                lrn = LRN_CONVENTIONS[self.lrn]
+                out.append(Kernel(f"{c.name}_lrn", c.name, "lrn", (shape,), shape,
+                                  math.prod(shape) * (2 * lrn.size + 3), (),
+                                  dict(size=lrn.size, alpha=lrn.alpha, beta=lrn.beta, k=lrn.k)))
+            if c.pool:
+                p = conv_out(s, POOL_SIZE, POOL_STRIDE, 0)
+                pooled = (c.out_channels, p, p)
+                out.append(Kernel(f"{c.name}_pool", c.name, "max_pool", (shape,), pooled,
+                                  math.prod(pooled) * POOL_SIZE**2, (),
+                                  dict(size=POOL_SIZE, stride=POOL_STRIDE)))
+                shape, s = pooled, p
+            channels, size = c.out_channels, s
+        if self.avgpool is not None:
+            pooled = (channels, self.avgpool, self.avgpool)
+            out.append(Kernel("avgpool", "avgpool", "avg_pool", ((channels, size, size),), pooled,
+                              channels * size * size, (), dict(output_size=self.avgpool)))
+            size = self.avgpool
+        features = channels * size * size
+        if features != self.dense[0].in_features:
+            raise SpecError(f"{self.variant}: conv features {features} != fc input {self.dense[0].in_features}")
+        for d in self.dense:
+            out.append(Kernel(f"{d.name}_dense", d.name, "dense",
+                              ((d.in_features,),), (d.out_features,),
+                              2 * d.in_features * d.out_features, self._param_shapes(d.name), dict(relu=d.relu)))
+            if training and d.dropout:
+                out.append(Kernel(f"{d.name}_dropout", d.name, "dropout",
+                                  ((d.out_features,), (d.out_features,)), (d.out_features,),
+                                  d.out_features, (), dict(p=d.dropout)))
+        out.append(Kernel("softmax", "softmax", "softmax", ((self.num_classes,),), (self.num_classes,),
+                          3 * self.num_classes))
+        return out
+
+    def _param_shapes(self, layer: str) -> tuple[tuple[int, ...], ...]:
+        p = self.params()
+        return (p[f"{layer}.weight"], p[f"{layer}.bias"])
+
+    def layer_outputs(self) -> dict[str, tuple[int, ...]]:
+        """Per-image output shape of every kernel, by kernel name."""
+        return {k.name: k.output for k in self.kernels()}
+
+    def flops(self) -> int:
+        """Forward FLOPs per image (inference, softmax excluded)."""
+        return sum(k.flops for k in self.kernels() if k.op != "softmax")
+
+
+def _paper(groups: int, lrn: bool) -> Network:
+    return Network(
+        variant="paper" if groups == 2 else "ungrouped",
+        image_size=227,
+        convs=(
+            Conv("conv1", 3, 96, 11, 4, 0, 1, lrn=lrn, pool=True),
+            Conv("conv2", 96, 256, 5, 1, 2, groups, lrn=lrn, pool=True, init_bias=1.0),
+            Conv("conv3", 256, 384, 3, 1, 1),
+            Conv("conv4", 384, 384, 3, 1, 1, groups, init_bias=1.0),
+            Conv("conv5", 384, 256, 3, 1, 1, groups, pool=True, init_bias=1.0),
+        ),
+        dense=(
+            Dense("fc6", 256 * 6 * 6, 4096, dropout=0.5, init_bias=1.0),
+            Dense("fc7", 4096, 4096, dropout=0.5, init_bias=1.0),
+            Dense("fc8", 4096, 1000, relu=False),
+        ),
+        lrn="paper" if lrn else None,
+    )
+
+
+_VARIANTS = {
+    # The 2012 paper: two towers, written here as groups=2 on the tower-local layers.
+    "paper": _paper(groups=2, lrn=True),
+    # The single-tower net of most tutorials (the paper's one-GPU ablation).
+    "ungrouped": _paper(groups=1, lrn=False),
+    # torchvision.models.alexnet (after "One weird trick", Krizhevsky 2014).
+    "torchvision": Network(
+        variant="torchvision",
+        image_size=224,
+        convs=(
+            Conv("conv1", 3, 64, 11, 4, 2, pool=True),
+            Conv("conv2", 64, 192, 5, 1, 2, pool=True),
+            Conv("conv3", 192, 384, 3, 1, 1),
+            Conv("conv4", 384, 256, 3, 1, 1),
+            Conv("conv5", 256, 256, 3, 1, 1, pool=True),
+        ),
+        dense=(
+            Dense("fc6", 256 * 6 * 6, 4096, dropout=0.5),
+            Dense("fc7", 4096, 4096, dropout=0.5),
+            Dense("fc8", 4096, 1000, relu=False),
+        ),
+        avgpool=6,
+        init_std=None,
+    ),
+}
+
+VARIANTS = tuple(_VARIANTS)
+
+
+def _scaled(channels: int, width: float) -> int:
+    # Even, so that grouped layers still split in two.
+    return max(2, 2 * round(channels * width / 2))
+
+
+def network(variant: str = "paper", num_classes: int = 1000, width: float = 1.0,
+            lrn: str | None = None) -> Network:
+    """The network of `variant`, with `num_classes` outputs, channel counts and
+    hidden units scaled by `width`, and LRN in the named convention (the
+    variant's own by default; only variants with LRN take one)."""
+    if variant not in _VARIANTS:
+        raise SpecError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+    if not isinstance(num_classes, int) or num_classes < 1:
+        raise SpecError(f"num_classes must be a positive integer, got {num_classes!r}")
+    if not 0 < width <= 4:
+        raise SpecError(f"width must be in (0, 4], got {width!r}")
+    net = _VARIANTS[variant]
+    if lrn is not None:
+        if lrn not in LRN_CONVENTIONS:
+            raise SpecError(f"unknown LRN convention {lrn!r}; choose one of {', '.join(LRN_CONVENTIONS)}")
+        if net.lrn is None:
+            raise SpecError(f"variant {variant!r} has no LRN layers, so it takes no LRN convention")
+        net = replace(net, lrn=lrn)
+    convs, channels = [], 3
+    for c in net.convs:
+        out = _scaled(c.out_channels, width)
+        convs.append(replace(c, in_channels=channels, out_channels=out))
+        channels = out
+    spatial = net.avgpool or _final_size(net)
+    dense, features = [], channels * spatial * spatial
+    for d in net.dense[:-1]:
+        out = _scaled(d.out_features, width)
+        dense.append(replace(d, in_features=features, out_features=out))
+        features = out
+    dense.append(replace(net.dense[-1], in_features=features, out_features=num_classes))
+    return replace(net, convs=tuple(convs), dense=tuple(dense), width=width)
+
+
+def _final_size(net: Network) -> int:
+    size = net.image_size
+    for c in net.convs:
+        size = conv_out(size, c.kernel, c.stride, c.padding)
+        if c.pool:
+            size = conv_out(size, POOL_SIZE, POOL_STRIDE, 0)
+    return size

@@ -1,0 +1,109 @@
+"""Checkpoints: validate state dicts, save and load safetensors, map torchvision names."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from .spec import Network
+
+
+class WeightsError(ValueError):
+    """A checkpoint that is unreadable or does not fit the network."""
+
+
+# torchvision.models.alexnet's module indices -> our layer names.
+TORCHVISION_LAYERS = {
+    "features.0": "conv1", "features.3": "conv2", "features.6": "conv3", "features.8": "conv4",
+    "features.10": "conv5", "classifier.1": "fc6", "classifier.4": "fc7", "classifier.6": "fc8",
+}
+
+
+def check_state_dict(net: Network, state: dict[str, torch.Tensor], source: str = "state dict") -> None:
+    """Raise WeightsError naming the first missing, unexpected or wrongly
+    shaped tensor (with both shapes)."""
+    expected = net.params()
+    for name, shape in expected.items():
+        if name not in state:
+            raise WeightsError(f"{source}: missing tensor {name!r} (expected shape {tuple(shape)})")
+        got = tuple(state[name].shape)
+        if got != tuple(shape):
+            raise WeightsError(f"{source}: tensor {name!r} has shape {got}, expected {tuple(shape)} "
+                               f"for variant {net.variant!r} (width {net.width}, {net.num_classes} classes)")
+        if not state[name].is_floating_point():
+            raise WeightsError(f"{source}: tensor {name!r} has dtype {state[name].dtype}, expected a float")
+    unexpected = sorted(set(state) - set(expected))
+    if unexpected:
+        raise WeightsError(f"{source}: unexpected tensor {unexpected[0]!r}"
+                           + (f" (and {len(unexpected) - 1} more)" if len(unexpected) > 1 else ""))
+
+
+def from_torchvision_names(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    out = {}
+    for name, tensor in state.items():
+        module, _, kind = name.rpartition(".")
+        if module not in TORCHVISION_LAYERS:
+            raise WeightsError(f"torchvision state dict: unexpected tensor {name!r}")
+        out[f"{TORCHVISION_LAYERS[module]}.{kind}"] = tensor
+    return out
+
+
+def network_metadata(net: Network) -> dict[str, str]:
+    return {"variant": net.variant, "num_classes": str(net.num_classes), "width": repr(net.width),
+            "lrn": net.lrn or ""}
+
+
+def save(path: str | os.PathLike, state: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    """Write a safetensors file atomically: a crash leaves the old file whole."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def load(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """A state dict and its metadata from .safetensors, or from .pt/.pth
+    (loaded with weights_only=True: no code runs)."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such file")
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(str(path), "pt") as f:
+                return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
+        except (SafetensorError, OSError, ValueError) as e:
+            raise WeightsError(f"{path}: not a readable safetensors file ({e})") from None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several unrelated types for bad files
+        raise WeightsError(f"{path}: not a readable torch checkpoint ({str(e).splitlines()[0]})") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightsError(f"{path}: expected a state dict of tensors")
+    return state, {}
+
+
+def describe(metadata: dict[str, str]) -> dict:
+    """Network arguments recorded in a checkpoint's metadata."""
+    if "variant" not in metadata:
+        return {}
+    try:
+        return {"variant": metadata["variant"], "num_classes": int(metadata["num_classes"]),
+                "width": float(metadata["width"]), "lrn": metadata.get("lrn") or None}
+    except (KeyError, ValueError) as e:
+        raise WeightsError(f"checkpoint metadata is malformed: {json.dumps(metadata)} ({e})") from None
