@@ -8,6 +8,8 @@ network spec, batch, target, TVM version and this package's kernel sources.
 
 from __future__ import annotations
 
+from .errors import UserError
+
 import hashlib
 import json
 import os
@@ -29,7 +31,7 @@ PACKAGE_DIR = Path(__file__).parent
 _KERNEL_SOURCES = ["spec.py", "graph.py", "build.py", *sorted(p.name for p in (PACKAGE_DIR / "ops").glob("*.py"))]
 
 
-class TargetError(ValueError):
+class TargetError(UserError):
     """A target that cannot be parsed or built for."""
 
 
@@ -123,12 +125,14 @@ def _walk(module):
         yield from _walk(m)
 
 
-def check_cuda_source(source: str, arch: str) -> None:
+def check_cuda_source(source: str, target: tvm.target.Target) -> None:
     """Compile the CUDA source with nvcc, so that a build that cannot run
-    fails here rather than when a GPU loads it."""
+    fails here rather than when a GPU loads it (the library keeps the source
+    and compiles it again when loaded)."""
     from tvm.support import nvcc
 
-    nvcc.compile_cuda(source, target_format="ptx", arch=arch, compiler="nvcc")
+    with target:  # nvcc.py reads the arch from the current target
+        nvcc.compile_cuda(source, target_format="ptx", arch=target.attrs["arch"], compiler="nvcc")
 
 
 @dataclass
@@ -183,7 +187,7 @@ def build(net: Network, target: tvm.target.Target, batch: int | None = None, out
     start = time.perf_counter()
     executable = compile_module(net, batch, target)
     if target.kind.name == "cuda":
-        check_cuda_source(cuda_source(executable.mod), target.attrs["arch"])
+        check_cuda_source(cuda_source(executable.mod), target)
     manifest = Manifest(
         variant=net.variant, width=net.width, num_classes=net.num_classes, lrn=net.lrn, batch=batch,
         target=json.loads(str(target)), tvm_version=tvm.__version__,

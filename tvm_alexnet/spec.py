@@ -6,11 +6,13 @@ from here; no layer size is written down anywhere else.
 
 from __future__ import annotations
 
+from .errors import UserError
+
 import math
 from dataclasses import dataclass, field, replace
 
 
-class SpecError(ValueError):
+class SpecError(UserError):
     """A variant, width, class count or LRN convention that does not exist."""
 
 
@@ -155,7 +157,9 @@ class Network:
             channels, size = c.out_channels, s
         if self.avgpool is not None:
             pooled = (channels, self.avgpool, self.avgpool)
-            out.append(Kernel("avgpool", "avgpool", "avg_pool", ((channels, size, size),), pooled,
+            # Part of the last conv layer's stage, so that layers stay convs + dense.
+            last = self.convs[-1].name
+            out.append(Kernel(f"{last}_avgpool", last, "avg_pool", ((channels, size, size),), pooled,
                               channels * size * size, (), dict(output_size=self.avgpool)))
             size = self.avgpool
         features = channels * size * size

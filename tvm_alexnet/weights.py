@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .errors import UserError
+
 import json
 import os
 import tempfile
@@ -12,7 +14,7 @@ import torch
 from .spec import Network
 
 
-class WeightsError(ValueError):
+class WeightsError(UserError):
     """A checkpoint that is unreadable or does not fit the network."""
 
 

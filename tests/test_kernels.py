@@ -1,0 +1,71 @@
+"""Every kernel against the float64 formula, on random inputs."""
+
+import numpy as np
+import pytest
+import torch
+
+import reference as ref
+from tvm_alexnet.spec import LRN_CONVENTIONS
+
+BATCH = 2
+
+
+def _inputs(kernel, rng, scale=1.0):
+    return [rng.standard_normal((BATCH, *s)) * scale for s in kernel.inputs]
+
+
+def _expected(model, kernel, inputs):
+    x = inputs[0]
+    p = {name: t.detach().double().numpy() for name, t in model.state_dict().items()}
+    w, b = p.get(f"{kernel.layer}.weight"), p.get(f"{kernel.layer}.bias")
+    a = kernel.attrs
+    if kernel.op == "conv2d":
+        return ref.relu(ref.conv2d(x, w, b, a["stride"], a["padding"], a["groups"]))
+    if kernel.op == "lrn":
+        return ref.lrn(x, a["size"], a["alpha"], a["beta"], a["k"])
+    if kernel.op == "max_pool":
+        return ref.max_pool(x, a["size"], a["stride"])
+    if kernel.op == "avg_pool":
+        return ref.adaptive_avg_pool(x, a["output_size"])
+    if kernel.op == "dense":
+        y = ref.dense(x, w, b)
+        return ref.relu(y) if a["relu"] else y
+    if kernel.op == "dropout":
+        return x * inputs[1]
+    if kernel.op == "softmax":
+        return ref.softmax(x)
+    raise AssertionError(kernel.op)
+
+
+@pytest.mark.parametrize("variant", ["paper", "torchvision"])
+def test_every_kernel(compiled, rng, variant):
+    model = compiled(variant)
+    for kernel in model.spec.kernels(training=True):
+        # LRN only normalises noticeably when alpha * sum(a^2) is near k.
+        inputs = _inputs(kernel, rng, scale=50.0 if kernel.op == "lrn" else 1.0)
+        if kernel.op == "dropout":
+            inputs[1] = (rng.random(inputs[1].shape) < 0.5) * 2.0
+        params = [getattr(model, kernel.layer).weight, getattr(model, kernel.layer).bias] if kernel.params else []
+        out = model.compiled.kernel(kernel.name)(*[torch.from_numpy(i).float() for i in inputs], *params)
+        assert tuple(out.shape) == (BATCH, *kernel.output), kernel.name
+        err = ref.rel_error(out.numpy(), _expected(model, kernel, inputs))
+        assert err < 1e-5, f"{kernel.name}: relative error {err:.2e}"
+
+
+@pytest.mark.parametrize("convention", ["caffe", "paper"])
+def test_lrn_conventions(compiled, rng, convention):
+    model = compiled("paper", width=0.25, num_classes=10, lrn=convention)
+    q = LRN_CONVENTIONS[convention]
+    x = rng.standard_normal((BATCH, 24, 55, 55)) * 50
+    out = model.compiled.kernel("conv1_lrn")(torch.from_numpy(x).float())
+    # Written out once more in each convention's own terms.
+    alpha, k = (1e-4 / 5, 1.0) if convention == "caffe" else (1e-4, 2.0)
+    assert (q.alpha, q.k) == pytest.approx((alpha, k))
+    assert ref.rel_error(out.numpy(), ref.lrn(x, 5, alpha, 0.75, k)) < 1e-5
+
+
+def test_torch_convention_is_torch_local_response_norm(rng):
+    q = LRN_CONVENTIONS["torch"]
+    x = rng.standard_normal((BATCH, 24, 9, 9)) * 50
+    expected = torch.nn.LocalResponseNorm(5)(torch.from_numpy(x)).numpy()  # alpha=1e-4 divided by 5, k=1
+    assert ref.rel_error(ref.lrn(x, q.size, q.alpha, q.beta, q.k), expected) < 1e-12

