@@ -35,7 +35,7 @@ def randomize(model: AlexNet, seed: int) -> AlexNet:
 
 
 def params_of(model: AlexNet) -> dict[str, np.ndarray]:
-    return {k: v.detach().double().numpy() for k, v in model.state_dict().items()}
+    return {k: v.detach().cpu().double().numpy() for k, v in model.state_dict().items()}
 
 
 _compiled = {}

@@ -84,9 +84,9 @@ target_option = click.option("--target", default="llvm", show_default=True,
 
 
 def _model(weights: str | None, variant: str, num_classes: int, width: float, lrn: str | None) -> AlexNet:
+    network(variant, num_classes, width, lrn)  # a bad option fails before any file is read
     if weights:
-        return AlexNet.load(weights)
-    network(variant, num_classes, width, lrn)  # validate before building anything
+        return AlexNet.load(weights, variant=variant, num_classes=num_classes, width=width, lrn=lrn)
     return AlexNet(variant, num_classes, width, lrn)
 
 
@@ -184,8 +184,9 @@ def _cuda_kernels(code: str, name: str) -> str:
 @main.command("run")
 @click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--weights", type=click.Path(dir_okay=False), default=None,
-              help="Checkpoint (.safetensors written by tvm-alexnet, or a torch/torchvision state dict). "
-                   "Without it the weights are random and so are the predictions.")
+              help="Checkpoint: .safetensors written by tvm-alexnet (it records the variant, width, classes "
+                   "and LRN), or a torch state dict (ours, read with the network options; or torchvision's "
+                   "alexnet). Without it the weights are random and so are the predictions.")
 @network_options
 @target_option
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
@@ -206,8 +207,6 @@ def run_cmd(inputs, weights, variant, num_classes, width, lrn, target, batch_siz
     """
     torch.manual_seed(seed)
     model = _model(weights, variant, num_classes, width, lrn).eval()
-    if not weights:
-        notes.print("[yellow]note:[/] no --weights given: random weights, meaningless classes")
     net = model.spec
     if inputs:
         files = image_files(inputs)
@@ -217,6 +216,8 @@ def run_cmd(inputs, weights, variant, num_classes, width, lrn, target, batch_siz
     else:
         images = torch.randn(num_random, *net.input_shape)
         names = [f"random[{i}]" for i in range(num_random)]
+    if not weights:
+        notes.print("[yellow]note:[/] no --weights given: random weights, meaningless classes")
     with notes.status(f"compiling for {target} ..."):
         model.compile(target)
     device = torch.device(model.compiled.device_type)

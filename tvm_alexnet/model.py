@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import build, weights
+from .errors import UserError
 from .runtime import CompiledNetwork
 from .spec import LRN_CONVENTIONS, POOL_SIZE, POOL_STRIDE, Conv, Network, network
 
@@ -66,10 +67,10 @@ class AlexNet(nn.Module):
     def check_input(self, x: torch.Tensor) -> None:
         expected = self.spec.input_shape
         if x.dim() != 4 or tuple(x.shape[1:]) != expected:
-            raise ValueError(f"input has shape {tuple(x.shape)}, expected (N, {', '.join(map(str, expected))}) "
+            raise UserError(f"input has shape {tuple(x.shape)}, expected (N, {', '.join(map(str, expected))}) "
                              f"for variant {self.spec.variant!r}")
         if x.dtype != torch.float32:
-            raise ValueError(f"input has dtype {x.dtype}, expected torch.float32")
+            raise UserError(f"input has dtype {x.dtype}, expected torch.float32")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (N, num_classes) for images (N, 3, S, S)."""
@@ -77,7 +78,7 @@ class AlexNet(nn.Module):
         if self.compiled is None:
             return self.reference_forward(x)
         if x.device.type != self.compiled.device_type:
-            raise ValueError(f"input is on {x.device}, the model is compiled for {self.compiled.device_type}")
+            raise UserError(f"input is on {x.device}, the model is compiled for {self.compiled.device_type}")
         if self.training and any(d.dropout for d in self.spec.dense):
             return self._compiled_forward_with_dropout(x)
         return self.compiled.forward(x, list(self.parameters()))
@@ -137,14 +138,15 @@ class AlexNet(nn.Module):
         weights.save(path, self.state_dict(), weights.network_metadata(self.spec))
 
     @classmethod
-    def load(cls, path: str | os.PathLike, **overrides) -> "AlexNet":
-        """A model from a checkpoint: safetensors written by `save`, or a
-        torch state dict (ours, or torchvision's alexnet)."""
+    def load(cls, path: str | os.PathLike, **defaults) -> "AlexNet":
+        """A model from a checkpoint: safetensors written by `save` (which
+        records the network), or a torch state dict, ours (the network from
+        `defaults`, the class count from fc8) or torchvision's alexnet."""
         state, metadata = weights.load(path)
         if any(name.startswith("features.") for name in state):
             return cls.from_torchvision(state)
-        args = {**weights.describe(metadata), **overrides}
-        if "num_classes" not in args and "fc8.bias" in state:
+        args = {**defaults, **weights.describe(metadata)}
+        if not metadata and "fc8.bias" in state:
             args["num_classes"] = state["fc8.bias"].shape[0]
         model = cls(**args)
         weights.check_state_dict(model.spec, state, source=str(Path(path)))

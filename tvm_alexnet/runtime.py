@@ -11,6 +11,7 @@ import tvm
 from tvm import relax
 
 from .build import LIBRARY, MANIFEST, Manifest
+from .errors import UserError
 
 
 def kernel_ready(t: torch.Tensor) -> torch.Tensor:
@@ -46,7 +47,7 @@ class CompiledNetwork:
 
     def _check_batch(self, x: torch.Tensor) -> None:
         if self.manifest.batch is not None and x.shape[0] != self.manifest.batch:
-            raise ValueError(f"this build is for batch {self.manifest.batch}, got a batch of {x.shape[0]}")
+            raise UserError(f"this build is for batch {self.manifest.batch}, got a batch of {x.shape[0]}")
 
     def forward(self, x: torch.Tensor, params: list[torch.Tensor]) -> torch.Tensor:
         self._check_batch(x)

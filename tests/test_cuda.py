@@ -1,0 +1,59 @@
+"""CUDA: the builds compile here (nvcc, no GPU); running them needs a GPU (marked gpu)."""
+
+import re
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+import reference as ref
+from conftest import params_of, randomize
+from tvm_alexnet import AlexNet, build
+from tvm_alexnet.cli import main
+from tvm_alexnet.runtime import CompiledNetwork
+from tvm_alexnet.spec import network
+
+
+@pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
+def test_cuda_build_has_every_kernel(arch):
+    net = network("paper")
+    # build() also compiles the CUDA source with nvcc for the arch.
+    directory = build.build(net, build.parse_target(f"cuda:{arch}"))
+    manifest = build.Manifest.load(directory / build.MANIFEST)
+    assert manifest.target["kind"] == "cuda" and manifest.target["arch"] == arch
+    source = build.cuda_source(build.compile_module(net, None, build.parse_target(f"cuda:{arch}")).mod)
+    launched = set(re.findall(r"__global__ void (?:__launch_bounds__\(\d+\) )?(\w+?)_kernel(?:_\d+)?\(", source))
+    assert launched == {k.name for k in net.kernels(training=True)}
+
+
+def test_kernels_cli_prints_cuda_source():
+    result = CliRunner().invoke(main, ["kernels", "--width", "0.25", "--target", "cuda:sm_90", "--source", "cuda",
+                                       "--kernel", "conv2_lrn"], catch_exceptions=False)
+    assert result.exit_code == 0
+    assert 'extern "C" __global__' in result.stdout and "conv2_lrn_kernel" in result.stdout
+    assert "conv1_conv_kernel" not in result.stdout
+
+
+def gpu_target() -> str:
+    major, minor = torch.cuda.get_device_capability()
+    return f"cuda:sm_{major}{minor}"
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("variant", ["paper", "torchvision"])
+def test_cuda_network_matches_float64(rng, variant):
+    model = randomize(AlexNet(variant), seed=5).eval().cuda().compile(gpu_target())
+    for batch in (1, 2, 7):
+        x = rng.standard_normal((batch, *model.spec.input_shape))
+        with torch.no_grad():
+            out = model(torch.from_numpy(x).float().cuda()).cpu().numpy()
+        assert ref.rel_error(out, ref.forward(model.spec, params_of(model), x)) < 1e-5
+
+
+@pytest.mark.gpu
+def test_cuda_kernels_run(rng):
+    net = network("paper", width=0.25, num_classes=10)
+    compiled = CompiledNetwork(build.build(net, build.parse_target(gpu_target())))
+    x = rng.standard_normal((2, 24, 55, 55)) * 50
+    out = compiled.kernel("conv1_lrn")(torch.from_numpy(x).float().cuda()).cpu().numpy()
+    assert ref.rel_error(out, ref.lrn(x, 5, 1e-4, 0.75, 2.0)) < 1e-5

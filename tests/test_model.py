@@ -1,0 +1,133 @@
+"""The torch module: parameter names, checkpoints, torchvision weights, bad input."""
+
+import pytest
+import torch
+from torch import nn
+
+import reference as ref
+from conftest import params_of, randomize
+from tvm_alexnet import AlexNet
+from tvm_alexnet.errors import UserError
+from tvm_alexnet.weights import WeightsError
+
+
+def test_parameter_names_and_layout():
+    model = AlexNet("paper")
+    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    assert list(shapes) == [f"{layer}.{p}" for layer in ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7",
+                                                           "fc8") for p in ("weight", "bias")]
+    assert shapes["conv2.weight"] == (256, 48, 5, 5)
+    assert shapes["fc6.weight"] == (4096, 9216)
+    assert sum(p.numel() for p in model.parameters()) == 60_965_224
+
+
+def test_paper_initialisation():
+    model = AlexNet("paper")
+    for name, p in model.named_parameters():
+        if name.endswith("weight"):
+            assert abs(p.std().item() - 0.01) < 1e-3, name
+        else:
+            one = name.split(".")[0] in ("conv2", "conv4", "conv5", "fc6", "fc7")
+            assert torch.all(p == (1.0 if one else 0.0)), name
+
+
+def test_safetensors_round_trip(tmp_path):
+    model = randomize(AlexNet("paper", width=0.25, num_classes=10, lrn="caffe"), seed=1)
+    path = tmp_path / "ckpt.safetensors"
+    model.save(path)
+    loaded = AlexNet.load(path)
+    assert (loaded.spec.variant, loaded.spec.num_classes, loaded.spec.width, loaded.spec.lrn) == \
+        ("paper", 10, 0.25, "caffe")
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, loaded.state_dict()[k]), k
+
+
+def test_torch_state_dict_loads_with_weights_only(tmp_path):
+    model = randomize(AlexNet("paper", width=0.25, num_classes=10), seed=2)
+    path = tmp_path / "ckpt.pt"
+    torch.save(model.state_dict(), path)
+    loaded = AlexNet.load(path, width=0.25)
+    assert torch.equal(loaded.fc8.weight, model.fc8.weight)
+
+
+class TorchvisionAlexNet(nn.Module):
+    """torchvision.models.alexnet, rebuilt so the tests need no torchvision."""
+
+    def __init__(self, num_classes=1000):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 64, 11, 4, 2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+            nn.Conv2d(64, 192, 5, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+            nn.Conv2d(192, 384, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(256, 256, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2))
+        self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
+        self.classifier = nn.Sequential(
+            nn.Dropout(0.5), nn.Linear(256 * 6 * 6, 4096), nn.ReLU(inplace=True),
+            nn.Dropout(0.5), nn.Linear(4096, 4096), nn.ReLU(inplace=True), nn.Linear(4096, num_classes))
+
+    def forward(self, x):
+        return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
+
+
+def test_from_torchvision_matches_torchvision(rng):
+    torch.manual_seed(0)
+    tv = TorchvisionAlexNet().eval()
+    model = AlexNet.from_torchvision(tv.state_dict()).eval().compile("llvm")
+    x = torch.from_numpy(rng.standard_normal((2, 3, 224, 224))).float()
+    with torch.no_grad():
+        expected = tv.double()(x.double()).numpy()
+        out = model(x).numpy()
+    assert ref.rel_error(out, expected) < 1e-5
+    assert ref.rel_error(out, ref.forward(model.spec, params_of(model), x.double().numpy())) < 1e-5
+
+
+def test_torchvision_pth_file_loads(tmp_path):
+    tv = TorchvisionAlexNet(num_classes=10)
+    torch.save(tv.state_dict(), tmp_path / "alexnet.pth")
+    model = AlexNet.load(tmp_path / "alexnet.pth")
+    assert model.spec.variant == "torchvision" and model.spec.num_classes == 10
+    assert torch.equal(model.conv2.weight, tv.features[3].weight)
+
+
+def test_wrong_shape_names_tensor_and_both_shapes():
+    state = AlexNet("paper").state_dict()
+    state["conv2.weight"] = torch.zeros(256, 96, 5, 5)
+    with pytest.raises(WeightsError, match=r"'conv2.weight' has shape \(256, 96, 5, 5\), expected \(256, 48, 5, 5\)"):
+        AlexNet("paper").load_state_dict(state)
+
+
+def test_missing_and_unexpected_tensors():
+    state = AlexNet("paper").state_dict()
+    del state["fc7.bias"]
+    with pytest.raises(WeightsError, match=r"missing tensor 'fc7.bias' \(expected shape \(4096,\)\)"):
+        AlexNet("paper").load_state_dict(state)
+    state = AlexNet("paper").state_dict()
+    state["fc9.weight"] = torch.zeros(1)
+    with pytest.raises(WeightsError, match="unexpected tensor 'fc9.weight'"):
+        AlexNet("paper").load_state_dict(state)
+
+
+def test_corrupt_checkpoint(tmp_path):
+    path = tmp_path / "bad.safetensors"
+    path.write_bytes(b"\x00garbage" * 10)
+    with pytest.raises(WeightsError, match="not a readable safetensors file"):
+        AlexNet.load(path)
+
+
+def test_bad_input_shape(compiled):
+    model = compiled("paper", width=0.25, num_classes=10)
+    with pytest.raises(UserError, match=r"input has shape \(2, 3, 224, 224\), expected \(N, 3, 227, 227\)"):
+        model(torch.randn(2, 3, 224, 224))
+    with pytest.raises(UserError, match=r"expected \(N, 3, 227, 227\)"):
+        model(torch.randn(2, 1, 227, 227))
+
+
+def test_misaligned_input_is_copied_not_crashed(compiled, rng):
+    model = compiled("paper", width=0.25, num_classes=10)
+    flat = torch.from_numpy(rng.standard_normal(1 + 2 * 3 * 227 * 227)).float()
+    x = flat[1:].view(2, 3, 227, 227)  # 4 bytes off a 64-byte boundary
+    assert x.data_ptr() % 64 != 0
+    with torch.no_grad():
+        out = model(x)
+    assert ref.rel_error(out.numpy(), ref.forward(model.spec, params_of(model), x.double().numpy())) < 1e-5
