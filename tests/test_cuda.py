@@ -3,11 +3,11 @@
 import re
 
 import pytest
+import reference as ref
 import torch
 from click.testing import CliRunner
-
-import reference as ref
 from conftest import params_of, randomize
+
 from tvm_alexnet import AlexNet, build
 from tvm_alexnet.cli import main
 from tvm_alexnet.runtime import CompiledNetwork

@@ -1,10 +1,9 @@
 """Every kernel against the float64 formula, on random inputs."""
 
-import numpy as np
 import pytest
+import reference as ref
 import torch
 
-import reference as ref
 from tvm_alexnet.spec import LRN_CONVENTIONS
 
 BATCH = 2

@@ -1,11 +1,11 @@
 """The torch module: parameter names, checkpoints, torchvision weights, bad input."""
 
 import pytest
+import reference as ref
 import torch
+from conftest import params_of, randomize
 from torch import nn
 
-import reference as ref
-from conftest import params_of, randomize
 from tvm_alexnet import AlexNet
 from tvm_alexnet.errors import UserError
 from tvm_alexnet.weights import WeightsError

@@ -1,10 +1,8 @@
 """The whole network against the float64 formulas, per variant and batch size."""
 
-import numpy as np
 import pytest
-import torch
-
 import reference as ref
+import torch
 from conftest import params_of
 
 

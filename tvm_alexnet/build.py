@@ -8,8 +8,6 @@ network spec, batch, target, TVM version and this package's kernel sources.
 
 from __future__ import annotations
 
-from .errors import UserError
-
 import hashlib
 import json
 import os
@@ -24,11 +22,13 @@ import tvm
 from tvm import relax
 
 from . import graph
+from .errors import UserError
 from .spec import Network
 
 PACKAGE_DIR = Path(__file__).parent
 # The files whose contents decide what a build contains.
-_KERNEL_SOURCES = ["spec.py", "graph.py", "build.py", *sorted(p.name for p in (PACKAGE_DIR / "ops").glob("*.py"))]
+_KERNEL_SOURCES = ["spec.py", "graph.py", "build.py",
+                   *sorted(f"ops/{p.name}" for p in (PACKAGE_DIR / "ops").glob("*.py"))]
 
 
 class TargetError(UserError):
@@ -165,8 +165,7 @@ def build_key(net: Network, batch: int | None, target: tvm.target.Target) -> str
     for part in (repr(net), repr(batch), str(target), tvm.__version__):
         h.update(part.encode())
     for name in _KERNEL_SOURCES:
-        path = PACKAGE_DIR / name if (PACKAGE_DIR / name).exists() else PACKAGE_DIR / "ops" / name
-        h.update(path.read_bytes())
+        h.update((PACKAGE_DIR / name).read_bytes())
     return h.hexdigest()[:16]
 
 

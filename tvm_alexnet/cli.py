@@ -117,7 +117,7 @@ def compile_cmd(variant, num_classes, width, lrn, batch, target, output):
     _print_kernels(net, manifest.batch)
     size = (out / build.LIBRARY).stat().st_size / 2**20
     notes.print(f"wrote {out / build.LIBRARY} ({size:.1f} MiB) and {out / build.MANIFEST} "
-                  f"in {time.perf_counter() - start:.1f} s (compile took {manifest.build_seconds} s)")
+                f"in {time.perf_counter() - start:.1f} s (compile took {manifest.build_seconds} s)")
 
 
 # -- kernels -----------------------------------------------------------------------------------

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from .errors import UserError
-
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
+
+from .errors import UserError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff"}
 RESIZE = 256  # shorter side, before the centre crop

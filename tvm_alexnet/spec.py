@@ -6,10 +6,10 @@ from here; no layer size is written down anywhere else.
 
 from __future__ import annotations
 
-from .errors import UserError
-
 import math
 from dataclasses import dataclass, field, replace
+
+from .errors import UserError
 
 
 class SpecError(UserError):

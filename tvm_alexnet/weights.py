@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from .errors import UserError
-
 import json
 import os
 import tempfile
@@ -11,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from .errors import UserError
 from .spec import Network
 
 
