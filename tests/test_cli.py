@@ -135,3 +135,11 @@ def test_bad_weights(tmp_path):
 
 def test_bad_batch(tmp_path):
     assert_one_line_error(invoke("compile", *SMALL, "--batch", "zero", "-o", tmp_path), "--batch", "'zero'")
+
+
+def test_kernels_time():
+    result = invoke("kernels", *SMALL, "--time", "--batch", "2")
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.stdout.splitlines() if "conv" in line or "fc" in line or "softmax" in line]
+    assert len(rows) == 16  # every kernel, dropout included
+    assert all(float(row.split("│")[3]) > 0 for row in rows if row.count("│") >= 4)

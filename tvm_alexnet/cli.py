@@ -145,14 +145,19 @@ def _shape(batch: str | None, shape) -> str:
 @click.option("--source", type=click.Choice(["none", "tvmscript", "cuda"]), default="none", show_default=True,
               help="Also print each kernel's TVMScript (as scheduled for the target) or CUDA C source.")
 @click.option("--kernel", "only", default=None, help="Only this kernel (e.g. conv2_lrn).")
-def kernels_cmd(variant, num_classes, width, lrn, batch, target, source, only):
-    """List every kernel with its shapes and FLOPs, and print its source."""
+@click.option("--time", "timed", is_flag=True,
+              help="Compile and time each kernel on random input on this machine (at --batch, 1 for 'any').")
+def kernels_cmd(variant, num_classes, width, lrn, batch, target, source, only, timed):
+    """List every kernel with its shapes and FLOPs, print its source, time it."""
     net = network(variant, num_classes, width, lrn)
     names = [k.name for k in net.kernels(training=True)]
     if only is not None and only not in names:
         raise click.BadParameter(f"no kernel {only!r}; kernels are {', '.join(names)}", param_hint="'--kernel'")
     tvm_target = build.parse_target(target)
     batch = _batch(batch)
+    if timed:
+        _time_kernels(AlexNet(variant, num_classes, width, lrn), target, batch or 1, only)
+        return
     if source == "none":
         _print_kernels(net, batch)
         return
@@ -169,6 +174,25 @@ def kernels_cmd(variant, num_classes, width, lrn, batch, target, source, only):
     for name in [only] if only else names:
         click.echo(f"# ---- {name} ----")
         click.echo(mod[name].with_attr("global_symbol", name).script())
+
+
+def _time_kernels(model: AlexNet, target: str, batch: int, only: str | None) -> None:
+    with notes.status(f"compiling for {target} ..."):
+        model.compile(target)
+    device = torch.device(model.compiled.device_type)
+    model.to(device)
+    table = Table(title=f"{model.spec.variant} kernels, batch {batch}, {target} (median of 5)")
+    for col in ("kernel", "ms", "GFLOP/s"):
+        table.add_column(col, justify="left" if col == "kernel" else "right")
+    for k in model.spec.kernels(training=True):
+        if only and k.name != only:
+            continue
+        inputs = [torch.randn(batch, *s, device=device) for s in k.inputs]
+        layer = getattr(model, k.layer) if k.params else None
+        params = [layer.weight.detach(), layer.bias.detach()] if layer else []
+        seconds = sorted(model.compiled.time_kernel(k.name, inputs + params, number=1, repeat=5))[2]
+        table.add_row(k.name, f"{seconds * 1e3:.2f}", f"{k.flops * batch / seconds / 1e9:.2f}")
+    results.print(table)
 
 
 def _cuda_kernels(code: str, name: str) -> str:

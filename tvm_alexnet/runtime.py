@@ -59,21 +59,31 @@ class CompiledNetwork:
     def kernel(self, name: str):
         """The kernel `name` as f(*inputs, *params) -> output tensor."""
         func = self.executable.imports[0][name]
-        info = self.kernels[name]
 
         def call(*args: torch.Tensor) -> torch.Tensor:
             args = [kernel_ready(a) for a in args]
-            out = args[0].new_empty((args[0].shape[0], *info["output"][1:]))
+            out = self._output(name, args[0])
             func(*args, out)
             return out
 
         return call
+
+    def _output(self, kernel: str, x: torch.Tensor) -> torch.Tensor:
+        return x.new_empty((x.shape[0], *self.kernels[kernel]["output"][1:]))
 
     def time_function(self, name: str, args: list[torch.Tensor], number: int = 3, repeat: int = 3) -> list[float]:
         """Seconds per call of a VM function (a layer or `forward`), one
         value per repeat, after a warm-up call."""
         evaluator = self.vm.time_evaluator(name, self.device, number=number, repeat=repeat)
         return list(evaluator(*map(kernel_ready, args)).results)
+
+    def time_kernel(self, name: str, args: list[torch.Tensor], number: int = 3, repeat: int = 3) -> list[float]:
+        """Seconds per call of one kernel (inputs and params as `kernel`
+        takes them), one value per repeat, after a warm-up call."""
+        args = [kernel_ready(a) for a in args]
+        out = self._output(name, args[0])
+        evaluator = self.executable.imports[0].time_evaluator(name, self.device, number=number, repeat=repeat)
+        return list(evaluator(*args, out).results)
 
 
 def _enable_cuda_jit() -> None:
