@@ -213,7 +213,8 @@ def _cuda_kernels(code: str, name: str) -> str:
                    "alexnet). Without it the weights are random and so are the predictions.")
 @network_options
 @target_option
-@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Images per call of the compiled network.")
 @click.option("--top", type=click.IntRange(min=1), default=5, show_default=True, help="Classes to print per image.")
 @click.option("--logits", is_flag=True, help="Print the raw logits instead of the top classes.")
 @click.option("--resize/--no-resize", default=True, show_default=True,
@@ -288,7 +289,7 @@ def _class_names(num_classes: int) -> list[str] | None:
 @click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True,
               help="Timed runs per layer (median reported).")
 def demo_cmd(variant, num_classes, width, lrn, batch, target, repeat):
-    """Compile a network for this CPU, check it against torch, time its layers.
+    """Compile a network, check it against torch, time its layers.
 
     Builds every kernel with TVM (cached after the first run), runs a batch
     of random images through the compiled network and through the plain torch
