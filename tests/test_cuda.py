@@ -21,7 +21,7 @@ def test_cuda_build_has_every_kernel(arch):
     directory = build.build(net, build.parse_target(f"cuda:{arch}"))
     manifest = build.Manifest.load(directory / build.MANIFEST)
     assert manifest.target["kind"] == "cuda" and manifest.target["arch"] == arch
-    source = build.cuda_source(build.compile_module(net, None, build.parse_target(f"cuda:{arch}")).mod)
+    source = build.cuda_source(build.compile_module(net, None, build.parse_target(f"cuda:{arch}"))[0].mod)
     launched = set(re.findall(r"__global__ void (?:__launch_bounds__\(\d+\) )?(\w+?)_kernel(?:_\d+)?\(", source))
     assert launched == {k.name for k in net.kernels(training=True)}
 

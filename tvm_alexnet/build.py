@@ -15,13 +15,13 @@ import re
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import tvm
 from tvm import relax
 
-from . import graph
+from . import graph, tuning
 from .errors import UserError
 from .spec import Network
 
@@ -83,16 +83,27 @@ def device_for(target: tvm.target.Target) -> tvm.runtime.Device:
     return tvm.cuda(0) if target.kind.name == "cuda" else tvm.cpu(0)
 
 
-def schedule(mod: tvm.IRModule, target: tvm.target.Target) -> tvm.IRModule:
-    """Give every kernel a schedule for the target."""
+def schedule(mod: tvm.IRModule, net: Network, batch: int | None, target: tvm.target.Target,
+             tuning_log: str | os.PathLike | None = None) -> tuple[tvm.IRModule, list[str]]:
+    """Give every kernel a schedule for the target: the best record of the
+    tuning log where it has one for this kernel, batch and target, else the
+    default. Returns the module and the names of the tuned kernels."""
+    tuned = []
+    if tuning_log is not None and batch is not None:
+        database = tuning.open_log(tuning_log)
+        for kernel in net.kernels(training=True):
+            func = tuning.tuned_kernel(database, kernel, batch, target)
+            if func is not None:
+                mod[kernel.name] = func.with_attr("global_symbol", kernel.name)
+                tuned.append(kernel.name)
     if is_gpu(target):
         from tvm.s_tir import dlight as dl
 
-        with target:
-            return dl.ApplyDefaultSchedule(
+        with target:  # dlight leaves kernels that already have a schedule alone
+            mod = dl.ApplyDefaultSchedule(
                 dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(), dl.gpu.GeneralReduction(), dl.gpu.Fallback()
             )(mod)
-    return mod
+    return mod, tuned
 
 
 def _relax_pipeline(target: tvm.target.Target) -> tvm.transform.Pass:
@@ -106,9 +117,10 @@ def _relax_pipeline(target: tvm.target.Target) -> tvm.transform.Pass:
     )
 
 
-def compile_module(net: Network, batch: int | None, target: tvm.target.Target) -> tvm.runtime.Executable:
-    mod = schedule(graph.build_module(net, batch), target)
-    return tvm.compile(mod, target, relax_pipeline=_relax_pipeline(target))
+def compile_module(net: Network, batch: int | None, target: tvm.target.Target,
+                   tuning_log: str | os.PathLike | None = None) -> tuple[tvm.runtime.Executable, list[str]]:
+    mod, tuned = schedule(graph.build_module(net, batch), net, batch, target, tuning_log)
+    return tvm.compile(mod, target, relax_pipeline=_relax_pipeline(target)), tuned
 
 
 def cuda_source(executable_module) -> str:
@@ -147,6 +159,8 @@ class Manifest:
     build_seconds: float
     kernels: list[dict]
     functions: list[str]
+    tuning_log: str | None = None
+    tuned: list[str] = field(default_factory=list)  # kernels scheduled from the log; the rest use defaults
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2))
@@ -160,12 +174,16 @@ def cache_dir() -> Path:
     return Path(os.environ.get("TVM_ALEXNET_CACHE", Path.home() / ".cache" / "tvm-alexnet"))
 
 
-def build_key(net: Network, batch: int | None, target: tvm.target.Target) -> str:
+def build_key(net: Network, batch: int | None, target: tvm.target.Target,
+              tuning_log: str | os.PathLike | None = None) -> str:
     h = hashlib.sha256()
     for part in (repr(net), repr(batch), str(target), tvm.__version__):
         h.update(part.encode())
-    for name in _KERNEL_SOURCES:
-        h.update((PACKAGE_DIR / name).read_bytes())
+    sources = [PACKAGE_DIR / name for name in _KERNEL_SOURCES]
+    if tuning_log is not None:
+        sources += [Path(tuning_log) / tuning.WORKLOADS, Path(tuning_log) / tuning.RECORDS]
+    for path in sources:
+        h.update(path.read_bytes() if path.exists() else b"")
     return h.hexdigest()[:16]
 
 
@@ -174,17 +192,18 @@ MANIFEST = "manifest.json"
 
 
 def build(net: Network, target: tvm.target.Target, batch: int | None = None, out_dir: Path | None = None,
-          use_cache: bool = True) -> Path:
+          tuning_log: str | os.PathLike | None = None, use_cache: bool = True) -> Path:
     """Compile `net` for `target` into a directory holding the library and
-    its manifest; return the directory. With `out_dir` unset the build goes
-    to (or comes from) the cache."""
-    cached = cache_dir() / f"{net.variant}-{build_key(net, batch, target)}"
+    its manifest; return the directory. Kernels with a record in
+    `tuning_log` for this batch and target get its schedule. With `out_dir`
+    unset the build goes to (or comes from) the cache."""
+    cached = cache_dir() / f"{net.variant}-{build_key(net, batch, target, tuning_log)}"
     if use_cache and (cached / MANIFEST).exists():
         if out_dir is None:
             return cached
         return _publish(cached, Path(out_dir))
     start = time.perf_counter()
-    executable = compile_module(net, batch, target)
+    executable, tuned = compile_module(net, batch, target, tuning_log)
     if target.kind.name == "cuda":
         check_cuda_source(cuda_source(executable.mod), target)
     manifest = Manifest(
@@ -196,6 +215,7 @@ def build(net: Network, target: tvm.target.Target, batch: int | None = None, out
                       params=[list(s) for s in k.params], output=["n" if batch is None else batch, *k.output],
                       flops_per_image=k.flops) for k in net.kernels(training=True)],
         functions=[layer.name for layer in net.layers] + ["forward"],
+        tuning_log=None if tuning_log is None else str(tuning_log), tuned=tuned,
     )
     staging = Path(tempfile.mkdtemp(prefix=".build-", dir=_ensure(cached.parent)))
     executable.export_library(str(staging / LIBRARY))

@@ -100,7 +100,10 @@ def _model(weights: str | None, variant: str, num_classes: int, width: float, lr
 @target_option
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Directory to write alexnet.so and manifest.json into.")
-def compile_cmd(variant, num_classes, width, lrn, batch, target, output):
+@click.option("--tuning-log", type=click.Path(file_okay=False, exists=True), default=None,
+              help="MetaSchedule log folder (e.g. tuning_logs/llvm-znver3): kernels with a record for this "
+                   "batch and target use it, the others their default schedule.")
+def compile_cmd(variant, num_classes, width, lrn, batch, target, output, tuning_log):
     """Compile every kernel of a variant for a target.
 
     Writes OUTPUT/alexnet.so (the Relax VM functions `forward` and one per
@@ -111,13 +114,89 @@ def compile_cmd(variant, num_classes, width, lrn, batch, target, output):
     net = network(variant, num_classes, width, lrn)
     tvm_target = build.parse_target(target)
     start = time.perf_counter()
+    batch = _batch(batch)
+    if tuning_log and batch is None:
+        raise click.BadParameter("a tuning log holds schedules for fixed batch sizes: give --batch N",
+                                 param_hint="'--batch'")
     with notes.status(f"compiling {variant} for {target} ..."):
-        out = build.build(net, tvm_target, _batch(batch), output)
+        out = build.build(net, tvm_target, batch, output, tuning_log)
     manifest = build.Manifest.load(out / build.MANIFEST)
     _print_kernels(net, manifest.batch)
+    if tuning_log:
+        fallback = [k.name for k in net.kernels(training=True) if k.name not in manifest.tuned]
+        notes.print(f"tuned from {tuning_log}: {', '.join(manifest.tuned) or 'none'}")
+        notes.print(f"default schedule: {', '.join(fallback) or 'none'}")
     size = (out / build.LIBRARY).stat().st_size / 2**20
     notes.print(f"wrote {out / build.LIBRARY} ({size:.1f} MiB) and {out / build.MANIFEST} "
                 f"in {time.perf_counter() - start:.1f} s (compile took {manifest.build_seconds} s)")
+
+
+# -- tune --------------------------------------------------------------------------------------
+
+
+@main.command("tune")
+@network_options
+@click.option("--batch", type=click.IntRange(min=1), default=32, show_default=True,
+              help="Batch size to tune for (tuned schedules are per batch size).")
+@target_option
+@click.option("--trials", type=click.IntRange(min=1), default=2000, show_default=True,
+              help="Candidates to measure in all, across kernels.")
+@click.option("--trials-per-kernel", type=click.IntRange(min=1), default=None,
+              help="At most this many per kernel, counting those already in the log (default: --trials).")
+@click.option("--kernel", "only", multiple=True, help="Tune only these kernels (repeatable).")
+@click.option("--log-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Log folder (default: tuning_logs/<target>, e.g. tuning_logs/llvm-znver3). Existing "
+                   "records are kept and count towards the budgets, so rerunning resumes.")
+@click.option("--trials-per-round", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Candidates measured (and recorded) together; an interrupt loses at most one round.")
+@click.option("--seed", type=int, default=None, help="Seed of the search (default: random).")
+def tune_cmd(variant, num_classes, width, lrn, batch, target, trials, trials_per_kernel, only, log_dir,
+             trials_per_round, seed):
+    """Tune every kernel with MetaSchedule and record the results.
+
+    The gradient task scheduler hands trials to the kernels that take the
+    most time. Records are appended as they are measured: interrupt it (Ctrl-C,
+    or kill) and run the same command again to continue. Dropout and softmax
+    are not tuned (microseconds).
+    """
+    from . import tuning
+
+    net = network(variant, num_classes, width, lrn)
+    names = [k.name for k in net.kernels() if tuning.tunable(k)]
+    for name in only:
+        if name not in names:
+            raise click.BadParameter(f"no tunable kernel {name!r}; kernels are {', '.join(names)}",
+                                     param_hint="'--kernel'")
+    tvm_target = build.parse_target(target)
+    log_dir = log_dir or Path("tuning_logs") / tuning.target_dirname(tvm_target)
+    start = time.perf_counter()
+
+    def report(task, progress):
+        measured = sum(t.done - t.done_before for t in progress)
+        planned = min(trials, sum(t.trials - t.done_before for t in progress))
+        elapsed = time.perf_counter() - start
+        eta = elapsed / measured * max(planned - measured, 0)
+        notes.print(f"{task.kernel.name:<12} {task.done:>5}/{task.trials} trials  best {task.gflops:8.2f} GFLOP/s"
+                    f"  | this run {measured}/{planned}, {elapsed / 60:.1f} min, ETA {eta / 60:.1f} min")
+
+    notes.print(f"tuning {variant} batch {batch} for {target} into {log_dir} ({trials} trials)")
+    try:
+        result = tuning.tune(net, batch, tvm_target, log_dir, trials, trials_per_kernel, report,
+                             list(only) or None, seed, trials_per_round)
+    except KeyboardInterrupt:
+        raise click.ClickException(f"interrupted; what was measured is in {log_dir}: run the same command "
+                                   "to continue") from None
+    table = Table(title=f"{variant} batch {batch}, {target}: best schedules in {log_dir}")
+    for col in ("kernel", "trials", "ms", "GFLOP/s"):
+        table.add_column(col, justify="left" if col == "kernel" else "right")
+    for t in result.progress:
+        table.add_row(t.kernel.name, str(t.done), f"{t.best_seconds * 1e3:.3f}", f"{t.gflops:.2f}")
+    results.print(table)
+    if result.skipped:
+        notes.print(f"already at their trial budget: {', '.join(result.skipped)}")
+    if result.wall_seconds:
+        notes.print(f"{result.wall_seconds / 60:.1f} min, of which building {result.build_seconds / 60:.1f} min "
+                    f"({100 * result.build_seconds / result.wall_seconds:.0f}%)")
 
 
 # -- kernels -----------------------------------------------------------------------------------
@@ -165,12 +244,12 @@ def kernels_cmd(variant, num_classes, width, lrn, batch, target, source, only, t
         if tvm_target.kind.name != "cuda":
             raise click.BadParameter("--source cuda needs a cuda target, e.g. --target cuda:sm_90",
                                      param_hint="'--target'")
-        code = build.cuda_source(build.compile_module(net, batch, tvm_target).mod)
+        code = build.cuda_source(build.compile_module(net, batch, tvm_target)[0].mod)
         for name in [only] if only else names:
             click.echo(f"// ---- {name} ----")
             click.echo(_cuda_kernels(code, name))
         return
-    mod = build.schedule(graph.build_module(net, batch), tvm_target)
+    mod, _ = build.schedule(graph.build_module(net, batch), net, batch, tvm_target)
     for name in [only] if only else names:
         click.echo(f"# ---- {name} ----")
         click.echo(mod[name].with_attr("global_symbol", name).script())
@@ -342,3 +421,7 @@ def demo_cmd(variant, num_classes, width, lrn, batch, target, repeat):
     results.print(table)
     if error > 1e-4:
         raise click.ClickException(f"compiled network disagrees with torch: relative error {error:.2e}")
+
+
+if __name__ == "__main__":
+    main()

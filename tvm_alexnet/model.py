@@ -49,12 +49,13 @@ class AlexNet(nn.Module):
 
     # -- compilation -------------------------------------------------------------------------
 
-    def compile(self, target: str = "llvm", batch: int | None = None,
-                out_dir: str | os.PathLike | None = None) -> "AlexNet":
+    def compile(self, target: str = "llvm", batch: int | None = None, out_dir: str | os.PathLike | None = None,
+                tuning_log: str | os.PathLike | None = None) -> "AlexNet":
         """Compile every layer for `target` (see build.parse_target) and run
         forward through the kernels from now on. `batch=None` builds for any
-        batch size. Builds are cached on disk."""
-        directory = build.build(self.spec, build.parse_target(target), batch, out_dir)
+        batch size. Kernels with a record in `tuning_log` (for this batch and
+        target) use the tuned schedule. Builds are cached on disk."""
+        directory = build.build(self.spec, build.parse_target(target), batch, out_dir, tuning_log)
         self.compiled = CompiledNetwork(directory)
         return self
 

@@ -1,0 +1,100 @@
+"""Tuning a tiny variant end to end: records, kill -9 and resume, applying the log, bad logs."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import reference as ref
+import torch
+from click.testing import CliRunner
+from conftest import params_of, randomize
+
+from tvm_alexnet import AlexNet, build, tuning
+from tvm_alexnet.cli import main
+from tvm_alexnet.spec import network
+
+TINY = ["--width", "0.25", "--num-classes", "10", "--batch", "2"]
+TUNE = ["tune", *TINY, "--kernel", "conv3_conv", "--trials", "8", "--trials-per-kernel", "8",
+        "--trials-per-round", "4", "--seed", "1"]
+
+
+def records(log_dir):
+    lines = (log_dir / tuning.RECORDS).read_text().splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def tuned_log(tmp_path_factory):
+    """A log tuned in a process killed with SIGKILL after its first round,
+    then resumed by the same command."""
+    log_dir = tmp_path_factory.mktemp("log")
+    proc = subprocess.Popen([sys.executable, "-m", "tvm_alexnet.cli", *TUNE, "--log-dir", str(log_dir)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (log_dir / tuning.RECORDS).exists() and len(records(log_dir)) >= 4:
+            break
+        time.sleep(1)
+    os.killpg(proc.pid, signal.SIGKILL)  # the tuner and its build workers
+    proc.wait()
+    first = len(records(log_dir))
+    assert 4 <= first < 8, f"the first run should be killed after one round, it recorded {first}"
+    with open(log_dir / tuning.RECORDS, "a") as f:
+        f.write('[0, [["half a reco')  # what a kill in the middle of a write leaves
+    result = CliRunner().invoke(main, [*TUNE, "--log-dir", str(log_dir)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return log_dir, first
+
+
+def test_resume_continues_to_the_budget(tuned_log):
+    log_dir, first = tuned_log
+    lines = records(log_dir)  # every line parses: the half line is gone
+    # The budget counts what the first run recorded; MetaSchedule may overshoot
+    # it by less than a round when a round yields fewer new candidates.
+    assert 8 <= len(lines) < 8 + 4
+    workloads = (log_dir / tuning.WORKLOADS).read_text().splitlines()
+    assert all(0 <= r[0] < len(workloads) for r in lines)
+    assert json.loads((log_dir / tuning.PROVENANCE).read_text())[-1]["tvm"]
+
+
+def test_compile_with_log_uses_tuned_kernel_and_matches_float64(tuned_log, rng):
+    log_dir, _ = tuned_log
+    model = randomize(AlexNet("paper", width=0.25, num_classes=10), seed=3).eval()
+    model.compile("llvm", batch=2, tuning_log=log_dir)
+    assert model.compiled.manifest.tuned == ["conv3_conv"]
+    x = rng.standard_normal((2, *model.spec.input_shape))
+    with torch.no_grad():
+        out = model(torch.from_numpy(x).float())
+    assert ref.rel_error(out.numpy(), ref.forward(model.spec, params_of(model), x)) < 1e-5
+
+
+def test_log_for_another_cpu_is_not_used(tuned_log):
+    log_dir, _ = tuned_log
+    net = network("paper", width=0.25, num_classes=10)
+    database = tuning.open_log(log_dir)
+    kernel = next(k for k in net.kernels() if k.name == "conv3_conv")
+    assert tuning.tuned_kernel(database, kernel, 2, build.parse_target("llvm")) is not None
+    assert tuning.tuned_kernel(database, kernel, 2, build.parse_target("llvm:skylake")) is None
+    assert tuning.tuned_kernel(database, kernel, 4, build.parse_target("llvm")) is None  # other batch
+
+
+def test_cli_compile_reports_tuned_and_fallback(tuned_log, tmp_path):
+    log_dir, _ = tuned_log
+    result = CliRunner().invoke(main, ["compile", *TINY, "--tuning-log", str(log_dir), "-o", str(tmp_path)],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "tuned from" in result.stderr and "conv3_conv" in result.stderr.split("default schedule")[0]
+    assert "conv1_conv" in result.stderr.split("default schedule")[1]
+
+
+def test_corrupt_log_names_file_and_line(tmp_path):
+    (tmp_path / tuning.WORKLOADS).write_text('["abc", "def"]\n')
+    (tmp_path / tuning.RECORDS).write_text('{"not": "a record"}\n[0, [1, 2, 3, 4]]\n')
+    result = CliRunner().invoke(main, ["compile", *TINY, "--tuning-log", str(tmp_path), "-o", str(tmp_path / "o")])
+    assert result.exit_code != 0
+    line = result.stderr.strip()
+    assert line.startswith("error: ") and tuning.RECORDS in line and "line 1" in line

@@ -1,0 +1,372 @@
+"""MetaSchedule tuning of every kernel, into resumable logs in MetaSchedule's own format.
+
+A log is a folder (one per target under tuning_logs/) holding MetaSchedule's
+`database_workload.json` and `database_tuning_record.json`, readable by stock
+TVM, plus `log.json`: which machines, TVM versions and dates it came from.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib
+import importlib.util
+import json
+import math
+import multiprocessing
+import os
+import platform
+import sys
+import tempfile
+import time
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import tvm
+from tvm.ir.utils import derived_object
+from tvm.s_tir import meta_schedule as ms
+from tvm.s_tir.meta_schedule.builder import BuilderInput, BuilderResult, PyBuilder
+from tvm.s_tir.meta_schedule.builder.local_builder import default_build, default_export
+from tvm.s_tir.meta_schedule.measure_callback import PyMeasureCallback
+
+from . import graph
+from .errors import UserError
+from .spec import Kernel, Network
+
+WORKLOADS = "database_workload.json"
+RECORDS = "database_tuning_record.json"
+PROVENANCE = "log.json"
+FAILED = 1e10  # MetaSchedule's run time for a candidate that failed
+
+
+class LogError(UserError):
+    """A tuning log that cannot be read."""
+
+
+def target_dirname(target: tvm.target.Target) -> str:
+    """tuning_logs/ folder name: llvm-znver3, cuda-sm_90."""
+    if target.kind.name == "cuda":
+        return f"cuda-{target.attrs['arch']}"
+    return f"{target.kind.name}-{target.attrs.get('mcpu', 'generic')}"
+
+
+def task_module(kernel: Kernel, batch: int) -> tvm.IRModule:
+    """The kernel as MetaSchedule sees it: a module with one `main`."""
+    return tvm.IRModule({"main": graph.kernel_func(kernel, batch).with_attr("global_symbol", "main")})
+
+
+def tunable(kernel: Kernel) -> bool:
+    # Dropout and softmax are a few microseconds: not worth a trial.
+    return kernel.op not in ("dropout", "softmax")
+
+
+# -- the log on disk -----------------------------------------------------------------------------
+
+
+def repair(log_dir: Path) -> int:
+    """Drop what a killed writer left half-written (a truncated last line, a
+    record whose workload line is missing), rewriting atomically. Returns
+    the number of lines dropped; a file that is not a MetaSchedule log at
+    all is an error naming the file and line."""
+    dropped = 0
+    workloads = _read_lines(log_dir / WORKLOADS)
+    records = _read_lines(log_dir / RECORDS)
+    good_workloads = []
+    for i, (line, value) in enumerate(workloads):
+        if value is None and i == len(workloads) - 1:
+            dropped += 1  # the tail of an interrupted append
+            continue
+        if not (isinstance(value, list) and len(value) == 2):
+            raise LogError(f"{log_dir / WORKLOADS}: line {i + 1} is not a MetaSchedule workload")
+        good_workloads.append(line)
+    good_records = []
+    for i, (line, value) in enumerate(records):
+        if value is None and i == len(records) - 1:
+            dropped += 1
+            continue
+        if not (isinstance(value, list) and len(value) == 2 and isinstance(value[0], int)
+                and isinstance(value[1], list) and len(value[1]) == 4):
+            raise LogError(f"{log_dir / RECORDS}: line {i + 1} is not a MetaSchedule tuning record")
+        if value[0] >= len(good_workloads):
+            dropped += 1  # its workload was the truncated line
+            continue
+        good_records.append(line)
+    if dropped:
+        _write_lines(log_dir / WORKLOADS, good_workloads)
+        _write_lines(log_dir / RECORDS, good_records)
+    return dropped
+
+
+def _read_lines(path: Path) -> list[tuple[str, object]]:
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text(errors="replace").splitlines():
+        if not line.strip():
+            continue
+        try:
+            out.append((line, json.loads(line)))
+        except json.JSONDecodeError:
+            out.append((line, None))
+    return out
+
+
+def _write_lines(path: Path, lines: list[str]) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        f.write("".join(line + "\n" for line in lines))
+    os.replace(tmp, path)
+
+
+def open_log(log_dir: str | os.PathLike, create: bool = False) -> ms.database.JSONDatabase:
+    log_dir = Path(log_dir)
+    if not (log_dir / WORKLOADS).exists():
+        if not create:
+            raise LogError(f"{log_dir}: no tuning log here ({WORKLOADS} missing)")
+        log_dir.mkdir(parents=True, exist_ok=True)
+    repair(log_dir)
+    try:
+        return ms.database.JSONDatabase(str(log_dir / WORKLOADS), str(log_dir / RECORDS), allow_missing=True)
+    except Exception as e:  # TVM reports parse errors as its own error types
+        raise LogError(f"{log_dir}: not a readable MetaSchedule log ({str(e).splitlines()[-1]})") from None
+
+
+def record_provenance(log_dir: Path, target: tvm.target.Target, note: str) -> None:
+    """Append who made this log, where and when, to log.json."""
+    path = log_dir / PROVENANCE
+    entries = json.loads(path.read_text()) if path.exists() else []
+    entries.append(dict(date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                        machine=platform.node(), cpu=_cpu_name(), target=json.loads(str(target)),
+                        tvm=tvm.__version__, note=note))
+    fd, tmp = tempfile.mkstemp(prefix=".log-", dir=log_dir)
+    with os.fdopen(fd, "w") as f:
+        json.dump(entries, f, indent=2)
+    os.replace(tmp, path)
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def _same_target(a: tvm.target.Target, b: tvm.target.Target) -> bool:
+    keys = ("arch",) if a.kind.name == "cuda" else ("mcpu",)
+    return a.kind.name == b.kind.name and all(str(a.attrs.get(k)) == str(b.attrs.get(k)) for k in keys)
+
+
+def best_record(database: ms.database.Database, mod: tvm.IRModule, target: tvm.target.Target):
+    """The fastest successful record of `mod` tuned for `target` (the
+    database itself ignores targets), or None."""
+    if not database.has_workload(mod):
+        return None
+    workload = database.commit_workload(mod)
+    for record in database.get_top_k(workload, 1 << 30):
+        run_secs = [float(s) for s in record.run_secs or []]
+        if run_secs and max(run_secs) < FAILED and _same_target(record.target, target):
+            return record
+    return None
+
+
+def tuned_kernel(database: ms.database.Database, kernel: Kernel, batch: int,
+                 target: tvm.target.Target) -> tvm.tirx.PrimFunc | None:
+    """The kernel scheduled by its best record for this batch and target, or
+    None where the log has none or its record no longer applies (a warning
+    then says which)."""
+    from tvm.s_tir import Schedule
+
+    mod = task_module(kernel, batch)
+    record = best_record(database, mod, target)
+    if record is None:
+        return None
+    for attempt in range(2):
+        try:
+            sch = Schedule(mod)
+            record.trace.apply_to_schedule(sch, remove_postproc=False)
+            return sch.mod["main"]
+        except Exception as e:  # a trace from another TVM, or one that needs tensor intrinsics
+            if attempt == 0:
+                import_intrinsics(target.kind.name)
+                continue
+            warnings.warn(f"{kernel.name}: tuning record does not apply ({str(e).splitlines()[-1]}); "
+                          "using the default schedule")
+    return None
+
+
+def trials_done(database: ms.database.Database, mod: tvm.IRModule, target: tvm.target.Target) -> int:
+    if not database.has_workload(mod):
+        return 0
+    workload = database.commit_workload(mod)
+    return sum(_same_target(r.target, target) for r in database.get_top_k(workload, 1 << 30))
+
+
+# -- measuring -----------------------------------------------------------------------------------
+
+
+def import_intrinsics(target_kind: str) -> None:
+    """Register the tensor intrinsics MetaSchedule may use for this kind of
+    target, and only those. `import tvm.s_tir.tensor_intrin`, which
+    MetaSchedule does in every TuneContext and builder, parses every
+    intrinsic of every backend: ~80 s on this 2-core machine, 53 s of it
+    CUDA's. Registering the package without running its __init__ makes that
+    import a no-op."""
+    name = "tvm.s_tir.tensor_intrin"
+    if name not in sys.modules:
+        import tvm.s_tir
+
+        package = importlib.util.module_from_spec(importlib.util.find_spec(name))
+        sys.modules[name] = package
+        tvm.s_tir.tensor_intrin = package
+    importlib.import_module(f"{name}.{'cuda' if target_kind == 'cuda' else 'x86'}")
+
+
+def _build_one(mod: tvm.IRModule, target: tvm.target.Target) -> str:
+    return default_export(default_build(mod, target, None))
+
+
+@derived_object
+class PoolBuilder(PyBuilder):
+    """Builds candidates in worker processes that live as long as the tuner.
+
+    The stock LocalBuilder starts a fresh pool for every batch, and each of its
+    workers spends over a minute importing tensor intrinsics on a small
+    machine, so with its 30 s timeout most candidates "fail to build". These
+    workers pay
+    that once, and only for their target (see import_intrinsics)."""
+
+    def __init__(self, workers: int, target_kind: str, timeout: float = 60.0):
+        super().__init__()
+        self.workers, self.target_kind, self.timeout = workers, target_kind, timeout
+        self.seconds = 0.0
+        self._pool = None
+
+    def _start(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=import_intrinsics, initargs=(self.target_kind,))
+        return self._pool
+
+    def build(self, build_inputs: list[BuilderInput]) -> list[BuilderResult]:
+        start = time.perf_counter()
+        pool = self._start()
+        futures = [pool.submit(_build_one, item.mod, item.target) for item in build_inputs]
+        results = []
+        for future in futures:
+            try:
+                results.append(BuilderResult(future.result(timeout=self.timeout), None))
+            except BrokenProcessPool:  # a candidate crashed its worker: the pool is gone
+                self._pool = None
+                results.append(BuilderResult(None, "PoolBuilder: the build worker crashed"))
+            except Exception as e:  # a candidate that fails to build is a result, not a crash
+                results.append(BuilderResult(None, f"PoolBuilder: {type(e).__name__}: {e}"))
+        self.seconds += time.perf_counter() - start
+        return results
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+
+@dataclass
+class TaskProgress:
+    kernel: Kernel
+    flops: float  # per call, at the tuned batch
+    trials: int  # this kernel's cap, counting what the log held before
+    done: int = 0  # trials in the log, before and during this run
+    best_seconds: float = math.inf
+    done_before: int = 0  # trials in the log when this run started
+
+    @property
+    def budget(self) -> int:
+        return max(0, self.trials - self.done)
+
+    @property
+    def gflops(self) -> float:
+        return self.flops / self.best_seconds / 1e9 if self.best_seconds < math.inf else 0.0
+
+
+@derived_object
+class ProgressCallback(PyMeasureCallback):
+    """Keeps per-kernel trials and best time, and reports them after every batch."""
+
+    def __init__(self, progress: list[TaskProgress], report):
+        super().__init__()
+        self.progress, self.report = progress, report
+
+    def apply(self, task_scheduler, task_id, measure_candidates, builder_results, runner_results) -> None:
+        task = self.progress[task_id]
+        task.done += len(runner_results)
+        for result in runner_results:
+            if result.error_msg is None and result.run_secs:
+                task.best_seconds = min(task.best_seconds, sum(float(s) for s in result.run_secs)
+                                        / len(result.run_secs))
+        self.report(task, self.progress)
+
+
+@dataclass
+class TuneResult:
+    progress: list[TaskProgress]
+    wall_seconds: float
+    build_seconds: float
+    skipped: list[str] = field(default_factory=list)  # kernels already at their budget
+
+
+def tune(net: Network, batch: int, target: tvm.target.Target, log_dir: str | os.PathLike, trials: int,
+         trials_per_kernel: int | None = None, report=lambda task, progress: None,
+         kernels: list[str] | None = None, seed: int | None = None, trials_per_round: int = 64) -> TuneResult:
+    """Tune the kernels of `net` at `batch` for `target` with MetaSchedule,
+    `trials` candidates in all (at most `trials_per_kernel` each, counting
+    what the log already holds), the gradient task scheduler handing trials
+    to the kernels where the time is. Records go to `log_dir` as they are
+    measured, so an interrupted run loses at most one round
+    (`trials_per_round` candidates) and a rerun continues."""
+    log_dir = Path(log_dir)
+    database = open_log(log_dir, create=True)
+    import_intrinsics(target.kind.name)  # before any TuneContext imports them all
+    per_kernel = trials_per_kernel or trials
+    progress, contexts, skipped = [], [], []
+    for kernel in net.kernels():
+        if not tunable(kernel) or (kernels and kernel.name not in kernels):
+            continue
+        mod = task_module(kernel, batch)
+        done = trials_done(database, mod, target)
+        if done >= per_kernel:
+            skipped.append(kernel.name)
+            continue
+        record = best_record(database, mod, target)
+        task = TaskProgress(kernel, kernel.flops * batch, per_kernel, done, done_before=done)
+        if record is not None:
+            task.best_seconds = sum(float(s) for s in record.run_secs) / len(record.run_secs)
+        progress.append(task)
+        contexts.append(ms.TuneContext(mod, target=target, space_generator="post-order-apply",
+                                       search_strategy="evolutionary", task_name=kernel.name,
+                                       num_threads=_cores(), rand_state=-1 if seed is None else seed))
+    remaining = min(trials, sum(t.budget for t in progress))
+    builder = PoolBuilder(workers=_cores(), target_kind=target.kind.name)
+    start = time.perf_counter()
+    if progress and remaining > 0:
+        runner = ms.runner.LocalRunner(
+            timeout_sec=10,
+            evaluator_config=ms.runner.EvaluatorConfig(number=2, repeat=1, enable_cpu_cache_flush=False))
+        record_provenance(log_dir, target, f"tune {net.variant} width {net.width} batch {batch}, "
+                                           f"{remaining} trials")
+        ms.tune_tasks(
+            tasks=contexts, task_weights=[1.0] * len(contexts), work_dir=str(log_dir / ".work"),
+            max_trials_global=remaining, max_trials_per_task=max(t.budget for t in progress),
+            num_trials_per_iter=min(trials_per_round, max(t.budget for t in progress)), builder=builder, runner=runner,
+            database=database,
+            measure_callbacks=ms.MeasureCallback.create("default") + [ProgressCallback(progress, report)],
+            task_scheduler="gradient")
+    builder.close()
+    return TuneResult(progress, time.perf_counter() - start, builder.seconds, skipped)
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0))
