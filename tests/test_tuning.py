@@ -98,3 +98,14 @@ def test_corrupt_log_names_file_and_line(tmp_path):
     assert result.exit_code != 0
     line = result.stderr.strip()
     assert line.startswith("error: ") and tuning.RECORDS in line and "line 1" in line
+
+
+def test_logs_shows_targets_and_coverage(tuned_log):
+    log_dir, _ = tuned_log
+    result = CliRunner().invoke(main, ["logs", str(log_dir), "--width", "0.25", "--num-classes", "10",
+                                       "--batch", "2"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.stdout.splitlines() if "conv3_conv" in line)
+    assert float(row.split("│")[2]) > 0
+    assert "1/13" in result.stdout  # only conv3_conv of 13 tunable kernels
+    assert "tune paper" in result.stderr  # provenance

@@ -199,6 +199,46 @@ def tune_cmd(variant, num_classes, width, lrn, batch, target, trials, trials_per
                     f"({100 * result.build_seconds / result.wall_seconds:.0f}%)")
 
 
+@main.command("logs")
+@click.argument("log_dir", type=click.Path(file_okay=False, exists=True))
+@network_options
+@click.option("--batch", "batches", type=click.IntRange(min=1), multiple=True, default=(1, 32), show_default=True,
+              help="Batch sizes to report coverage for (repeatable).")
+def logs_cmd(log_dir, variant, num_classes, width, lrn, batches):
+    """Show a tuning log: where it came from, its targets, and for each kernel
+    of a variant the best GFLOP/s recorded per target and batch size."""
+    from . import tuning
+
+    net = network(variant, num_classes, width, lrn)
+    database = tuning.open_log(log_dir)
+    for entry in tuning.provenance(log_dir):
+        notes.print(f"{entry['date']}  {entry['cpu']} ({entry['machine']}), TVM {entry['tvm']}: {entry['note']}")
+    targets = tuning.log_targets(database)
+    if not targets:
+        notes.print(f"{log_dir}: no tuning records yet")
+        return
+    table = Table(title=f"{log_dir}: best GFLOP/s per kernel ({len(database.get_all_tuning_records())} records)")
+    table.add_column("kernel")
+    columns = [(t, b) for t in targets for b in batches]
+    for t, b in columns:
+        table.add_column(f"{tuning.target_dirname(t)} b{b}", justify="right")
+    covered = dict.fromkeys(columns, 0)
+    kernels = [k for k in net.kernels() if tuning.tunable(k)]
+    for k in kernels:
+        row = [k.name]
+        for t, b in columns:
+            record = tuning.best_record(database, tuning.task_module(k, b), t)
+            if record is None:
+                row.append("-")
+                continue
+            covered[(t, b)] += 1
+            seconds = sum(float(s) for s in record.run_secs) / len(record.run_secs)
+            row.append(f"{k.flops * b / seconds / 1e9:.1f}")
+        table.add_row(*row)
+    table.add_row("coverage", *[f"{covered[c]}/{len(kernels)}" for c in columns])
+    results.print(table)
+
+
 # -- kernels -----------------------------------------------------------------------------------
 
 

@@ -199,6 +199,22 @@ def tuned_kernel(database: ms.database.Database, kernel: Kernel, batch: int,
     return None
 
 
+def log_targets(database: ms.database.Database) -> list[tvm.target.Target]:
+    """The distinct targets (by llvm mcpu / cuda arch) the log's records were tuned for."""
+    targets = {}
+    for record in database.get_all_tuning_records():
+        targets.setdefault(target_dirname(record.target), record.target)
+    return [targets[k] for k in sorted(targets)]
+
+
+def provenance(log_dir: str | os.PathLike) -> list[dict]:
+    path = Path(log_dir) / PROVENANCE
+    try:
+        return json.loads(path.read_text()) if path.exists() else []
+    except json.JSONDecodeError as e:
+        raise LogError(f"{path}: not valid JSON ({e.msg}, line {e.lineno})") from None
+
+
 def trials_done(database: ms.database.Database, mod: tvm.IRModule, target: tvm.target.Target) -> int:
     if not database.has_workload(mod):
         return 0
