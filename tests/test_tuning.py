@@ -32,13 +32,16 @@ def tuned_log(tmp_path_factory):
     """A log tuned in a process killed with SIGKILL after its first round,
     then resumed by the same command."""
     log_dir = tmp_path_factory.mktemp("log")
-    proc = subprocess.Popen([sys.executable, "-m", "tvm_alexnet.cli", *TUNE, "--log-dir", str(log_dir)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    stderr = log_dir.parent / "tune-stderr.txt"
+    with open(stderr, "w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "tvm_alexnet.cli", *TUNE, "--log-dir", str(log_dir)],
+                                stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline and proc.poll() is None:
         if (log_dir / tuning.RECORDS).exists() and len(records(log_dir)) >= 4:
             break
         time.sleep(1)
+    assert proc.poll() is None, f"the tuner exited by itself:\n{stderr.read_text()[-3000:]}"
     os.killpg(proc.pid, signal.SIGKILL)  # the tuner and its build workers
     proc.wait()
     first = len(records(log_dir))
