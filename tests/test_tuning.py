@@ -112,3 +112,17 @@ def test_logs_shows_targets_and_coverage(tuned_log):
     assert float(row.split("│")[2]) > 0
     assert "1/13" in result.stdout  # only conv3_conv of 13 tunable kernels
     assert "tune paper" in result.stderr  # provenance
+
+
+def test_schedules_export_readable_tvmscript(tuned_log, tmp_path):
+    import tvm
+
+    log_dir, _ = tuned_log
+    result = CliRunner().invoke(main, ["schedules", "--tuning-log", str(log_dir), *TINY, "-o", str(tmp_path)],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["conv3_conv.py"]
+    text = (tmp_path / "conv3_conv.py").read_text()
+    assert text.startswith("# conv3_conv (conv2d) of paper, batch 2") and "GFLOP/s" in text
+    func = tvm.script.from_source(text)  # parses back
+    assert func.attrs["global_symbol"] == "conv3_conv"

@@ -240,6 +240,14 @@ def _replace_dir(staging: Path, final: Path) -> None:
         staging.rename(final)
 
 
+def write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
 def _publish(src: Path, out_dir: Path) -> Path:
     """Copy a build into a user's directory, each file replaced atomically
     and nothing else in the directory touched."""

@@ -195,8 +195,10 @@ def tune_cmd(variant, num_classes, width, lrn, batch, target, trials, trials_per
     if result.skipped:
         notes.print(f"already at their trial budget: {', '.join(result.skipped)}")
     if result.wall_seconds:
-        notes.print(f"{result.wall_seconds / 60:.1f} min, of which building {result.build_seconds / 60:.1f} min "
-                    f"({100 * result.build_seconds / result.wall_seconds:.0f}%)")
+        notes.print(f"{result.wall_seconds / 60:.1f} min: building {result.build_seconds / 60:.1f} min "
+                    f"({100 * result.build_seconds / result.wall_seconds:.0f}%), measuring "
+                    f"{result.run_seconds / 60:.1f} min ({100 * result.run_seconds / result.wall_seconds:.0f}%), "
+                    "the rest searching")
 
 
 @main.command("logs")
@@ -232,11 +234,50 @@ def logs_cmd(log_dir, variant, num_classes, width, lrn, batches):
                 row.append("-")
                 continue
             covered[(t, b)] += 1
-            seconds = sum(float(s) for s in record.run_secs) / len(record.run_secs)
+            seconds = tuning.mean_seconds(record)
             row.append(f"{k.flops * b / seconds / 1e9:.1f}")
         table.add_row(*row)
     table.add_row("coverage", *[f"{covered[c]}/{len(kernels)}" for c in columns])
     results.print(table)
+
+
+@main.command("schedules")
+@click.option("--tuning-log", type=click.Path(file_okay=False, exists=True), required=True)
+@network_options
+@click.option("--batch", type=click.IntRange(min=1), default=32, show_default=True)
+@target_option
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder (default: schedules/<target>/b<batch>).")
+def schedules_cmd(tuning_log, variant, num_classes, width, lrn, batch, target, output):
+    """Write each tuned kernel's schedule as readable TVMScript, one file per kernel.
+
+    What the log's best record does to the kernel (tiling, layout, parallel
+    and vector loops), before lowering: read it without running TVM.
+    """
+    from . import tuning
+
+    net = network(variant, num_classes, width, lrn)
+    tvm_target = build.parse_target(target)
+    output = output or Path("schedules") / tuning.target_dirname(tvm_target) / f"b{batch}"
+    database = tuning.open_log(tuning_log)
+    written = []
+    for kernel in net.kernels():
+        func = tuning.tuned_kernel(database, kernel, batch, tvm_target)
+        if func is None:
+            continue
+        record = tuning.best_record(database, tuning.task_module(kernel, batch), tvm_target)
+        seconds = tuning.mean_seconds(record)
+        header = (f"# {kernel.name} ({kernel.op}) of {variant}, batch {batch}, "
+                  f"for {tuning.target_dirname(tvm_target)}\n"
+                  f"# best of {tuning.trials_done(database, tuning.task_module(kernel, batch), tvm_target)} "
+                  f"trials in {tuning_log}: {seconds * 1e3:.3f} ms, "
+                  f"{kernel.flops * batch / seconds / 1e9:.1f} GFLOP/s\n"
+                  f"# regenerate: tvm-alexnet schedules --tuning-log {tuning_log} --variant {variant} "
+                  f"--batch {batch} --target {target}\n")
+        build.write_atomic(output / f"{kernel.name}.py",
+                           header + func.with_attr("global_symbol", kernel.name).script())
+        written.append(kernel.name)
+    notes.print(f"wrote {len(written)} schedules to {output}: {', '.join(written) or 'none (no records)'}")
 
 
 # -- kernels -----------------------------------------------------------------------------------

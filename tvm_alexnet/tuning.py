@@ -30,6 +30,7 @@ from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.meta_schedule.builder import BuilderInput, BuilderResult, PyBuilder
 from tvm.s_tir.meta_schedule.builder.local_builder import default_build, default_export
 from tvm.s_tir.meta_schedule.measure_callback import PyMeasureCallback
+from tvm.s_tir.meta_schedule.runner import PyRunner, RunnerFuture, RunnerInput
 
 from . import graph
 from .errors import UserError
@@ -174,6 +175,10 @@ def best_record(database: ms.database.Database, mod: tvm.IRModule, target: tvm.t
     return None
 
 
+def mean_seconds(record) -> float:
+    return sum(float(s) for s in record.run_secs) / len(record.run_secs)
+
+
 def tuned_kernel(database: ms.database.Database, kernel: Kernel, batch: int,
                  target: tvm.target.Target) -> tvm.tirx.PrimFunc | None:
     """The kernel scheduled by its best record for this batch and target, or
@@ -290,6 +295,27 @@ class PoolBuilder(PyBuilder):
             self._pool = None
 
 
+@derived_object
+class QuietRunner(PyRunner):
+    """MetaSchedule's LocalRunner, but `run` returns only once the candidates
+    are measured. The task scheduler builds the next task's candidates while
+    the last ones run; on a machine of a few cores those builds steal the
+    measured kernels' cores and spoil the measurements."""
+
+    def __init__(self, timeout: float = 10.0):
+        super().__init__()
+        self.inner = ms.runner.LocalRunner(
+            timeout_sec=timeout,
+            evaluator_config=ms.runner.EvaluatorConfig(number=2, repeat=1, enable_cpu_cache_flush=False))
+        self.seconds = 0.0
+
+    def run(self, runner_inputs: list[RunnerInput]) -> list[RunnerFuture]:
+        start = time.perf_counter()
+        results = [future.result() for future in self.inner.run(runner_inputs)]
+        self.seconds += time.perf_counter() - start
+        return [RunnerFuture(lambda: True, lambda r=r: r) for r in results]
+
+
 @dataclass
 class TaskProgress:
     kernel: Kernel
@@ -331,6 +357,7 @@ class TuneResult:
     progress: list[TaskProgress]
     wall_seconds: float
     build_seconds: float
+    run_seconds: float
     skipped: list[str] = field(default_factory=list)  # kernels already at their budget
 
 
@@ -359,18 +386,16 @@ def tune(net: Network, batch: int, target: tvm.target.Target, log_dir: str | os.
         record = best_record(database, mod, target)
         task = TaskProgress(kernel, kernel.flops * batch, per_kernel, done, done_before=done)
         if record is not None:
-            task.best_seconds = sum(float(s) for s in record.run_secs) / len(record.run_secs)
+            task.best_seconds = mean_seconds(record)
         progress.append(task)
         contexts.append(ms.TuneContext(mod, target=target, space_generator="post-order-apply",
                                        search_strategy="evolutionary", task_name=kernel.name,
                                        num_threads=_cores(), rand_state=-1 if seed is None else seed))
     remaining = min(trials, sum(t.budget for t in progress))
     builder = PoolBuilder(workers=_cores(), target_kind=target.kind.name)
+    runner = QuietRunner()
     start = time.perf_counter()
     if progress and remaining > 0:
-        runner = ms.runner.LocalRunner(
-            timeout_sec=10,
-            evaluator_config=ms.runner.EvaluatorConfig(number=2, repeat=1, enable_cpu_cache_flush=False))
         record_provenance(log_dir, target, f"tune {net.variant} width {net.width} batch {batch}, "
                                            f"{remaining} trials")
         ms.tune_tasks(
@@ -381,7 +406,7 @@ def tune(net: Network, batch: int, target: tvm.target.Target, log_dir: str | os.
             measure_callbacks=ms.MeasureCallback.create("default") + [ProgressCallback(progress, report)],
             task_scheduler="gradient")
     builder.close()
-    return TuneResult(progress, time.perf_counter() - start, builder.seconds, skipped)
+    return TuneResult(progress, time.perf_counter() - start, builder.seconds, runner.seconds, skipped)
 
 
 def _cores() -> int:
