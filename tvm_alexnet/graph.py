@@ -41,7 +41,6 @@ class _Emitter:
     """Emits call_tir chains of the spec's kernels into Relax functions."""
 
     def __init__(self, net: Network, batch: int | None):
-        self.net, self.batch = net, batch
         self.bb = relax.BlockBuilder()
         self.kernels = net.kernels(training=True)
         self.gvs = {k.name: self.bb.add_func(kernel_func(k, batch), k.name) for k in self.kernels}
