@@ -1,0 +1,67 @@
+# conv1_lrn (lrn) of paper, batch 1, for llvm-znver3
+# best of 64 trials in tuning_logs/llvm-znver3: 1.099 ms, 3.4 GFLOP/s
+# regenerate: tvm-alexnet schedules --tuning-log tuning_logs/llvm-znver3 --variant paper --batch 1 --target llvm
+# from tvm.script import tirx as T
+# from tvm.tirx.layout import Axis
+
+@T.prim_func(s_tir=True)
+def conv1_lrn(x: T.Buffer((T.int64(1), T.int64(96), T.int64(55), T.int64(55)), "float32"), lrn: T.Buffer((T.int64(1), T.int64(96), T.int64(55), T.int64(55)), "float32")):
+    T.func_attr({"tirx.noalias": True})
+    # with T.sblock("root"):
+    lrn_square = T.sblock_alloc_buffer((T.int64(1), T.int64(100), T.int64(55), T.int64(55)))
+    lrn_sum = T.sblock_alloc_buffer((T.int64(1), T.int64(96), T.int64(55), T.int64(55)))
+    lrn_sum_rf = T.sblock_alloc_buffer((T.int64(1), T.int64(96), T.int64(55), T.int64(55), T.int64(1)))
+    for b_c_fused_fused in T.parallel(T.int64(96), annotations={"pragma_auto_unroll_max_step": 512, "pragma_unroll_explicit": 1}):
+        for ax0, ax1, ax2 in T.grid(T.int64(1), T.int64(5), T.int64(55)):
+            for ax3_fused in T.vectorized(T.int64(55)):
+                with T.sblock("lrn_square"):
+                    v_b = T.axis.spatial(T.int64(1), ax0)
+                    v_c = T.axis.spatial(T.int64(100), b_c_fused_fused + ax1)
+                    v_i, v_j = T.axis.remap("SS", [ax2, ax3_fused])
+                    T.reads(x[v_b, v_c - T.int64(2), v_i, v_j])
+                    T.writes(lrn_square[v_b, v_c, v_i, v_j])
+                    lrn_square[v_b, v_c, v_i, v_j] = T.if_then_else(T.int64(2) <= v_c and v_c < T.int64(98), x[v_b, v_c - T.int64(2), v_i, v_j] * x[v_b, v_c - T.int64(2), v_i, v_j], T.float32(0.0))
+        for i in range(T.int64(55)):
+            for ax0, ax1, ax2, ax3, ax4 in T.grid(T.int64(1), T.int64(1), T.int64(1), T.int64(1), T.int64(55)):
+                with T.sblock("lrn_sum_rf_init"):
+                    vr_1, v_b = T.axis.remap("SS", [ax0, ax1])
+                    v_c = T.axis.spatial(T.int64(96), b_c_fused_fused + ax2)
+                    v_i = T.axis.spatial(T.int64(55), i + ax3)
+                    v_j = T.axis.spatial(T.int64(55), ax4)
+                    T.reads()
+                    T.writes(lrn_sum_rf[v_b, v_c, v_i, v_j, vr_1])
+                    lrn_sum_rf[v_b, v_c, v_i, v_j, vr_1] = T.float32(0.0)
+                for ax5 in range(T.int64(5)):
+                    with T.sblock("lrn_sum_rf_update"):
+                        vr_1, v_b = T.axis.remap("SS", [ax0, ax1])
+                        v_c = T.axis.spatial(T.int64(96), b_c_fused_fused + ax2)
+                        v_i = T.axis.spatial(T.int64(55), i + ax3)
+                        v_j, vr_0 = T.axis.remap("SR", [ax4, ax5])
+                        T.reads(lrn_sum_rf[v_b, v_c, v_i, v_j, vr_1], lrn_square[v_b, v_c + (vr_0 + vr_1), v_i, v_j])
+                        T.writes(lrn_sum_rf[v_b, v_c, v_i, v_j, vr_1])
+                        lrn_sum_rf[v_b, v_c, v_i, v_j, vr_1] = lrn_sum_rf[v_b, v_c, v_i, v_j, vr_1] + lrn_square[v_b, v_c + (vr_0 + vr_1), v_i, v_j]
+            for ax1_init, ax2_init in T.grid(T.int64(1), T.int64(1)):
+                for ax3_ax4_fused_init in T.vectorized(T.int64(55)):
+                    with T.sblock("lrn_sum_init"):
+                        v_b = T.axis.spatial(T.int64(1), ax1_init)
+                        v_c = T.axis.spatial(T.int64(96), b_c_fused_fused + ax2_init)
+                        v_i, v_j = T.axis.remap("SS", [i, ax3_ax4_fused_init])
+                        T.reads()
+                        T.writes(lrn_sum[v_b, v_c, v_i, v_j])
+                        lrn_sum[v_b, v_c, v_i, v_j] = T.float32(0.0)
+            for ax0, ax1, ax2 in T.grid(T.int64(1), T.int64(1), T.int64(1)):
+                for ax3_ax4_fused in T.vectorized(T.int64(55)):
+                    with T.sblock("lrn_sum_update"):
+                        vr_1, v_b = T.axis.remap("RS", [ax0, ax1])
+                        v_c = T.axis.spatial(T.int64(96), b_c_fused_fused + ax2)
+                        v_i, v_j = T.axis.remap("SS", [i, ax3_ax4_fused])
+                        T.reads(lrn_sum[v_b, v_c, v_i, v_j], lrn_sum_rf[v_b, v_c, v_i, v_j, vr_1])
+                        T.writes(lrn_sum[v_b, v_c, v_i, v_j])
+                        lrn_sum[v_b, v_c, v_i, v_j] = lrn_sum[v_b, v_c, v_i, v_j] + lrn_sum_rf[v_b, v_c, v_i, v_j, vr_1]
+            for j_fused in T.vectorized(T.int64(55)):
+                with T.sblock("lrn"):
+                    v_b = T.axis.spatial(T.int64(1), T.int64(0))
+                    v_c, v_i, v_j = T.axis.remap("SSS", [b_c_fused_fused, i, j_fused])
+                    T.reads(x[v_b, v_c, v_i, v_j], lrn_sum[v_b, v_c, v_i, v_j])
+                    T.writes(lrn[v_b, v_c, v_i, v_j])
+                    lrn[v_b, v_c, v_i, v_j] = x[v_b, v_c, v_i, v_j] / T.pow(T.float32(2.0) + T.float32(0.0001) * lrn_sum[v_b, v_c, v_i, v_j], T.float32(0.75))
