@@ -492,7 +492,7 @@ def demo_cmd(variant, num_classes, width, lrn, batch, target, repeat):
         args = [h, module.weight.detach(), module.bias.detach()]
         seconds = sorted(model.compiled.time_function(layer.name, args, number=1, repeat=repeat))[repeat // 2]
         with torch.no_grad():
-            h = model.compiled.layer(layer.name, *args[:1], args[1:])
+            h = model.compiled.layer(layer.name, h, args[1:])
         mine = [k for k in kernels if k.layer == layer.name]
         flops = sum(k.flops for k in mine) * batch
         total += seconds

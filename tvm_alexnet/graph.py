@@ -69,7 +69,8 @@ class _Emitter:
 
 def build_module(net: Network, batch: int | None = None) -> tvm.IRModule:
     e = _Emitter(net, batch)
-    layers = [(layer, list(ks)) for layer, ks in groupby(e.kernels, key=lambda k: k.layer)]
+    # softmax is a kernel of its own, called on the logits, not a layer of `forward`.
+    layers = [(layer, list(ks)) for layer, ks in groupby(e.kernels, key=lambda k: k.layer) if layer != "softmax"]
     param_shapes = net.params()
 
     def layer_params(layer):
@@ -78,8 +79,6 @@ def build_module(net: Network, batch: int | None = None) -> tvm.IRModule:
 
     # One function per layer, taking its input as the previous layer returns it.
     for layer, kernels in layers:
-        if layer == "softmax":
-            continue
         n = _batch(batch)
         x = e.tensor("x", kernels[0].inputs[0], n)
         params = layer_params(layer)
@@ -94,8 +93,6 @@ def build_module(net: Network, batch: int | None = None) -> tvm.IRModule:
     def forward():
         x = image
         for layer, kernels in layers:
-            if layer == "softmax":
-                continue
             if layer == net.dense[0].name:
                 x = e.bb.emit(relax.op.reshape(x, relax.ShapeExpr([n, net.dense[0].in_features])))
             x = e.stage(kernels, x, params, n)

@@ -175,8 +175,9 @@ def best_record(database: ms.database.Database, mod: tvm.IRModule, target: tvm.t
     return None
 
 
-def mean_seconds(record) -> float:
-    return sum(float(s) for s in record.run_secs) / len(record.run_secs)
+def mean_seconds(result) -> float:
+    """Mean run time of a tuning record or runner result."""
+    return sum(float(s) for s in result.run_secs) / len(result.run_secs)
 
 
 def tuned_kernel(database: ms.database.Database, kernel: Kernel, batch: int,
@@ -347,8 +348,7 @@ class ProgressCallback(PyMeasureCallback):
         task.done += len(runner_results)
         for result in runner_results:
             if result.error_msg is None and result.run_secs:
-                task.best_seconds = min(task.best_seconds, sum(float(s) for s in result.run_secs)
-                                        / len(result.run_secs))
+                task.best_seconds = min(task.best_seconds, mean_seconds(result))
         self.report(task, self.progress)
 
 
