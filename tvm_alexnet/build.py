@@ -21,13 +21,13 @@ from pathlib import Path
 import tvm
 from tvm import relax
 
-from . import graph, tuning
+from . import cpu_schedules, graph, tuning
 from .errors import UserError
 from .spec import Network
 
 PACKAGE_DIR = Path(__file__).parent
 # The files whose contents decide what a build contains.
-_KERNEL_SOURCES = ["spec.py", "graph.py", "build.py",
+_KERNEL_SOURCES = ["spec.py", "graph.py", "build.py", "cpu_schedules.py",
                    *sorted(f"ops/{p.name}" for p in (PACKAGE_DIR / "ops").glob("*.py"))]
 
 
@@ -87,7 +87,8 @@ def schedule(mod: tvm.IRModule, net: Network, batch: int | None, target: tvm.tar
              tuning_log: str | os.PathLike | None = None) -> tuple[tvm.IRModule, list[str]]:
     """Give every kernel a schedule for the target: the best record of the
     tuning log where it has one for this kernel, batch and target, else the
-    default. Returns the module and the names of the tuned kernels."""
+    default: cpu_schedules on CPU, dlight on GPU. Returns the module and the
+    names of the tuned kernels."""
     tuned = []
     if tuning_log is not None and batch is not None:
         database = tuning.open_log(tuning_log)
@@ -96,7 +97,11 @@ def schedule(mod: tvm.IRModule, net: Network, batch: int | None, target: tvm.tar
             if func is not None:
                 mod[kernel.name] = func.with_attr("global_symbol", kernel.name)
                 tuned.append(kernel.name)
-    if is_gpu(target):
+    if not is_gpu(target):
+        for kernel in net.kernels(training=True):
+            if kernel.name not in tuned:
+                mod[kernel.name] = cpu_schedules.default_schedule(mod[kernel.name], kernel, batch)
+    else:
         from tvm.s_tir import dlight as dl
 
         with target:  # dlight leaves kernels that already have a schedule alone

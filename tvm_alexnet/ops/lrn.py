@@ -18,6 +18,12 @@ def lrn(x: te.Tensor, *, size: int, alpha: float, beta: float, k: float) -> te.T
         name="lrn_square")
     r = te.reduce_axis((0, size), name="r")
     window = te.compute(x.shape, lambda b, c, i, j: te.sum(padded[b, c + r, i, j], axis=r), name="lrn_sum")
-    alpha, beta, k = (tirx.const(v, x.dtype) for v in (alpha, beta, k))
-    return te.compute(
-        x.shape, lambda b, c, i, j: x[b, c, i, j] / te.power(k + alpha * window[b, c, i, j], beta), name="lrn")
+    alpha, k = (tirx.const(v, x.dtype) for v in (alpha, k))
+
+    def scale(s):
+        # The paper's beta = 3/4 as two square roots: they vectorize, pow does not (~4x faster).
+        if beta == 0.75:
+            return te.sqrt(s) * te.sqrt(te.sqrt(s))
+        return te.power(s, tirx.const(beta, x.dtype))
+
+    return te.compute(x.shape, lambda b, c, i, j: x[b, c, i, j] / scale(k + alpha * window[b, c, i, j]), name="lrn")
