@@ -91,7 +91,7 @@ def schedule(mod: tvm.IRModule, net: Network, batch: int | None, target: tvm.tar
     names of the tuned kernels."""
     tuned = []
     if tuning_log is not None and batch is not None:
-        database = tuning.open_log(tuning_log)
+        database = tuning.read_log(tuning_log)
         for kernel in net.kernels(training=True):
             func = tuning.tuned_kernel(database, kernel, batch, target)
             if func is not None:

@@ -6,6 +6,7 @@ import json
 import re
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import click
@@ -28,6 +29,7 @@ class _Group(click.Group):
 
     def main(self, *args, **kwargs):
         kwargs.pop("standalone_mode", None)
+        warnings.showwarning = lambda message, *_, **__: click.echo(f"warning: {message}", err=True)
         try:
             code = super().main(*args, standalone_mode=False, **kwargs)
         except click.exceptions.Abort:
@@ -175,9 +177,9 @@ def tune_cmd(variant, num_classes, width, lrn, batch, target, trials, trials_per
         measured = sum(t.done - t.done_before for t in progress)
         planned = min(trials, sum(t.trials - t.done_before for t in progress))
         elapsed = time.perf_counter() - start
-        eta = elapsed / measured * max(planned - measured, 0)
+        eta = f"{elapsed / measured * max(planned - measured, 0) / 60:.1f} min" if measured else "-"
         notes.print(f"{task.kernel.name:<12} {task.done:>5}/{task.trials} trials  best {task.gflops:8.2f} GFLOP/s"
-                    f"  | this run {measured}/{planned}, {elapsed / 60:.1f} min, ETA {eta / 60:.1f} min")
+                    f"  | this run {measured}/{planned}, {elapsed / 60:.1f} min, ETA {eta}")
 
     notes.print(f"tuning {variant} batch {batch} for {target} into {log_dir} ({trials} trials)")
     try:
@@ -212,7 +214,7 @@ def logs_cmd(log_dir, variant, num_classes, width, lrn, batches):
     from . import tuning
 
     net = network(variant, num_classes, width, lrn)
-    database = tuning.open_log(log_dir)
+    database = tuning.read_log(log_dir)
     for entry in tuning.provenance(log_dir):
         notes.print(f"{entry['date']}  {entry['cpu']} ({entry['machine']}), TVM {entry['tvm']}: {entry['note']}")
     targets = tuning.log_targets(database)
@@ -259,7 +261,7 @@ def schedules_cmd(tuning_log, variant, num_classes, width, lrn, batch, target, o
     net = network(variant, num_classes, width, lrn)
     tvm_target = build.parse_target(target)
     output = output or Path("schedules") / tuning.target_dirname(tvm_target) / f"b{batch}"
-    database = tuning.open_log(tuning_log)
+    database = tuning.read_log(tuning_log)
     written = []
     for kernel in net.kernels():
         func = tuning.tuned_kernel(database, kernel, batch, tvm_target)

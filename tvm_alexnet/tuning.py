@@ -32,7 +32,7 @@ from tvm.s_tir.meta_schedule.builder.local_builder import default_build, default
 from tvm.s_tir.meta_schedule.measure_callback import PyMeasureCallback
 from tvm.s_tir.meta_schedule.runner import PyRunner, RunnerFuture, RunnerInput
 
-from . import graph
+from . import cpu_schedules, graph
 from .errors import UserError
 from .spec import Kernel, Network
 
@@ -121,17 +121,52 @@ def _write_lines(path: Path, lines: list[str]) -> None:
     os.replace(tmp, path)
 
 
-def open_log(log_dir: str | os.PathLike, create: bool = False) -> ms.database.JSONDatabase:
+def open_log(log_dir: str | os.PathLike) -> ms.database.JSONDatabase:
+    """A log to tune into (created where missing): a record a killed writer
+    left half-written is dropped first; any other bad line is an error, as
+    appending to a log that is not what it seems could lose its records."""
     log_dir = Path(log_dir)
-    if not (log_dir / WORKLOADS).exists():
-        if not create:
-            raise LogError(f"{log_dir}: no tuning log here ({WORKLOADS} missing)")
-        log_dir.mkdir(parents=True, exist_ok=True)
+    log_dir.mkdir(parents=True, exist_ok=True)
     repair(log_dir)
     try:
         return ms.database.JSONDatabase(str(log_dir / WORKLOADS), str(log_dir / RECORDS), allow_missing=True)
     except Exception as e:  # TVM reports parse errors as its own error types
         raise LogError(f"{log_dir}: not a readable MetaSchedule log ({str(e).splitlines()[-1]})") from None
+
+
+def read_log(log_dir: str | os.PathLike) -> ms.database.MemoryDatabase:
+    """A log to read, in memory; the files are left as they are. A workload
+    or record that cannot be read is skipped with a warning naming the file
+    and line, so its kernels fall back to the default schedule."""
+    log_dir = Path(log_dir)
+    if not (log_dir / WORKLOADS).exists():
+        raise LogError(f"{log_dir}: no tuning log here ({WORKLOADS} missing)")
+    database = ms.database.MemoryDatabase()
+
+    def skip(path, i, what, e):
+        reason = str(e).strip().splitlines()[-1][:120]
+        warnings.warn(f"{path}: line {i + 1} is not a MetaSchedule {what} ({reason}); skipped")
+
+    workloads = []
+    for i, (_, value) in enumerate(_read_lines(log_dir / WORKLOADS)):
+        workload = None
+        try:
+            if value is None:
+                raise ValueError("not JSON")
+            workload = database.commit_workload(ms.database.Workload.from_json(value).mod)
+        except Exception as e:  # TVM raises its own error types for malformed JSON objects
+            skip(log_dir / WORKLOADS, i, "workload", e)
+        workloads.append(workload)
+    for i, (_, value) in enumerate(_read_lines(log_dir / RECORDS)):
+        try:
+            if not (isinstance(value, list) and len(value) == 2 and isinstance(value[0], int)):
+                raise ValueError("expected [workload index, record]")
+            if not 0 <= value[0] < len(workloads) or workloads[value[0]] is None:
+                raise ValueError(f"workload {value[0]} is missing")
+            database.commit_tuning_record(ms.database.TuningRecord.from_json(value[1], workloads[value[0]]))
+        except Exception as e:
+            skip(log_dir / RECORDS, i, "tuning record", e)
+    return database
 
 
 def record_provenance(log_dir: Path, target: tvm.target.Target, note: str) -> None:
@@ -352,6 +387,46 @@ class ProgressCallback(PyMeasureCallback):
         self.report(task, self.progress)
 
 
+def default_schedule(kernel: Kernel, batch: int):
+    """The task of the kernel with its default CPU schedule applied (None for ops without one)."""
+    from tvm.s_tir import Schedule
+
+    rule = cpu_schedules.SCHEDULES.get(kernel.op)
+    if rule is None:
+        return None
+    sch = Schedule(task_module(kernel, batch))
+    rule(sch, kernel, batch)
+    return sch
+
+
+def record_default(database: ms.database.Database, kernel: Kernel, batch: int, target: tvm.target.Target,
+                   builder, runner) -> float | None:
+    """Measure the kernel's default CPU schedule like a tuning candidate and
+    commit it as a record, unless the log has it already: with it in the
+    log, the log's best is never slower than no log. Returns its mean time
+    when it was measured."""
+    sch = default_schedule(kernel, batch)
+    if sch is None:
+        return None
+    mod = task_module(kernel, batch)
+    if database.has_workload(mod):
+        text = str(sch.trace)
+        records = database.get_top_k(database.commit_workload(mod), 1 << 30)
+        if any(str(r.trace) == text and _same_target(r.target, target) for r in records):
+            return None
+    args_info = ms.arg_info.ArgInfo.from_prim_func(mod["main"])
+    (built,) = builder.build([BuilderInput(sch.mod, target)])
+    if built.error_msg is not None:
+        raise RuntimeError(f"{kernel.name}: the default schedule does not build: {built.error_msg}")
+    (result,) = runner.run([RunnerInput(built.artifact_path, "cpu", args_info)])
+    result = result.result()
+    if result.error_msg is not None:
+        raise RuntimeError(f"{kernel.name}: the default schedule does not run: {result.error_msg}")
+    database.commit_tuning_record(ms.database.TuningRecord(
+        sch.trace, database.commit_workload(mod), result.run_secs, target, args_info))
+    return mean_seconds(result)
+
+
 @dataclass
 class TuneResult:
     progress: list[TaskProgress]
@@ -371,7 +446,7 @@ def tune(net: Network, batch: int, target: tvm.target.Target, log_dir: str | os.
     measured, so an interrupted run loses at most one round
     (`trials_per_round` candidates) and a rerun continues."""
     log_dir = Path(log_dir)
-    database = open_log(log_dir, create=True)
+    database = open_log(log_dir)
     import_intrinsics(target.kind.name)  # before any TuneContext imports them all
     per_kernel = trials_per_kernel or trials
     progress, contexts, skipped = [], [], []
@@ -395,6 +470,12 @@ def tune(net: Network, batch: int, target: tvm.target.Target, log_dir: str | os.
     builder = PoolBuilder(workers=_cores(), target_kind=target.kind.name)
     runner = QuietRunner()
     start = time.perf_counter()
+    if "cpu" in target.keys:  # the search starts from the default schedules
+        for task in progress:
+            seconds = record_default(database, task.kernel, batch, target, builder, runner)
+            if seconds is not None:
+                task.best_seconds = min(task.best_seconds, seconds)
+                report(task, progress)
     if progress and remaining > 0:
         record_provenance(log_dir, target, f"tune {net.variant} width {net.width} batch {batch}, "
                                            f"{remaining} trials")
