@@ -152,3 +152,14 @@ def test_schedules_export_readable_tvmscript(tuned_log, tmp_path):
     assert text.startswith("# conv3_conv (conv2d) of paper, batch 2") and "GFLOP/s" in text
     func = tvm.script.from_source(text)  # parses back
     assert func.attrs["global_symbol"] == "conv3_conv"
+
+
+def test_schedules_export_defaults(tmp_path):
+    import tvm
+
+    result = CliRunner().invoke(main, ["schedules", "--width", "0.25", "-o", str(tmp_path)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "conv2_conv.py").exists() and (tmp_path / "fc6_dense.py").exists()
+    func = tvm.script.from_source((tmp_path / "conv2_conv.py").read_text())
+    loops = str(func)
+    assert "T.parallel" in loops and "T.vectorized" in loops  # scheduled, not the naive loop nest

@@ -244,42 +244,52 @@ def logs_cmd(log_dir, variant, num_classes, width, lrn, batches):
 
 
 @main.command("schedules")
-@click.option("--tuning-log", type=click.Path(file_okay=False, exists=True), required=True)
+@click.option("--tuning-log", type=click.Path(file_okay=False, exists=True), default=None,
+              help="Export the log's best schedules (default: the hand-written default CPU schedules).")
 @network_options
-@click.option("--batch", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--batch", type=click.IntRange(min=1), default=32, show_default=True,
+              help="Batch size of the log's records (the defaults are exported for any batch).")
 @target_option
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder (default: schedules/<target>/b<batch>).")
+              help="Folder (default: schedules/<target>/b<batch>, or schedules/default).")
 def schedules_cmd(tuning_log, variant, num_classes, width, lrn, batch, target, output):
-    """Write each tuned kernel's schedule as readable TVMScript, one file per kernel.
+    """Write each kernel's schedule as readable TVMScript, one file per kernel.
 
-    What the log's best record does to the kernel (tiling, layout, parallel
-    and vector loops), before lowering: read it without running TVM.
+    What the log's best record (or the default schedule) does to the kernel:
+    tiling, layout, parallel and vector loops, before lowering. Read it
+    without running TVM.
     """
-    from . import tuning
+    from . import cpu_schedules, tuning
 
     net = network(variant, num_classes, width, lrn)
     tvm_target = build.parse_target(target)
-    output = output or Path("schedules") / tuning.target_dirname(tvm_target) / f"b{batch}"
-    database = tuning.read_log(tuning_log)
-    written = []
-    for kernel in net.kernels():
-        func = tuning.tuned_kernel(database, kernel, batch, tvm_target)
-        if func is None:
-            continue
-        record = tuning.best_record(database, tuning.task_module(kernel, batch), tvm_target)
-        seconds = tuning.mean_seconds(record)
-        header = (f"# {kernel.name} ({kernel.op}) of {variant}, batch {batch}, "
-                  f"for {tuning.target_dirname(tvm_target)}\n"
-                  f"# best of {tuning.trials_done(database, tuning.task_module(kernel, batch), tvm_target)} "
-                  f"trials in {tuning_log}: {seconds * 1e3:.3f} ms, "
-                  f"{kernel.flops * batch / seconds / 1e9:.1f} GFLOP/s\n"
-                  f"# regenerate: tvm-alexnet schedules --tuning-log {tuning_log} --variant {variant} "
-                  f"--batch {batch} --target {target}\n")
+    if tuning_log is None:
+        output = output or Path("schedules") / "default"
+        regenerate = f"tvm-alexnet schedules --variant {variant}"
+        schedules = {k: (cpu_schedules.default_schedule(graph.kernel_func(k, None), k, None),
+                         "hand-written default (tvm_alexnet/cpu_schedules.py), batch n")
+                     for k in net.kernels(training=True) if k.op in cpu_schedules.SCHEDULES}
+    else:
+        output = output or Path("schedules") / tuning.target_dirname(tvm_target) / f"b{batch}"
+        regenerate = (f"tvm-alexnet schedules --tuning-log {tuning_log} --variant {variant} --batch {batch} "
+                      f"--target {target}")
+        database = tuning.read_log(tuning_log)
+        schedules = {}
+        for kernel in net.kernels():
+            func = tuning.tuned_kernel(database, kernel, batch, tvm_target)
+            if func is not None:
+                task = tuning.task_module(kernel, batch)
+                seconds = tuning.mean_seconds(tuning.best_record(database, task, tvm_target))
+                schedules[kernel] = (func, f"batch {batch}, for {tuning.target_dirname(tvm_target)}: best of "
+                                           f"{tuning.trials_done(database, task, tvm_target)} trials in "
+                                           f"{tuning_log}, {seconds * 1e3:.3f} ms, "
+                                           f"{kernel.flops * batch / seconds / 1e9:.1f} GFLOP/s")
+    for kernel, (func, about) in schedules.items():
+        header = f"# {kernel.name} ({kernel.op}) of {variant}, {about}\n# regenerate: {regenerate}\n"
         build.write_atomic(output / f"{kernel.name}.py",
                            header + func.with_attr("global_symbol", kernel.name).script())
-        written.append(kernel.name)
-    notes.print(f"wrote {len(written)} schedules to {output}: {', '.join(written) or 'none (no records)'}")
+    names = [k.name for k in schedules]
+    notes.print(f"wrote {len(names)} schedules to {output}: {', '.join(names) or 'none (no records)'}")
 
 
 # -- kernels -----------------------------------------------------------------------------------
