@@ -8,7 +8,7 @@ import torch
 from click.testing import CliRunner
 from conftest import params_of, randomize
 
-from tvm_alexnet import AlexNet, build
+from tvm_alexnet import AlexNet, build, cuda
 from tvm_alexnet.cli import main
 from tvm_alexnet.runtime import CompiledNetwork
 from tvm_alexnet.spec import network
@@ -21,7 +21,7 @@ def test_cuda_build_has_every_kernel(arch):
     directory = build.build(net, build.parse_target(f"cuda:{arch}"))
     manifest = build.Manifest.load(directory / build.MANIFEST)
     assert manifest.target["kind"] == "cuda" and manifest.target["arch"] == arch
-    source = build.cuda_source(build.compile_module(net, None, build.parse_target(f"cuda:{arch}"))[0].mod)
+    source = cuda.source(build.compile_module(net, None, build.parse_target(f"cuda:{arch}"))[0].mod)
     launched = set(re.findall(r"__global__ void (?:__launch_bounds__\(\d+\) )?(\w+?)_kernel(?:_\d+)?\(", source))
     assert launched == {k.name for k in net.kernels(training=True)}
 

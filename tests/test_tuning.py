@@ -163,3 +163,47 @@ def test_schedules_export_defaults(tmp_path):
     func = tvm.script.from_source((tmp_path / "conv2_conv.py").read_text())
     loops = str(func)
     assert "T.parallel" in loops and "T.vectorized" in loops  # scheduled, not the naive loop nest
+
+
+def test_retarget_to_another_cpu_measures_and_records(tuned_log, tmp_path):
+    log_dir, _ = tuned_log
+    skylake = build.parse_target("llvm:skylake")
+    result = CliRunner().invoke(main, [*TUNE, "--trials", "0", "--from", str(log_dir), "--top-k", "3",
+                                       "--target", "llvm:skylake", "--log-dir", str(tmp_path)],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "3 records, 3 apply, 3 build, 3 measured and recorded" in result.stderr
+    database = tuning.read_log(tmp_path)
+    assert [tuning.target_dirname(t) for t in tuning.log_targets(database)] == ["llvm-skylake"]
+    kernel = next(k for k in network("paper", width=0.25, num_classes=10).kernels() if k.name == "conv3_conv")
+    assert tuning.tuned_kernel(database, kernel, 2, skylake) is not None
+    assert "re-target paper" in json.loads((tmp_path / tuning.PROVENANCE).read_text())[0]["note"]
+
+
+def sampled_cuda_log(log_dir, arch: str, kernel_name: str, count: int) -> None:
+    """A log of MetaSchedule candidates sampled for a GPU, as a GPU tuning
+    would record them but made without one (run times are placeholders)."""
+    from tvm.s_tir import meta_schedule as ms
+
+    tuning.import_intrinsics("cuda")
+    target = build.parse_target(f"cuda:{arch}")
+    kernel = next(k for k in network("paper", width=0.25, num_classes=10).kernels() if k.name == kernel_name)
+    mod = tuning.task_module(kernel, 2)
+    context = ms.TuneContext(mod, target=target, space_generator="post-order-apply",
+                             search_strategy="replay-trace", rand_state=1)
+    context.pre_tuning(max_trials=count, num_trials_per_iter=count, design_spaces=context.generate_design_space())
+    database = tuning.open_log(log_dir)
+    for i, candidate in enumerate(context.generate_measure_candidates()):
+        database.commit_tuning_record(ms.database.TuningRecord(
+            candidate.sch.trace, database.commit_workload(mod), [1e-3 * (i + 1)], target, candidate.args_info))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="on a GPU machine the re-targeted records are measured")
+def test_retarget_sm80_to_sm90_builds_with_nvcc(tmp_path):
+    sampled_cuda_log(tmp_path / "sm_80", "sm_80", "fc6_dense", 3)
+    result = CliRunner().invoke(main, ["tune", *TINY, "--kernel", "fc6_dense", "--trials", "0", "--from",
+                                       str(tmp_path / "sm_80"), "--target", "cuda:sm_90",
+                                       "--log-dir", str(tmp_path / "sm_90")], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    # Each candidate's CUDA source went through nvcc for sm_90; with no GPU here none is measured.
+    assert "3 records, 3 apply, 3 build, 0 measured and recorded" in result.stderr

@@ -21,7 +21,7 @@ from pathlib import Path
 import tvm
 from tvm import relax
 
-from . import cpu_schedules, graph, tuning
+from . import cpu_schedules, cuda, graph, tuning
 from .errors import UserError
 from .spec import Network
 
@@ -41,6 +41,11 @@ def host_cpu() -> str:
 
 def num_cores() -> int:
     return len(os.sched_getaffinity(0))
+
+
+# Per-block limits common to every NVIDIA GPU since sm_50 (TVM's nvidia/* tags use the same).
+CUDA_LIMITS = {"max_num_threads": 1024, "max_threads_per_block": 1024, "thread_warp_size": 32,
+               "max_shared_memory_per_block": 49152, "registers_per_block": 65536}
 
 
 def parse_target(text: str) -> tvm.target.Target:
@@ -69,6 +74,8 @@ def parse_target(text: str) -> tvm.target.Target:
             raise TargetError(f"target {text!r}: expected llvm, llvm:CPU, cuda:sm_XX or a JSON object")
     if config["kind"] == "cuda":
         config.setdefault("host", {"kind": "llvm", "mcpu": host_cpu()})
+        for key, value in CUDA_LIMITS.items():  # MetaSchedule's GPU rules need them
+            config.setdefault(key, value)
     try:
         return tvm.target.Target(config)
     except Exception as e:  # TVM raises its own error types for bad configs
@@ -126,30 +133,6 @@ def compile_module(net: Network, batch: int | None, target: tvm.target.Target,
                    tuning_log: str | os.PathLike | None = None) -> tuple[tvm.runtime.Executable, list[str]]:
     mod, tuned = schedule(graph.build_module(net, batch), net, batch, target, tuning_log)
     return tvm.compile(mod, target, relax_pipeline=_relax_pipeline(target)), tuned
-
-
-def cuda_source(executable_module) -> str:
-    """The CUDA C source of a built or loaded library ('' for CPU builds)."""
-    for lib in _walk(executable_module):
-        if lib.kind == "cuda":
-            return lib.inspect_source()
-    return ""
-
-
-def _walk(module):
-    yield module
-    for m in module.imports:
-        yield from _walk(m)
-
-
-def check_cuda_source(source: str, target: tvm.target.Target) -> None:
-    """Compile the CUDA source with nvcc, so that a build that cannot run
-    fails here rather than when a GPU loads it (the library keeps the source
-    and compiles it again when loaded)."""
-    from tvm.support import nvcc
-
-    with target:  # nvcc.py reads the arch from the current target
-        nvcc.compile_cuda(source, target_format="ptx", arch=target.attrs["arch"], compiler="nvcc")
 
 
 @dataclass
@@ -210,7 +193,7 @@ def build(net: Network, target: tvm.target.Target, batch: int | None = None, out
     start = time.perf_counter()
     executable, tuned = compile_module(net, batch, target, tuning_log)
     if target.kind.name == "cuda":
-        check_cuda_source(cuda_source(executable.mod), target)
+        cuda.check_source(cuda.source(executable.mod), target)
     manifest = Manifest(
         variant=net.variant, width=net.width, num_classes=net.num_classes, lrn=net.lrn, batch=batch,
         target=json.loads(str(target)), tvm_version=tvm.__version__,

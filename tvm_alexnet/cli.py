@@ -14,7 +14,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from . import build, graph
+from . import build, cuda, graph
 from .data import PREPROCESSING, image_files, load_image
 from .errors import UserError
 from .model import AlexNet
@@ -141,8 +141,8 @@ def compile_cmd(variant, num_classes, width, lrn, batch, target, output, tuning_
 @click.option("--batch", type=click.IntRange(min=1), default=32, show_default=True,
               help="Batch size to tune for (tuned schedules are per batch size).")
 @target_option
-@click.option("--trials", type=click.IntRange(min=1), default=2000, show_default=True,
-              help="Candidates to measure in all, across kernels.")
+@click.option("--trials", type=click.IntRange(min=0), default=2000, show_default=True,
+              help="Candidates to search and measure in all, across kernels (0: only re-target --from).")
 @click.option("--trials-per-kernel", type=click.IntRange(min=1), default=None,
               help="At most this many per kernel, counting those already in the log (default: --trials).")
 @click.option("--kernel", "only", multiple=True, help="Tune only these kernels (repeatable).")
@@ -152,14 +152,24 @@ def compile_cmd(variant, num_classes, width, lrn, batch, target, output, tuning_
 @click.option("--trials-per-round", type=click.IntRange(min=1), default=64, show_default=True,
               help="Candidates measured (and recorded) together; an interrupt loses at most one round.")
 @click.option("--seed", type=int, default=None, help="Seed of the search (default: random).")
+@click.option("--from", "source", type=click.Path(file_okay=False, exists=True), default=None,
+              help="A log tuned for another target (e.g. tuning_logs/cuda-sm_80): re-target its best records "
+                   "to --target first, and start the search from them.")
+@click.option("--top-k", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Records per kernel to re-target with --from.")
 def tune_cmd(variant, num_classes, width, lrn, batch, target, trials, trials_per_kernel, only, log_dir,
-             trials_per_round, seed):
+             trials_per_round, seed, source, top_k):
     """Tune every kernel with MetaSchedule and record the results.
 
     The gradient task scheduler hands trials to the kernels that take the
     most time. Records are appended as they are measured: interrupt it (Ctrl-C,
     or kill) and run the same command again to continue. Dropout and softmax
-    are not tuned (microseconds).
+    are not tuned (microseconds). On a CPU the search starts from the default
+    schedules, which are recorded first.
+
+    With --from, the best records of a log tuned for another target are
+    applied afresh, checked by the new target's postprocessors, built for it,
+    measured here and recorded, before the search continues from them.
     """
     from . import tuning
 
@@ -181,18 +191,28 @@ def tune_cmd(variant, num_classes, width, lrn, batch, target, trials, trials_per
         notes.print(f"{task.kernel.name:<12} {task.done:>5}/{task.trials} trials  best {task.gflops:8.2f} GFLOP/s"
                     f"  | this run {measured}/{planned}, {elapsed / 60:.1f} min, ETA {eta}")
 
+    def retargeted(r):
+        best = f", best {r.best_seconds * 1e3:.3f} ms" if r.best_seconds else ""
+        notes.print(f"{r.kernel:<12} re-targeted from {source}: {r.candidates} records, {r.applied} apply, "
+                    f"{r.built} build, {r.recorded} measured and recorded{best}")
+
     notes.print(f"tuning {variant} batch {batch} for {target} into {log_dir} ({trials} trials)")
     try:
         result = tuning.tune(net, batch, tvm_target, log_dir, trials, trials_per_kernel, report,
-                             list(only) or None, seed, trials_per_round)
-    except KeyboardInterrupt:
+                             list(only) or None, seed, trials_per_round, source, top_k, retargeted)
+    except (KeyboardInterrupt, RuntimeError) as e:
+        if not isinstance(e, KeyboardInterrupt) and "KeyboardInterrupt" not in str(e):
+            raise  # MetaSchedule's C++ loop hands a Ctrl-C back as a RuntimeError
         raise click.ClickException(f"interrupted; what was measured is in {log_dir}: run the same command "
                                    "to continue") from None
     table = Table(title=f"{variant} batch {batch}, {target}: best schedules in {log_dir}")
     for col in ("kernel", "trials", "ms", "GFLOP/s"):
         table.add_column(col, justify="left" if col == "kernel" else "right")
     for t in result.progress:
-        table.add_row(t.kernel.name, str(t.done), f"{t.best_seconds * 1e3:.3f}", f"{t.gflops:.2f}")
+        if t.best_seconds < float("inf"):
+            table.add_row(t.kernel.name, str(t.done), f"{t.best_seconds * 1e3:.3f}", f"{t.gflops:.2f}")
+        else:
+            table.add_row(t.kernel.name, str(t.done), "-", "-")
     results.print(table)
     if result.skipped:
         notes.print(f"already at their trial budget: {', '.join(result.skipped)}")
@@ -337,7 +357,7 @@ def kernels_cmd(variant, num_classes, width, lrn, batch, target, source, only, t
         if tvm_target.kind.name != "cuda":
             raise click.BadParameter("--source cuda needs a cuda target, e.g. --target cuda:sm_90",
                                      param_hint="'--target'")
-        code = build.cuda_source(build.compile_module(net, batch, tvm_target)[0].mod)
+        code = cuda.source(build.compile_module(net, batch, tvm_target)[0].mod)
         for name in [only] if only else names:
             click.echo(f"// ---- {name} ----")
             click.echo(_cuda_kernels(code, name))

@@ -32,7 +32,7 @@ from tvm.s_tir.meta_schedule.builder.local_builder import default_build, default
 from tvm.s_tir.meta_schedule.measure_callback import PyMeasureCallback
 from tvm.s_tir.meta_schedule.runner import PyRunner, RunnerFuture, RunnerInput
 
-from . import cpu_schedules, graph
+from . import cpu_schedules, cuda, graph
 from .errors import UserError
 from .spec import Kernel, Network
 
@@ -284,7 +284,10 @@ def import_intrinsics(target_kind: str) -> None:
 
 
 def _build_one(mod: tvm.IRModule, target: tvm.target.Target) -> str:
-    return default_export(default_build(mod, target, None))
+    built = default_build(mod, target, None)
+    if target.kind.name == "cuda":
+        cuda.check_source(cuda.source(built), target)
+    return default_export(built)
 
 
 @derived_object
@@ -399,6 +402,37 @@ def default_schedule(kernel: Kernel, batch: int):
     return sch
 
 
+def _has_record(database: ms.database.Database, mod: tvm.IRModule, target: tvm.target.Target, trace) -> bool:
+    if not database.has_workload(mod):
+        return False
+    text = str(trace)
+    records = database.get_top_k(database.commit_workload(mod), 1 << 30)
+    return any(str(r.trace) == text and _same_target(r.target, target) for r in records)
+
+
+def measure_and_record(database: ms.database.Database, mod: tvm.IRModule, target: tvm.target.Target,
+                       schedules: list, builder, runner) -> list[tuple[bool, float | None]]:
+    """Build and measure schedules of `mod` like tuning candidates and commit
+    those that run as records for `target`. Returns for each whether it
+    built and its mean seconds (None where it failed). For a GPU target on a
+    machine without one, they are only built: nothing is recorded."""
+    args_info = ms.arg_info.ArgInfo.from_prim_func(mod["main"])
+    built = builder.build([BuilderInput(sch.mod, target) for sch in schedules])
+    ok = [(sch, b) for sch, b in zip(schedules, built) if b.error_msg is None]
+    if target.kind.name == "cuda" and not tvm.cuda(0).exist:
+        return [(b.error_msg is None, None) for b in built]
+    device = "cpu" if target.kind.name == "llvm" else target.kind.name
+    ran = runner.run([RunnerInput(b.artifact_path, device, args_info) for _, b in ok])
+    seconds = {}
+    for (sch, _), future in zip(ok, ran):
+        result = future.result()
+        if result.error_msg is None and result.run_secs and max(float(t) for t in result.run_secs) < FAILED:
+            database.commit_tuning_record(ms.database.TuningRecord(
+                sch.trace, database.commit_workload(mod), result.run_secs, target, args_info))
+            seconds[id(sch)] = mean_seconds(result)
+    return [(b.error_msg is None, seconds.get(id(sch))) for sch, b in zip(schedules, built)]
+
+
 def record_default(database: ms.database.Database, kernel: Kernel, batch: int, target: tvm.target.Target,
                    builder, runner) -> float | None:
     """Measure the kernel's default CPU schedule like a tuning candidate and
@@ -406,25 +440,61 @@ def record_default(database: ms.database.Database, kernel: Kernel, batch: int, t
     log, the log's best is never slower than no log. Returns its mean time
     when it was measured."""
     sch = default_schedule(kernel, batch)
-    if sch is None:
-        return None
     mod = task_module(kernel, batch)
-    if database.has_workload(mod):
-        text = str(sch.trace)
-        records = database.get_top_k(database.commit_workload(mod), 1 << 30)
-        if any(str(r.trace) == text and _same_target(r.target, target) for r in records):
-            return None
-    args_info = ms.arg_info.ArgInfo.from_prim_func(mod["main"])
-    (built,) = builder.build([BuilderInput(sch.mod, target)])
-    if built.error_msg is not None:
-        raise RuntimeError(f"{kernel.name}: the default schedule does not build: {built.error_msg}")
-    (result,) = runner.run([RunnerInput(built.artifact_path, "cpu", args_info)])
-    result = result.result()
-    if result.error_msg is not None:
-        raise RuntimeError(f"{kernel.name}: the default schedule does not run: {result.error_msg}")
-    database.commit_tuning_record(ms.database.TuningRecord(
-        sch.trace, database.commit_workload(mod), result.run_secs, target, args_info))
-    return mean_seconds(result)
+    if sch is None or _has_record(database, mod, target, sch.trace):
+        return None
+    ((_, seconds),) = measure_and_record(database, mod, target, [sch], builder, runner)
+    if seconds is None:
+        raise RuntimeError(f"{kernel.name}: the default schedule failed to build or run")
+    return seconds
+
+
+def retarget(source: ms.database.Database, database: ms.database.Database, kernel: Kernel, batch: int,
+             target: tvm.target.Target, top_k: int, builder, runner) -> "Retargeted":
+    """Re-target the `top_k` best records of the kernel from a log tuned for
+    other targets: apply each trace to the kernel afresh, run the new
+    target's MetaSchedule postprocessors on it (which also verify GPU limits),
+    build it for `target`, measure it here and record it."""
+    from tvm.s_tir import Schedule
+
+    mod = task_module(kernel, batch)
+    if not source.has_workload(mod):
+        return Retargeted(kernel.name)
+    records, seen = [], set()
+    for record in source.get_top_k(source.commit_workload(mod), 1 << 30):
+        text = str(record.trace)
+        if (_same_target(record.target, target) or text in seen or not record.run_secs
+                or max(float(t) for t in record.run_secs) >= FAILED):
+            continue
+        seen.add(text)
+        records.append(record)
+        if len(records) == top_k:
+            break
+    context = ms.TuneContext(mod, target=target, space_generator="post-order-apply", task_name=kernel.name)
+    schedules = []
+    for record in records:
+        try:
+            sch = Schedule(mod)
+            record.trace.apply_to_schedule(sch, remove_postproc=True)
+        except Exception:  # the trace does not apply to this TVM's kernel any more
+            continue
+        if all(p.apply(sch) for p in context.space_generator.postprocs) and not _has_record(
+                database, mod, target, sch.trace):
+            schedules.append(sch)
+    measured = measure_and_record(database, mod, target, schedules, builder, runner)
+    seconds = [t for _, t in measured if t is not None]
+    return Retargeted(kernel.name, len(records), len(schedules), sum(b for b, _ in measured), len(seconds),
+                      min(seconds, default=None))
+
+
+@dataclass
+class Retargeted:
+    kernel: str
+    candidates: int = 0  # the source's best records for other targets, at most top_k
+    applied: int = 0  # that still apply and pass the new target's postprocessors
+    built: int = 0
+    recorded: int = 0  # measured here and recorded for the new target
+    best_seconds: float | None = None
 
 
 @dataclass
@@ -438,55 +508,71 @@ class TuneResult:
 
 def tune(net: Network, batch: int, target: tvm.target.Target, log_dir: str | os.PathLike, trials: int,
          trials_per_kernel: int | None = None, report=lambda task, progress: None,
-         kernels: list[str] | None = None, seed: int | None = None, trials_per_round: int = 64) -> TuneResult:
+         kernels: list[str] | None = None, seed: int | None = None, trials_per_round: int = 64,
+         source: str | os.PathLike | None = None, top_k: int = 8, on_retarget=lambda r: None) -> TuneResult:
     """Tune the kernels of `net` at `batch` for `target` with MetaSchedule,
     `trials` candidates in all (at most `trials_per_kernel` each, counting
     what the log already holds), the gradient task scheduler handing trials
     to the kernels where the time is. Records go to `log_dir` as they are
     measured, so an interrupted run loses at most one round
-    (`trials_per_round` candidates) and a rerun continues."""
+    (`trials_per_round` candidates) and a rerun continues. With `source`, a
+    log tuned for other targets, its `top_k` best records per kernel are
+    re-targeted first (see `retarget`) and the search starts from them."""
     log_dir = Path(log_dir)
     database = open_log(log_dir)
     import_intrinsics(target.kind.name)  # before any TuneContext imports them all
     per_kernel = trials_per_kernel or trials
-    progress, contexts, skipped = [], [], []
+    progress = []
     for kernel in net.kernels():
         if not tunable(kernel) or (kernels and kernel.name not in kernels):
             continue
         mod = task_module(kernel, batch)
         done = trials_done(database, mod, target)
-        if done >= per_kernel:
-            skipped.append(kernel.name)
-            continue
-        record = best_record(database, mod, target)
         task = TaskProgress(kernel, kernel.flops * batch, per_kernel, done, done_before=done)
+        record = best_record(database, mod, target)
         if record is not None:
             task.best_seconds = mean_seconds(record)
         progress.append(task)
-        contexts.append(ms.TuneContext(mod, target=target, space_generator="post-order-apply",
-                                       search_strategy="evolutionary", task_name=kernel.name,
-                                       num_threads=_cores(), rand_state=-1 if seed is None else seed))
-    remaining = min(trials, sum(t.budget for t in progress))
+    skipped = [t.kernel.name for t in progress if trials and t.budget == 0]
     builder = PoolBuilder(workers=_cores(), target_kind=target.kind.name)
     runner = QuietRunner()
     start = time.perf_counter()
-    if "cpu" in target.keys:  # the search starts from the default schedules
-        for task in progress:
-            seconds = record_default(database, task.kernel, batch, target, builder, runner)
-            if seconds is not None:
-                task.best_seconds = min(task.best_seconds, seconds)
-                report(task, progress)
-    if progress and remaining > 0:
-        record_provenance(log_dir, target, f"tune {net.variant} width {net.width} batch {batch}, "
-                                           f"{remaining} trials")
-        ms.tune_tasks(
-            tasks=contexts, task_weights=[1.0] * len(contexts), work_dir=str(log_dir / ".work"),
-            max_trials_global=remaining, max_trials_per_task=max(t.budget for t in progress),
-            num_trials_per_iter=min(trials_per_round, max(t.budget for t in progress)), builder=builder, runner=runner,
-            database=database,
-            measure_callbacks=ms.MeasureCallback.create("default") + [ProgressCallback(progress, report)],
-            task_scheduler="gradient")
-    builder.close()
+    try:
+        if source is not None and progress:
+            record_provenance(log_dir, target, f"re-target {net.variant} width {net.width} batch {batch} "
+                                               f"from {source}, top {top_k}")
+            source_db = read_log(source)
+            for task in progress:
+                moved = retarget(source_db, database, task.kernel, batch, target, top_k, builder, runner)
+                task.done += moved.recorded
+                if moved.best_seconds is not None:
+                    task.best_seconds = min(task.best_seconds, moved.best_seconds)
+                on_retarget(moved)
+        if "cpu" in target.keys:  # the search starts from the default schedules
+            for task in progress:
+                seconds = record_default(database, task.kernel, batch, target, builder, runner)
+                if seconds is not None:
+                    task.best_seconds = min(task.best_seconds, seconds)
+                    report(task, progress)
+        searched = [t for t in progress if t.budget > 0]
+        remaining = min(trials, sum(t.budget for t in searched))
+        if remaining > 0:
+            record_provenance(log_dir, target, f"tune {net.variant} width {net.width} batch {batch}, "
+                                               f"{remaining} trials")
+            contexts = [ms.TuneContext(task_module(t.kernel, batch), target=target, space_generator="post-order-apply",
+                                       search_strategy="evolutionary", task_name=t.kernel.name,
+                                       num_threads=_cores(), rand_state=-1 if seed is None else seed)
+                        for t in searched]
+            most = max(t.budget for t in searched)
+            ms.tune_tasks(
+                tasks=contexts, task_weights=[1.0] * len(contexts), work_dir=str(log_dir / ".work"),
+                max_trials_global=remaining, max_trials_per_task=most,
+                num_trials_per_iter=min(trials_per_round, most), builder=builder, runner=runner,
+                database=database,
+                measure_callbacks=ms.MeasureCallback.create("default") + [ProgressCallback(searched, report)],
+                task_scheduler="gradient")
+    finally:
+        builder.close()
     return TuneResult(progress, time.perf_counter() - start, builder.seconds, runner.seconds, skipped)
 
 
