@@ -207,3 +207,17 @@ def test_retarget_sm80_to_sm90_builds_with_nvcc(tmp_path):
     assert result.exit_code == 0, result.output
     # Each candidate's CUDA source went through nvcc for sm_90; with no GPU here none is measured.
     assert "3 records, 3 apply, 3 build, 0 measured and recorded" in result.stderr
+
+
+def test_logs_merge_keeps_each_record_once(tuned_log, tmp_path):
+    log_dir, _ = tuned_log
+    out = tmp_path / "merged"
+    args = ["logs", str(log_dir), str(log_dir), "--width", "0.25", "--num-classes", "10", "--batch", "2",
+            "--merge-into", str(out)]
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert len(records(out)) == len(records(log_dir))
+    again = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert "merged 0 new records" in again.stderr and len(records(out)) == len(records(log_dir))
+    notes = [entry["note"] for entry in json.loads((out / tuning.PROVENANCE).read_text())]
+    assert notes[0].startswith("tune paper") and notes[-1].startswith("merged 0 records")

@@ -224,16 +224,26 @@ def tune_cmd(variant, num_classes, width, lrn, batch, target, trials, trials_per
 
 
 @main.command("logs")
-@click.argument("log_dir", type=click.Path(file_okay=False, exists=True))
+@click.argument("log_dirs", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True))
 @network_options
 @click.option("--batch", "batches", type=click.IntRange(min=1), multiple=True, default=(1, 32), show_default=True,
               help="Batch sizes to report coverage for (repeatable).")
-def logs_cmd(log_dir, variant, num_classes, width, lrn, batches):
+@click.option("--merge-into", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Add every record of the LOG_DIRS (each distinct one once) to this log, and show it.")
+def logs_cmd(log_dirs, variant, num_classes, width, lrn, batches, merge_into):
     """Show a tuning log: where it came from, its targets, and for each kernel
-    of a variant the best GFLOP/s recorded per target and batch size."""
+    of a variant the best GFLOP/s recorded per target and batch size. With
+    --merge-into, merge several logs (from other machines or targets) first."""
     from . import tuning
 
     net = network(variant, num_classes, width, lrn)
+    if merge_into is not None:
+        added = tuning.merge(list(log_dirs), merge_into)
+        notes.print(f"merged {added} new records into {merge_into}")
+        log_dirs = (merge_into,)
+    elif len(log_dirs) > 1:
+        raise click.UsageError("several logs are shown merged: add --merge-into DIR")
+    (log_dir,) = log_dirs
     database = tuning.read_log(log_dir)
     for entry in tuning.provenance(log_dir):
         notes.print(f"{entry['date']}  {entry['cpu']} ({entry['machine']}), TVM {entry['tvm']}: {entry['note']}")

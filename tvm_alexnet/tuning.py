@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import tvm
+import tvm_ffi
 from tvm.ir.utils import derived_object
 from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.meta_schedule.builder import BuilderInput, BuilderResult, PyBuilder
@@ -169,17 +170,19 @@ def read_log(log_dir: str | os.PathLike) -> ms.database.MemoryDatabase:
     return database
 
 
-def record_provenance(log_dir: Path, target: tvm.target.Target, note: str) -> None:
+def record_provenance(log_dir: Path, target: tvm.target.Target | None, note: str) -> None:
     """Append who made this log, where and when, to log.json."""
-    path = log_dir / PROVENANCE
-    entries = json.loads(path.read_text()) if path.exists() else []
-    entries.append(dict(date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                        machine=platform.node(), cpu=_cpu_name(), target=json.loads(str(target)),
-                        tvm=tvm.__version__, note=note))
+    _write_provenance(log_dir, provenance(log_dir) + [dict(
+        date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), machine=platform.node(),
+        cpu=_cpu_name(), target=None if target is None else json.loads(str(target)), tvm=tvm.__version__,
+        note=note)])
+
+
+def _write_provenance(log_dir: Path, entries: list[dict]) -> None:
     fd, tmp = tempfile.mkstemp(prefix=".log-", dir=log_dir)
     with os.fdopen(fd, "w") as f:
         json.dump(entries, f, indent=2)
-    os.replace(tmp, path)
+    os.replace(tmp, log_dir / PROVENANCE)
 
 
 def _cpu_name() -> str:
@@ -254,6 +257,34 @@ def provenance(log_dir: str | os.PathLike) -> list[dict]:
         return json.loads(path.read_text()) if path.exists() else []
     except json.JSONDecodeError as e:
         raise LogError(f"{path}: not valid JSON ({e.msg}, line {e.lineno})") from None
+
+
+def merge(sources: list[str | os.PathLike], log_dir: str | os.PathLike) -> int:
+    """Add the records of `sources` to the log in `log_dir` (created where
+    missing), each distinct (kernel, schedule, target) once, and their
+    provenance. Returns the number of records added."""
+    log_dir = Path(log_dir)
+    database = open_log(log_dir)
+
+    def key(record):
+        return tvm_ffi.structural_hash(record.workload.mod), str(record.trace), target_dirname(record.target)
+
+    seen = {key(r) for r in database.get_all_tuning_records()}
+    added = 0
+    history = provenance(log_dir)
+    for source in sources:
+        for record in read_log(source).get_all_tuning_records():
+            if key(record) in seen:
+                continue
+            seen.add(key(record))
+            workload = database.commit_workload(record.workload.mod)
+            database.commit_tuning_record(ms.database.TuningRecord(
+                record.trace, workload, record.run_secs, record.target, record.args_info))
+            added += 1
+        history += [entry for entry in provenance(source) if entry not in history]
+    _write_provenance(log_dir, history)
+    record_provenance(log_dir, None, f"merged {added} records from {', '.join(map(str, sources))}")
+    return added
 
 
 def trials_done(database: ms.database.Database, mod: tvm.IRModule, target: tvm.target.Target) -> int:
