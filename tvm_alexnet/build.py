@@ -99,13 +99,13 @@ def schedule(mod: tvm.IRModule, net: Network, batch: int | None, target: tvm.tar
     tuned = []
     if tuning_log is not None and batch is not None:
         database = tuning.read_log(tuning_log)
-        for kernel in net.kernels(training=True):
+        for kernel in net.compiled_kernels():
             func = tuning.tuned_kernel(database, kernel, batch, target)
             if func is not None:
                 mod[kernel.name] = func.with_attr("global_symbol", kernel.name)
                 tuned.append(kernel.name)
     if not is_gpu(target):
-        for kernel in net.kernels(training=True):
+        for kernel in net.compiled_kernels():
             if kernel.name not in tuned:
                 mod[kernel.name] = cpu_schedules.default_schedule(mod[kernel.name], kernel, batch)
     else:
@@ -194,14 +194,14 @@ def build(net: Network, target: tvm.target.Target, batch: int | None = None, out
     executable, tuned = compile_module(net, batch, target, tuning_log)
     if target.kind.name == "cuda":
         cuda.check_source(cuda.source(executable.mod), target)
+    n = "n" if batch is None else batch
     manifest = Manifest(
         variant=net.variant, width=net.width, num_classes=net.num_classes, lrn=net.lrn, batch=batch,
         target=json.loads(str(target)), tvm_version=tvm.__version__,
         build_seconds=round(time.perf_counter() - start, 2),
-        kernels=[dict(name=k.name, layer=k.layer, op=k.op, inputs=[["n" if batch is None else batch, *s]
-                                                                   for s in k.inputs],
-                      params=[list(s) for s in k.params], output=["n" if batch is None else batch, *k.output],
-                      flops_per_image=k.flops) for k in net.kernels(training=True)],
+        kernels=[dict(name=k.name, layer=k.layer, op=k.op, inputs=[[n, *s] for s in k.inputs],
+                      params=[list(s) for s in k.params], output=[n, *k.output] if k.batch_output else list(k.output),
+                      batch_output=k.batch_output, flops_per_image=k.flops) for k in net.compiled_kernels()],
         functions=[layer.name for layer in net.layers] + ["forward"],
         tuning_log=None if tuning_log is None else str(tuning_log), tuned=tuned,
     )

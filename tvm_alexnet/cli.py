@@ -125,7 +125,7 @@ def compile_cmd(variant, num_classes, width, lrn, batch, target, output, tuning_
     manifest = build.Manifest.load(out / build.MANIFEST)
     _print_kernels(net, manifest.batch)
     if tuning_log:
-        fallback = [k.name for k in net.kernels(training=True) if k.name not in manifest.tuned]
+        fallback = [k.name for k in net.compiled_kernels() if k.name not in manifest.tuned]
         notes.print(f"tuned from {tuning_log}: {', '.join(manifest.tuned) or 'none'}")
         notes.print(f"default schedule: {', '.join(fallback) or 'none'}")
     size = (out / build.LIBRARY).stat().st_size / 2**20
@@ -298,7 +298,7 @@ def schedules_cmd(tuning_log, variant, num_classes, width, lrn, batch, target, o
         regenerate = f"tvm-alexnet schedules --variant {variant}"
         schedules = {k: (cpu_schedules.default_schedule(graph.kernel_func(k, None), k, None),
                          "hand-written default (tvm_alexnet/cpu_schedules.py), batch n")
-                     for k in net.kernels(training=True) if k.op in cpu_schedules.SCHEDULES}
+                     for k in net.compiled_kernels() if k.op in cpu_schedules.SCHEDULES}
     else:
         output = output or Path("schedules") / tuning.target_dirname(tvm_target) / f"b{batch}"
         regenerate = (f"tvm-alexnet schedules --tuning-log {tuning_log} --variant {variant} --batch {batch} "
@@ -330,9 +330,10 @@ def _print_kernels(net, batch: int | None) -> None:
     for col in ("kernel", "op", "inputs", "params", "output", "MFLOP/image"):
         table.add_column(col, justify="right" if col == "MFLOP/image" else "left")
     b = "n" if batch is None else str(batch)
-    for k in net.kernels(training=True):
+    for k in net.compiled_kernels():
         table.add_row(k.name, k.op, ", ".join(_shape(b, s) for s in k.inputs),
-                      ", ".join(_shape(None, s) for s in k.params), _shape(b, k.output), f"{k.flops / 1e6:,.1f}")
+                      ", ".join(_shape(None, s) for s in k.params), _shape(b if k.batch_output else None, k.output),
+                      f"{k.flops / 1e6:,.1f}")
     results.print(table)
 
 
@@ -352,7 +353,7 @@ def _shape(batch: str | None, shape) -> str:
 def kernels_cmd(variant, num_classes, width, lrn, batch, target, source, only, timed):
     """List every kernel with its shapes and FLOPs, print its source, time it."""
     net = network(variant, num_classes, width, lrn)
-    names = [k.name for k in net.kernels(training=True)]
+    names = [k.name for k in net.compiled_kernels()]
     if only is not None and only not in names:
         raise click.BadParameter(f"no kernel {only!r}; kernels are {', '.join(names)}", param_hint="'--kernel'")
     tvm_target = build.parse_target(target)
@@ -386,12 +387,12 @@ def _time_kernels(model: AlexNet, target: str, batch: int, only: str | None) -> 
     table = Table(title=f"{model.spec.variant} kernels, batch {batch}, {target} (median of 5)")
     for col in ("kernel", "ms", "GFLOP/s"):
         table.add_column(col, justify="left" if col == "kernel" else "right")
-    for k in model.spec.kernels(training=True):
+    for k in model.spec.compiled_kernels():
         if only and k.name != only:
             continue
         inputs = [torch.randn(batch, *s, device=device) for s in k.inputs]
         layer = getattr(model, k.layer) if k.params else None
-        params = [layer.weight.detach(), layer.bias.detach()] if layer else []
+        params = [layer.weight.detach(), layer.bias.detach()][:len(k.params)] if layer else []
         seconds = sorted(model.compiled.time_kernel(k.name, inputs + params, number=1, repeat=5))[2]
         table.add_row(k.name, f"{seconds * 1e3:.2f}", f"{k.flops * batch / seconds / 1e9:.2f}")
     results.print(table)
@@ -504,7 +505,7 @@ def demo_cmd(variant, num_classes, width, lrn, batch, target, repeat):
     results.print(f"[bold]{variant}[/] AlexNet: {net.num_params:,} parameters, "
                   f"{net.flops() / 1e9:.2f} GFLOP per image, input {'x'.join(map(str, net.input_shape))}")
     start = time.perf_counter()
-    with notes.status(f"compiling {len(net.kernels(training=True))} kernels for {target} ..."):
+    with notes.status(f"compiling {len(net.compiled_kernels())} kernels for {target} ..."):
         model.compile(target)
     results.print(f"compiled for {target} in {time.perf_counter() - start:.1f} s "
                   f"(kernels cached in {build.cache_dir()})")

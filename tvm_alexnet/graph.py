@@ -28,7 +28,7 @@ def kernel_func(kernel: Kernel, batch: int | None) -> tirx.PrimFunc:
     """The kernel as a TIR PrimFunc in destination-passing style:
     (activations..., weight, bias, out)."""
     n = te.var("n", "int64") if batch is None else batch
-    names = ("x", "mask")
+    names = ("dy", "saved") if kernel.op.endswith("_grad") or "_grad_" in kernel.op else ("x", "mask")
     inputs = [te.placeholder((n, *s), DTYPE, name=names[i]) for i, s in enumerate(kernel.inputs)]
     params = [te.placeholder(s, DTYPE, name=name) for s, name in zip(kernel.params, ("weight", "bias"))]
     out = OPS[kernel.op](*inputs, *params, **kernel.attrs)
@@ -43,7 +43,7 @@ class _Emitter:
     def __init__(self, net: Network, batch: int | None):
         self.bb = relax.BlockBuilder()
         self.kernels = net.kernels(training=True)
-        self.gvs = {k.name: self.bb.add_func(kernel_func(k, batch), k.name) for k in self.kernels}
+        self.gvs = {k.name: self.bb.add_func(kernel_func(k, batch), k.name) for k in net.compiled_kernels()}
 
     def tensor(self, name: str, shape, n=None) -> relax.Var:
         return relax.Var(name, relax.TensorType(shape if n is None else (n, *shape), DTYPE))

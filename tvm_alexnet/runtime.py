@@ -69,7 +69,10 @@ class CompiledNetwork:
         return call
 
     def _output(self, kernel: str, x: torch.Tensor) -> torch.Tensor:
-        return x.new_empty((x.shape[0], *self.kernels[kernel]["output"][1:]))
+        info = self.kernels[kernel]
+        if not info["batch_output"]:  # a parameter gradient, summed over the batch
+            return x.new_empty(info["output"])
+        return x.new_empty((x.shape[0], *info["output"][1:]))
 
     def time_function(self, name: str, args: list[torch.Tensor], number: int = 3, repeat: int = 3) -> list[float]:
         """Seconds per call of a VM function (a layer or `forward`), one

@@ -79,6 +79,7 @@ class Kernel:
     flops: int  # per image
     params: tuple[tuple[int, ...], ...] = ()  # weight, bias
     attrs: dict = field(default_factory=dict, compare=False)
+    batch_output: bool = True  # False for parameter gradients: summed over the batch, shaped as the parameter
 
 
 POOL_SIZE, POOL_STRIDE = 3, 2
@@ -175,6 +176,66 @@ class Network:
                                   d.out_features, (), dict(p=d.dropout)))
         out.append(Kernel("softmax", "softmax", "softmax", ((self.num_classes,),), (self.num_classes,),
                           3 * self.num_classes))
+        return out
+
+    def compiled_kernels(self) -> list[Kernel]:
+        """Every kernel a build holds: the forward ones (with dropout), then the backward ones."""
+        return self.kernels(training=True) + self.backward_kernels()
+
+    def backward_kernels(self) -> list[Kernel]:
+        """The gradient kernels of training, in the order backpropagation runs
+        them (fc8 first). Each takes the gradient of its forward kernel's
+        output (`dy`, first input) and what it needs of the forward pass:
+        ReLU gradients take the ReLU's output, parameter gradients the layer
+        input, LRN and max-pool gradients their forward input. The first
+        conv's input gradient (the image's) is never needed. Dropout's
+        gradient is the dropout kernel itself, with the same mask.
+
+        FLOPs: input and weight gradients of conv and dense as many as the
+        forward; bias gradients and ReLU one per element of dy; LRN
+        4*size+12 per element; max-pool size^2 per output (the argmax) plus
+        4 per input.
+        """
+        out = []
+        forward = self.kernels()
+        inputs = {k.name: k.inputs[0] for k in forward}
+        for k in reversed(forward):
+            if k.op == "softmax":
+                continue
+            layer = k.layer
+            first = k.name == forward[0].name
+            if k.op in ("conv2d", "dense"):
+                if k.attrs["relu"]:
+                    out.append(Kernel(f"{k.name.rsplit('_', 1)[0]}_relu_grad", layer, "relu_grad",
+                                      (k.output, k.output), k.output, math.prod(k.output)))
+                stem = k.name
+                weight, bias = k.params
+                grad_attrs = {}
+                if k.op == "conv2d":
+                    grad_attrs = dict(stride=k.attrs["stride"], padding=k.attrs["padding"],
+                                      groups=k.attrs["groups"])
+                out.append(Kernel(f"{stem}_grad_bias", layer, "bias_grad", (k.output,), bias,
+                                  math.prod(k.output), batch_output=False))
+                out.append(Kernel(f"{stem}_grad_weight", layer, f"{k.op}_grad_weight", (k.output, inputs[k.name]),
+                                  weight, k.flops, attrs=dict(grad_attrs, **(
+                                      dict(kernel=weight[-1]) if k.op == "conv2d" else {})), batch_output=False))
+                if not first:
+                    out.append(Kernel(f"{stem}_grad_input", layer, f"{k.op}_grad_input", (k.output,),
+                                      inputs[k.name], k.flops, (weight,), dict(grad_attrs, **(
+                                          dict(input_size=inputs[k.name][-1]) if k.op == "conv2d" else {}))))
+            elif k.op == "lrn":
+                out.append(Kernel(f"{k.name}_grad", layer, "lrn_grad", (k.output, k.inputs[0]), k.inputs[0],
+                                  math.prod(k.output) * (4 * k.attrs["size"] + 12), attrs=k.attrs))
+            elif k.op == "max_pool":
+                out.append(Kernel(f"{k.name}_grad", layer, "max_pool_grad", (k.output, k.inputs[0]), k.inputs[0],
+                                  k.flops + 4 * math.prod(k.inputs[0]), attrs=k.attrs))
+            elif k.op == "avg_pool":
+                size = k.inputs[0][-1]
+                if size % k.attrs["output_size"]:
+                    raise SpecError(f"{k.name}: the gradient of an uneven adaptive pool ({size} -> "
+                                    f"{k.attrs['output_size']}) is not implemented")
+                out.append(Kernel(f"{k.name}_grad", layer, "avg_pool_grad", (k.output,), k.inputs[0],
+                                  math.prod(k.inputs[0]), attrs=dict(input_size=size)))
         return out
 
     def _param_shapes(self, layer: str) -> tuple[tuple[int, ...], ...]:

@@ -1,0 +1,81 @@
+"""Every backward kernel against float64 torch autograd of its forward formula, on random inputs."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tvm_alexnet.spec import network
+
+BATCH = 2
+SMALL = dict(width=0.25, num_classes=10)
+
+
+def lrn(x, size, alpha, beta, k):
+    """The paper's LRN written out: window c - size//2 .. c + (size-1)//2."""
+    squares = F.pad(x * x, (0, 0, 0, 0, size // 2, (size - 1) // 2))
+    window = sum(squares[:, i:i + x.shape[1]] for i in range(size))
+    return x / (k + alpha * window) ** beta
+
+
+def forward_formula(kernel, x, w, b):
+    """The forward kernel in float64 torch, without its ReLU (a kernel of its own backwards)."""
+    a = kernel.attrs
+    if kernel.op == "conv2d":
+        return F.conv2d(x, w, b, a["stride"], a["padding"], 1, a["groups"])
+    if kernel.op == "dense":
+        return F.linear(x, w, b)
+    if kernel.op == "lrn":
+        return lrn(x, a["size"], a["alpha"], a["beta"], a["k"])
+    if kernel.op == "max_pool":
+        return F.max_pool2d(x, a["size"], a["stride"])
+    if kernel.op == "avg_pool":
+        return F.adaptive_avg_pool2d(x, a["output_size"])
+    raise AssertionError(kernel.op)
+
+
+def forward_of(net, name):
+    forward = {k.name: k for k in net.kernels()}
+    if name.endswith("_relu_grad"):
+        stem = name.removesuffix("_relu_grad")
+        return forward.get(f"{stem}_conv") or forward[f"{stem}_dense"]
+    if "_grad_" in name:
+        return forward[name.rsplit("_grad_", 1)[0]]
+    return forward[name.removesuffix("_grad")]
+
+
+def case(model, kernel, gen):
+    """The kernel's float32 arguments and its float64 expected output."""
+    fk = forward_of(model.spec, kernel.name)
+    scale = 50.0 if fk.op == "lrn" else 1.0  # so that LRN normalises noticeably
+    x = (torch.randn(BATCH, *fk.inputs[0], generator=gen, dtype=torch.float64) * scale).requires_grad_()
+    layer = getattr(model, fk.layer)
+    w, b = ((layer.weight.detach().double().requires_grad_(), layer.bias.detach().double().requires_grad_())
+            if fk.params else (None, None))
+    out = forward_formula(fk, x, w, b)
+    dy = torch.randn(out.shape, generator=gen, dtype=torch.float64)
+    if kernel.op == "relu_grad":
+        y = out.relu()
+        return [dy, y], [], dy * (y > 0)
+    grads = dict(zip(("x", "w", "b"), torch.autograd.grad(out, [t for t in (x, w, b) if t is not None], dy)))
+    if kernel.op == "bias_grad":
+        return [dy], [], grads["b"]
+    if kernel.op.endswith("_grad_weight"):
+        return [dy, x.detach()], [], grads["w"]
+    if kernel.op.endswith("_grad_input"):
+        return [dy], [layer.weight], grads["x"]
+    if kernel.op == "avg_pool_grad":
+        return [dy], [], grads["x"]
+    return [dy, x.detach()], [], grads["x"]  # lrn_grad, max_pool_grad
+
+
+@pytest.mark.parametrize("variant,name", [(v, k.name) for v in ("paper", "torchvision", "ungrouped")
+                                          for k in network(v, **SMALL).backward_kernels()])
+def test_backward_kernel(compiled, variant, name):
+    model = compiled(variant, **SMALL)
+    kernel = next(k for k in model.spec.backward_kernels() if k.name == name)
+    gen = torch.Generator().manual_seed(torch.seed())
+    inputs, params, expected = case(model, kernel, gen)
+    out = model.compiled.kernel(name)(*[t.float() for t in inputs], *[p.detach() for p in params])
+    assert tuple(out.shape) == tuple(expected.shape)
+    err = ((out.double() - expected).norm() / expected.norm()).item()
+    assert err < 1e-5, f"{name}: relative error {err:.2e}"

@@ -1,0 +1,148 @@
+"""Backward kernels: each op's gradient with respect to its input and parameters.
+
+`dy` is the gradient of the loss with respect to the op's output. Every
+parameter gradient sums over the batch. The formulas are the exact
+derivatives of the forward ops in this package (LRN's included); max-pool
+sends each window's gradient to its first maximum, as torch does.
+"""
+
+from tvm import te, tirx, topi
+
+
+def relu_grad(dy: te.Tensor, y: te.Tensor) -> te.Tensor:
+    # y is the ReLU's output: y > 0 exactly where its input was.
+    zero = tirx.const(0.0, dy.dtype)
+    return te.compute(dy.shape, lambda *i: te.if_then_else(y(*i) > zero, dy(*i), zero), name="relu_grad")
+
+
+def bias_grad(dy: te.Tensor) -> te.Tensor:
+    """Sum over every axis but the channel (axis 1)."""
+    axes = [te.reduce_axis((0, dy.shape[0]), name="rn")]
+    axes += [te.reduce_axis((0, d), name=f"r{i}") for i, d in enumerate(dy.shape[2:])]
+    return te.compute((dy.shape[1],), lambda c: te.sum(dy[(axes[0], c, *axes[1:])], axis=axes), name="bias_grad")
+
+
+def conv2d_grad_input(dy: te.Tensor, weight: te.Tensor, *, stride: int, padding: int, groups: int,
+                      input_size: int) -> te.Tensor:
+    """The transposed convolution: dy, dilated by the stride and padded by
+    kernel - 1 - padding, convolved with the weights flipped in space and
+    with input and output channels swapped within each group."""
+    out_channels, group_in, k, _ = weight.shape
+    group_out = out_channels // groups
+    flipped = te.compute(
+        (group_in * groups, group_out, k, k),
+        lambda i, o, h, w: weight[(i // group_in) * group_out + o, i % group_in, k - 1 - h, k - 1 - w],
+        name="weight_flip")
+    size = dy.shape[2]
+    if stride > 1:
+        dy = topi.nn.dilate(dy, (1, 1, stride, stride), name="dilate")
+    before = int(k) - 1 - padding
+    # Rows and columns the forward stride skipped at the end get no gradient from dy.
+    after = before + input_size + 2 * padding - ((int(size) - 1) * stride + int(k))
+    pad = (before, before, after, after)
+    if groups == 1:
+        return topi.nn.conv2d_nchw(dy, flipped, 1, pad, 1)
+    return topi.nn.group_conv2d_nchw(dy, flipped, 1, pad, 1, groups)
+
+
+def conv2d_grad_weight(dy: te.Tensor, x: te.Tensor, *, kernel: int, stride: int, padding: int,
+                       groups: int) -> te.Tensor:
+    n, out_channels, oh, ow = dy.shape
+    group_in, group_out = x.shape[1] // groups, out_channels // groups
+    padded = topi.nn.pad(x, (0, 0, padding, padding), name="pad_temp")
+    rn, ry, rx = te.reduce_axis((0, n), "rn"), te.reduce_axis((0, oh), "ry"), te.reduce_axis((0, ow), "rx")
+    return te.compute(
+        (out_channels, group_in, kernel, kernel),
+        lambda o, i, h, w: te.sum(
+            dy[rn, o, ry, rx] * padded[rn, (o // group_out) * group_in + i, ry * stride + h, rx * stride + w],
+            axis=[rn, ry, rx]),
+        name="conv2d_grad_weight")
+
+
+def dense_grad_input(dy: te.Tensor, weight: te.Tensor) -> te.Tensor:
+    j = te.reduce_axis((0, weight.shape[0]), "j")
+    return te.compute((dy.shape[0], weight.shape[1]), lambda n, i: te.sum(dy[n, j] * weight[j, i], axis=j),
+                      name="dense_grad_input")
+
+
+def dense_grad_weight(dy: te.Tensor, x: te.Tensor) -> te.Tensor:
+    n = te.reduce_axis((0, dy.shape[0]), "n")
+    return te.compute((dy.shape[1], x.shape[1]), lambda j, i: te.sum(dy[n, j] * x[n, i], axis=n),
+                      name="dense_grad_weight")
+
+
+def lrn_grad(dy: te.Tensor, x: te.Tensor, *, size: int, alpha: float, beta: float, k: float) -> te.Tensor:
+    """b_c = x_c s_c^-beta with s_c = k + alpha sum_{j in window(c)} x_j^2, so
+    dx_c = dy_c s_c^-beta - 2 alpha beta x_c sum_{j: c in window(j)} dy_j x_j s_j^(-beta-1)."""
+    n, channels, h, w = x.shape
+    before, after = size // 2, (size - 1) // 2  # window(c) = c - before .. c + after
+    zero = tirx.const(0.0, x.dtype)
+
+    def inside(c):
+        return tirx.all(c >= 0, c < channels)
+
+    squares = te.compute((n, channels + size - 1, h, w), lambda b, c, i, j: te.if_then_else(
+        inside(c - before), x[b, c - before, i, j] * x[b, c - before, i, j], zero), name="lrn_square")
+    r = te.reduce_axis((0, size), "r")
+    window = te.compute(x.shape, lambda b, c, i, j: te.sum(squares[b, c + r, i, j], axis=r), name="lrn_sum")
+    scale = te.compute(x.shape, lambda b, c, i, j: tirx.const(k, x.dtype) + tirx.const(alpha, x.dtype)
+                       * window[b, c, i, j], name="lrn_scale")
+
+    def power(s):  # s^-beta; beta = 3/4 as square roots, as the forward does
+        if beta == 0.75:
+            return tirx.const(1.0, x.dtype) / (te.sqrt(s) * te.sqrt(te.sqrt(s)))
+        return te.power(s, tirx.const(-beta, x.dtype))
+
+    scaled = te.compute(x.shape, lambda b, c, i, j: power(scale[b, c, i, j]), name="lrn_power")
+    # t_j = dy_j x_j s_j^(-beta-1), padded so that the reverse window needs no bounds.
+    t = te.compute((n, channels + size - 1, h, w), lambda b, c, i, j: te.if_then_else(
+        inside(c - after), dy[b, c - after, i, j] * x[b, c - after, i, j] * scaled[b, c - after, i, j]
+        / scale[b, c - after, i, j], zero), name="lrn_t")
+    q = te.reduce_axis((0, size), "q")
+    back = te.compute(x.shape, lambda b, c, i, j: te.sum(t[b, c + q, i, j], axis=q), name="lrn_back")
+    coef = tirx.const(2.0 * alpha * beta, x.dtype)
+    return te.compute(x.shape, lambda b, c, i, j: dy[b, c, i, j] * scaled[b, c, i, j]
+                      - coef * x[b, c, i, j] * back[b, c, i, j], name="lrn_grad")
+
+
+def max_pool_grad(dy: te.Tensor, x: te.Tensor, *, size: int, stride: int) -> te.Tensor:
+    n, channels, oh, ow = dy.shape
+    h, w = x.shape[2], x.shape[3]
+
+    # The first maximum of each window, in row-major order (torch's choice on ties).
+    def combine(a, b):
+        take_b = tirx.any(b[1] > a[1], tirx.all(b[1] == a[1], b[0] < a[0]))
+        return tirx.Select(take_b, b[0], a[0]), tirx.Select(take_b, b[1], a[1])
+
+    def identity(t0, t1):
+        return tirx.const(size * size, t0), tirx.min_value(t1)
+
+    first_max = te.comm_reducer(combine, identity, name="first_max")
+    r0, r1 = te.reduce_axis((0, size), "r0"), te.reduce_axis((0, size), "r1")
+    index, _ = te.compute(
+        dy.shape, lambda b, c, i, j: first_max(
+            (r0 * size + r1, x[b, c, i * stride + r0, j * stride + r1]), axis=[r0, r1]), name="pool_argmax")
+    # Each input pixel lies in at most ceil(size/stride) windows per axis.
+    reach = -(-size // stride)
+    a0, a1 = te.reduce_axis((0, reach), "a0"), te.reduce_axis((0, reach), "a1")
+    zero = tirx.const(0.0, dy.dtype)
+
+    def contribution(b, c, i, j, a, e):
+        wi, wj = i // stride - a, j // stride - e  # a window that may hold (i, j)
+        di, dj = i - wi * stride, j - wj * stride
+        hit = tirx.all(wi >= 0, wi < oh, wj >= 0, wj < ow, di < size, dj < size)
+        return te.if_then_else(tirx.all(hit, index[b, c, tirx.max(wi, 0), tirx.max(wj, 0)] == di * size + dj),
+                               dy[b, c, tirx.max(wi, 0), tirx.max(wj, 0)], zero)
+
+    return te.compute((n, channels, h, w), lambda b, c, i, j: te.sum(contribution(b, c, i, j, a0, a1),
+                                                                     axis=[a0, a1]), name="max_pool_grad")
+
+
+def avg_pool_grad(dy: te.Tensor, *, input_size: int) -> te.Tensor:
+    """Adaptive average pooling's gradient where the windows tile the input
+    evenly (torchvision's 6x6 pool of a 6x6 map is the identity)."""
+    n, channels, out, _ = dy.shape
+    factor = input_size // int(out)
+    inv = tirx.const(1.0 / (factor * factor), dy.dtype)
+    return te.compute((n, channels, input_size, input_size),
+                      lambda b, c, i, j: dy[b, c, i // factor, j // factor] * inv, name="avg_pool_grad")
