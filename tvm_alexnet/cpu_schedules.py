@@ -20,34 +20,168 @@ def _largest_divisor(n: int, candidates) -> int:
     return next((c for c in candidates if n % c == 0), 1)
 
 
+def _blocks(sch: s_tir.Schedule) -> dict[str, object]:
+    return {sch.get(b).name_hint: b for b in sch.get_child_blocks(sch.get_sblock("root"))}
+
+
 def conv2d(sch: s_tir.Schedule, kernel: Kernel, batch: int | None) -> None:
     # Direct convolution with a register tile of `row` output pixels x 8
     # output channels: per reduction step one weight vector is loaded and
     # `row` input pixels are broadcast into `row` FMAs. The weights are
-    # repacked per call so that those 8 channels are contiguous.
+    # repacked per call so that those 8 channels are contiguous. Also the
+    # input gradient, a convolution of the (dilated) output gradient with
+    # the flipped weights.
     channels, _, width = kernel.output
     groups = kernel.attrs["groups"]
     block = _largest_divisor(channels // groups, (LANES, 4, 2))
     row = _largest_divisor(width, range(14, 3, -1))  # row accumulators + 2 registers <= 16
-    names = [sch.get(b).name_hint for b in sch.get_child_blocks(sch.get_sblock("root"))]
-    conv = sch.get_sblock(next(n for n in names if "conv2d" in n))
-    sch.compute_inline(sch.get_sblock("bias_add"))
-    epilogue = sch.get_sblock("compute") if kernel.attrs["relu"] else None
-    packed = sch.cache_read(conv, 1, "global")
+    blocks = _blocks(sch)
+    conv = blocks[next(n for n in blocks if "conv2d" in n)]
+    if "bias_add" in blocks:
+        sch.compute_inline(blocks["bias_add"])
+    if "dilate" in blocks:
+        sch.compute_inline(blocks["dilate"])
+    epilogue = blocks["compute"] if kernel.attrs.get("relu") else None
+    # The flipped weights of the input gradient are computed in the packed layout directly.
+    packed = blocks.get("weight_flip") or sch.cache_read(conv, 1, "global")
     sch.transform_layout(conv, ("read", 1), lambda o, i, h, w: (o // block, i, h, w, o % block))
     n, f, y, x, rc, ry, rx = sch.get_loops(conv)
     f_out, f_in = sch.split(f, [None, block])
     x_out, x_in = sch.split(x, [None, row])
     sch.reorder(n, f_out, y, x_out, rc, ry, rx, x_in, f_in)
-    sch.compute_inline(sch.cache_write(conv, 0, "local"))  # accumulate in registers
+    accumulate = sch.cache_write(conv, 0, "local")  # in registers
     if epilogue is not None:
+        sch.compute_inline(accumulate)
         sch.reverse_compute_at(epilogue, x_out)
+    else:
+        sch.reverse_compute_at(accumulate, x_out)
+    if kernel.op == "conv2d_grad_input" or kernel.attrs["stride"] == 1:
+        # Channels innermost in the accumulators too, or LLVM may gather each
+        # vector of them (measured: conv2-5 at batch 32 gain 15-60%; the
+        # stride-4 conv1 loses 20%, so it keeps the layout).
+        sch.transform_layout(conv, ("write", 0), lambda n, f, y, x: (n, y, x, f))
     sch.parallel(sch.fuse(n, f_out, y))
     sch.vectorize(f_in)
     sch.unroll(x_in)
     sch.vectorize(sch.get_loops(sch.decompose_reduction(conv, rc))[-1])
-    for stage in (sch.get_sblock("pad_temp"), packed):
+    for stage in (blocks["pad_temp"], packed):
         sch.parallel(sch.fuse(*sch.get_loops(stage)[:2]))
+
+
+def conv2d_grad_weight(sch: s_tir.Schedule, kernel: Kernel, batch: int | None) -> None:
+    # dW[o, i, h, w] = sum over images and output pixels of dy * x, per group.
+    # The output gradient is repacked as (channel block, n, oh, ow, 8-32
+    # channels) so that a vector of output channels is one load; the register
+    # tile is (kernel width) x (that block), the reduction runs over images
+    # and output pixels.
+    out_channels, _, _, k = kernel.output
+    groups = kernel.attrs["groups"]
+    block = _largest_divisor(out_channels // groups, [LANES * m for m in range(max(1, min(4, 12 // k)), 0, -1)]
+                             + [4, 2])
+    blocks = _blocks(sch)
+    grad = blocks["conv2d_grad_weight"]
+    packed = sch.cache_read(grad, 0, "global")
+    sch.transform_layout(grad, ("read", 0), lambda n, c, h, w: (c // block, n, h, w, c % block))
+    g, o, i, h, w, rn, ry, rx = sch.get_loops(grad)
+    o_out, o_in = sch.split(o, [None, block])
+    sch.reorder(g, o_out, i, h, rn, ry, rx, w, o_in)
+    sch.reverse_compute_at(sch.cache_write(grad, 0, "local"), h)
+    # Channels innermost in the accumulators too, or each vector of them is a gather.
+    sch.transform_layout(grad, ("write", 0), lambda g, o, i, h, w: (g, i, h, w, o))
+    sch.parallel(sch.fuse(g, o_out, i, h))
+    sch.vectorize(o_in)
+    sch.unroll(w)
+    sch.decompose_reduction(grad, rn)
+    for stage in (packed, blocks.get("pad_temp"), blocks["join_groups"]):
+        if stage is not None:
+            sch.parallel(sch.get_loops(stage)[0])
+
+
+def dense_grad_input(sch: s_tir.Schedule, kernel: Kernel, batch: int | None) -> None:
+    # dx[n, i] = sum_j dy[n, j] W[j, i]: W's rows are contiguous in i, so a
+    # tile of 16 i (two vectors) x rows accumulates over j, dy broadcast.
+    (features,) = kernel.output
+    cols = _largest_divisor(features, (2 * LANES, LANES, 4, 2))
+    rows = 4 if batch is not None and batch % 4 == 0 else 1
+    grad = _blocks(sch)["dense_grad_input"]
+    # W repacked as (column block, j, 16 columns): the tile's rows are then
+    # contiguous instead of one cache line (and page) per j.
+    packed = sch.cache_read(grad, 1, "global")
+    sch.transform_layout(grad, ("read", 1), lambda j, i: (i // cols, j, i % cols))
+    sch.parallel(sch.get_loops(packed)[0])
+    n, i, j = sch.get_loops(grad)
+    n_out, n_in = sch.split(n, [None, rows])
+    i_out, i_in = sch.split(i, [None, cols])
+    sch.reorder(i_out, n_out, j, n_in, i_in)  # a W tile stays in cache for every row
+    sch.reverse_compute_at(sch.cache_write(grad, 0, "local"), n_out)
+    sch.parallel(i_out)
+    sch.vectorize(i_in)
+    sch.unroll(n_in)
+    sch.decompose_reduction(grad, j)
+
+
+def dense_grad_weight(sch: s_tir.Schedule, kernel: Kernel, batch: int | None) -> None:
+    # dW[j, i] = sum_n dy[n, j] x[n, i]: a tile of 4 j x 16 i accumulates
+    # over the batch; writing dW is most of the cost.
+    out_features, in_features = kernel.output
+    rows = _largest_divisor(out_features, (4, 2))
+    cols = _largest_divisor(in_features, (2 * LANES, LANES, 4, 2))
+    grad = _blocks(sch)["dense_grad_weight"]
+    j, i, n = sch.get_loops(grad)
+    j_out, j_in = sch.split(j, [None, rows])
+    i_out, i_in = sch.split(i, [None, cols])
+    sch.reorder(j_out, i_out, n, j_in, i_in)
+    sch.reverse_compute_at(sch.cache_write(grad, 0, "local"), i_out)
+    sch.parallel(j_out)
+    sch.vectorize(i_in)
+    sch.unroll(j_in)
+    sch.decompose_reduction(grad, n)
+
+
+def _rows(sch: s_tir.Schedule, block, reduction: bool = False) -> None:
+    """Parallel over images x channels, vector over the last axis; a
+    reduction's own loops go outside the vector loop."""
+    loops = sch.get_loops(block)
+    if len(loops) == 2 or (reduction and len(loops) == 3):  # (n, features[, r])
+        n, c, *r = loops
+        c_out, c_in = sch.split(c, [None, _largest_divisor(sch.get(c).extent.value, (LANES, 4, 2))])
+        sch.reorder(n, c_out, *r, c_in)
+        sch.parallel(sch.fuse(n, c_out))
+        sch.vectorize(c_in)
+    else:
+        b, c, _, w, *r = loops
+        if r:
+            sch.reorder(*r, w)
+        sch.parallel(sch.fuse(b, c))
+        sch.vectorize(w)
+    if reduction:
+        sch.decompose_reduction(block, sch.get_loops(block)[-2])
+
+
+def elementwise(sch: s_tir.Schedule, kernel: Kernel, batch: int | None) -> None:
+    for block in _blocks(sch).values():
+        _rows(sch, block)
+
+
+def bias_grad(sch: s_tir.Schedule, kernel: Kernel, batch: int | None) -> None:
+    sch.parallel(sch.get_loops(_blocks(sch)["bias_grad"])[0])
+
+
+def lrn_grad(sch: s_tir.Schedule, kernel: Kernel, batch: int | None) -> None:
+    blocks = _blocks(sch)
+    sch.compute_inline(blocks["lrn_square"])
+    sch.compute_inline(blocks["lrn_scale"])
+    for name in ("lrn_sum", "lrn_back"):
+        _rows(sch, blocks[name], reduction=True)
+    for name in ("lrn_power", "lrn_t", "lrn_grad"):
+        _rows(sch, blocks[name])
+
+
+def max_pool_grad(sch: s_tir.Schedule, kernel: Kernel, batch: int | None) -> None:
+    blocks = _blocks(sch)
+    for name in ("pool_argmax", "max_pool_grad"):
+        b, c, *_ = sch.get_loops(blocks[name])
+        sch.parallel(sch.fuse(b, c))
 
 
 def dense(sch: s_tir.Schedule, kernel: Kernel, batch: int | None) -> None:
@@ -113,7 +247,13 @@ def dropout(sch: s_tir.Schedule, kernel: Kernel, batch: int | None) -> None:
     sch.vectorize(sch.split(j, [None, _largest_divisor(kernel.output[0], (LANES, 4, 2))])[1])
 
 
-SCHEDULES = {"conv2d": conv2d, "dense": dense, "lrn": lrn, "max_pool": max_pool, "dropout": dropout}
+SCHEDULES = {
+    "conv2d": conv2d, "dense": dense, "lrn": lrn, "max_pool": max_pool, "dropout": dropout,
+    "conv2d_grad_input": conv2d, "conv2d_grad_weight": conv2d_grad_weight,
+    "dense_grad_input": dense_grad_input, "dense_grad_weight": dense_grad_weight,
+    "relu_grad": elementwise, "avg_pool_grad": elementwise, "bias_grad": bias_grad,
+    "lrn_grad": lrn_grad, "max_pool_grad": max_pool_grad,
+}
 
 
 def default_schedule(func: tirx.PrimFunc, kernel: Kernel, batch: int | None) -> tirx.PrimFunc:

@@ -51,12 +51,16 @@ def conv2d_grad_weight(dy: te.Tensor, x: te.Tensor, *, kernel: int, stride: int,
     group_in, group_out = x.shape[1] // groups, out_channels // groups
     padded = topi.nn.pad(x, (0, 0, padding, padding), name="pad_temp")
     rn, ry, rx = te.reduce_axis((0, n), "rn"), te.reduce_axis((0, oh), "ry"), te.reduce_axis((0, ow), "rx")
-    return te.compute(
-        (out_channels, group_in, kernel, kernel),
-        lambda o, i, h, w: te.sum(
-            dy[rn, o, ry, rx] * padded[rn, (o // group_out) * group_in + i, ry * stride + h, rx * stride + w],
+    # Per group, so that no index divides by the group size (a vectorized
+    # channel loop would turn it into a gather); the groups are joined after.
+    grouped = te.compute(
+        (groups, group_out, group_in, kernel, kernel),
+        lambda g, o, i, h, w: te.sum(
+            dy[rn, g * group_out + o, ry, rx] * padded[rn, g * group_in + i, ry * stride + h, rx * stride + w],
             axis=[rn, ry, rx]),
         name="conv2d_grad_weight")
+    return te.compute((out_channels, group_in, kernel, kernel),
+                      lambda o, i, h, w: grouped[o // group_out, o % group_out, i, h, w], name="join_groups")
 
 
 def dense_grad_input(dy: te.Tensor, weight: te.Tensor) -> te.Tensor:
