@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import build, weights
+from .autograd import CompiledLayer, LayerKernels
 from .errors import UserError
 from .runtime import CompiledNetwork
 from .spec import LRN_CONVENTIONS, POOL_SIZE, POOL_STRIDE, Conv, Network, network
@@ -57,6 +58,7 @@ class AlexNet(nn.Module):
         target) use the tuned schedule. Builds are cached on disk."""
         directory = build.build(self.spec, build.parse_target(target), batch, out_dir, tuning_log)
         self.compiled = CompiledNetwork(directory)
+        self._layers = {layer.name: LayerKernels(self.compiled, self.spec, layer.name) for layer in self.spec.layers}
         return self
 
     def decompile(self) -> "AlexNet":
@@ -80,19 +82,23 @@ class AlexNet(nn.Module):
             return self.reference_forward(x)
         if x.device.type != self.compiled.device_type:
             raise UserError(f"input is on {x.device}, the model is compiled for {self.compiled.device_type}")
-        if self.training and any(d.dropout for d in self.spec.dense):
-            return self._compiled_forward_with_dropout(x)
+        if self.training or (torch.is_grad_enabled() and (x.requires_grad or any(
+                p.requires_grad for p in self.parameters()))):
+            return self._layer_by_layer(x)
         return self.compiled.forward(x, list(self.parameters()))
 
-    def _compiled_forward_with_dropout(self, x: torch.Tensor) -> torch.Tensor:
+    def _layer_by_layer(self, x: torch.Tensor) -> torch.Tensor:
+        """Forward through the autograd bridges: backward runs the compiled
+        gradient kernels, and in training the dropout kernels get fresh masks."""
         for layer in self.spec.layers:
             module = getattr(self, layer.name)
             if layer.name == self.spec.dense[0].name:
                 x = x.flatten(1)
-            x = self.compiled.layer(layer.name, x, [module.weight, module.bias])
-            if getattr(layer, "dropout", 0.0):
-                mask = torch.empty_like(x).bernoulli_(1 - layer.dropout).div_(1 - layer.dropout)
-                x = self.compiled.kernel(f"{layer.name}_dropout")(x, mask)
+            mask = None
+            if self.training and getattr(layer, "dropout", 0.0):
+                keep = 1 - layer.dropout
+                mask = torch.empty((x.shape[0], layer.out_features), device=x.device).bernoulli_(keep).div_(keep)
+            x = CompiledLayer.apply(self._layers[layer.name], x, module.weight, module.bias, mask)
         return x
 
     def reference_forward(self, x: torch.Tensor) -> torch.Tensor:

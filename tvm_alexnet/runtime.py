@@ -38,6 +38,7 @@ class CompiledNetwork:
         self.device = tvm.cuda(0) if self.device_type == "cuda" else tvm.cpu(0)
         self._local = threading.local()  # a VM may not be shared between threads
         self.kernels = {k["name"]: k for k in self.manifest.kernels}
+        self._kernel_funcs = {}
 
     @property
     def vm(self) -> relax.VirtualMachine:
@@ -58,7 +59,9 @@ class CompiledNetwork:
 
     def kernel(self, name: str):
         """The kernel `name` as f(*inputs, *params) -> output tensor."""
-        func = self.executable.imports[0][name]
+        if name not in self._kernel_funcs:
+            self._kernel_funcs[name] = self.executable.imports[0][name]
+        func = self._kernel_funcs[name]
 
         def call(*args: torch.Tensor) -> torch.Tensor:
             args = [kernel_ready(a) for a in args]

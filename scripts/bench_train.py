@@ -1,0 +1,105 @@
+"""One training step (forward, loss, backward, SGD): TVM vs torch eager, side by side.
+
+    python scripts/bench_train.py --batch 32 --rounds 3
+
+Both models start from the same weights and take the same batches in this
+one process, interleaved round by round (train mode, dropout on, SGD with the
+paper's momentum and weight decay). Prints the median seconds per step of
+each and, for TVM, each layer's forward and backward kernel time (kernels
+timed alone on random inputs of the step's shapes).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TVM_NUM_THREADS", str(len(os.sched_getaffinity(0))))
+
+import argparse  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from tvm_alexnet import AlexNet  # noqa: E402
+
+
+class Eager(torch.nn.Module):
+    def __init__(self, model: AlexNet):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model.reference_forward(x)
+
+
+def step(model, optimizer, x, labels) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    F.cross_entropy(model(x), labels).backward()
+    optimizer.step()
+
+
+def kernel_seconds(model: AlexNet, batch: int) -> dict[str, list[float]]:
+    """Per layer: [forward seconds, backward seconds], kernels timed alone."""
+    per_layer = {layer.name: [0.0, 0.0] for layer in model.spec.layers}
+    compiled = model.compiled
+    backward = {k.name for k in model.spec.backward_kernels()}
+    for k in model.spec.compiled_kernels():
+        if k.op == "softmax":
+            continue
+        inputs = [torch.randn(batch, *s) for s in k.inputs]
+        layer = getattr(model, k.layer)
+        params = [layer.weight.detach(), layer.bias.detach()][:len(k.params)]
+        seconds = statistics.median(compiled.time_kernel(k.name, inputs + params, number=1, repeat=3))
+        per_layer[k.layer][k.name in backward or k.op == "dropout"] += seconds
+        if k.op == "dropout":  # the same kernel runs in both directions
+            per_layer[k.layer][0] += seconds
+    return per_layer
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--variant", default="paper")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    torch.manual_seed(0)
+    tvm_model = AlexNet(args.variant).train()
+    eager_model = AlexNet(args.variant).train()
+    eager_model.load_state_dict(tvm_model.state_dict())
+    start = time.perf_counter()
+    tvm_model.compile("llvm", batch=args.batch)
+    print(f"{args.variant}, batch {args.batch}, float32, {len(os.sched_getaffinity(0))} threads, "
+          f"torch {torch.__version__} (TVM build {time.perf_counter() - start:.1f} s)\n")
+    engines = {"torch eager": Eager(eager_model), "TVM": tvm_model}
+    optimizers = {name: torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+                  for name, m in engines.items()}
+    times = {name: [] for name in engines}
+    for round_ in range(args.rounds + 1):  # the first round warms up
+        x = torch.randn(args.batch, *tvm_model.spec.input_shape)
+        labels = torch.randint(0, tvm_model.spec.num_classes, (args.batch,))
+        for name, model in engines.items():
+            begin = time.perf_counter()
+            step(model, optimizers[name], x, labels)
+            if round_:
+                times[name].append(time.perf_counter() - begin)
+    eager = statistics.median(times["torch eager"])
+    print("| engine | s/step | images/s | vs eager |")
+    print("|---|---:|---:|---:|")
+    for name, t in times.items():
+        t = statistics.median(t)
+        print(f"| {name} | {t:.3f} | {args.batch / t:.1f} | {eager / t:.2f}x |")
+
+    print("\n| layer | TVM forward ms | TVM backward ms |")
+    print("|---|---:|---:|")
+    per_layer = kernel_seconds(tvm_model, args.batch)
+    for layer, (fwd, bwd) in per_layer.items():
+        print(f"| {layer} | {fwd * 1e3:.1f} | {bwd * 1e3:.1f} |")
+    total = [sum(v[i] for v in per_layer.values()) for i in (0, 1)]
+    print(f"| all | {total[0] * 1e3:.1f} | {total[1] * 1e3:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
