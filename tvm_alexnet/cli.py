@@ -1,4 +1,4 @@
-"""The `tvm-alexnet` command line: compile, run, demo, kernels."""
+"""The `tvm-alexnet` command line: compile, tune, kernels, run, demo, train, eval."""
 
 from __future__ import annotations
 
@@ -549,3 +549,145 @@ def demo_cmd(variant, num_classes, width, lrn, batch, target, repeat):
 
 if __name__ == "__main__":
     main()
+
+
+# -- train, eval, pca ----------------------------------------------------------------------------
+
+
+def _data_sets(data: Path | None, demo: bool, variant: str):
+    """(train, validation, classes) of 256x256 images: the demo digits, or DATA/train and DATA/val."""
+    from . import data as d
+
+    transform = d.FullImage(PREPROCESSING[variant])
+    if demo:
+        return d.Digits(True, transform), d.Digits(False, transform), d.Digits.classes
+    if data is None:
+        raise click.UsageError("give --data DIR (holding train/<class>/ and val/<class>/) or --demo")
+    train_set, val_set = d.ImageFolder(data / "train", transform), d.ImageFolder(data / "val", transform)
+    if train_set.classes != val_set.classes:
+        raise click.BadParameter(f"{data}/train and {data}/val hold different class folders", param_hint="'--data'")
+    return train_set, val_set, train_set.classes
+
+
+@main.command("train")
+@click.option("--data", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
+              help="An ImageFolder tree: DATA/train/<class>/*.jpg and DATA/val/<class>/*.jpg (ImageNet's layout).")
+@click.option("--demo", is_flag=True, help="Train on scikit-learn's handwritten digits (no download), "
+                                           "width 0.25 and torch's initialisation unless given.")
+@click.option("--variant", default="paper", show_default=True, metavar="|".join(VARIANTS))
+@click.option("--width", type=float, default=None, help="Channel multiplier (default 1, or 0.25 with --demo).")
+@click.option("--lrn", metavar="|".join(LRN_CONVENTIONS), default=None)
+@click.option("--init", type=click.Choice(["paper", "torch"]), default=None,
+              help="Weight initialisation (default paper, or torch with --demo).")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Default 90, or 3 with --demo.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Default 128, or 32 with --demo.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.01, show_default=True)
+@click.option("--momentum", type=click.FloatRange(0, 1), default=0.9, show_default=True)
+@click.option("--weight-decay", type=click.FloatRange(min=0), default=5e-4, show_default=True)
+@click.option("--lr-factor", type=click.FloatRange(0, 1, min_open=True), default=0.1, show_default=True,
+              help="Multiply the learning rate by this when the validation error stops improving.")
+@click.option("--patience", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Epochs without improvement before that.")
+@click.option("--pca", "pca_file", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="Colour PCA from `tvm-alexnet pca`: enables the paper's colour augmentation.")
+@click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True, help="Data loading processes.")
+@click.option("--checkpoint-every", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Also checkpoint every N steps (0: at the end of each epoch only).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@target_option
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/alexnet"),
+              show_default=True, help="Checkpoint (last.pt), metrics.jsonl, training.png and final weights.")
+@click.option("--resume", is_flag=True, help="Continue from OUT/last.pt with the same next batch.")
+def train_cmd(data, demo, variant, width, lrn, init, epochs, batch_size, lr, momentum, weight_decay, lr_factor,
+              patience, pca_file, workers, checkpoint_every, seed, target, out, resume):
+    """Train with the paper's recipe: every layer's forward and backward compiled by TVM.
+
+    SGD (momentum 0.9, weight decay 5e-4, batch 128), learning rate 0.01
+    divided by 10 when the validation error stops improving, random 227x227
+    crops of 256x256 images with flips (and, with --pca, colour noise).
+    Interrupt it and run it again with --resume: it continues from the last
+    checkpoint with the same next batch.
+    """
+    from .data import ColourPCA
+    from .train import CHECKPOINT, Recipe, load_checkpoint, train
+
+    width = width if width is not None else (0.25 if demo else 1.0)
+    recipe = Recipe(batch_size=batch_size or (32 if demo else 128), lr=lr, momentum=momentum,
+                    weight_decay=weight_decay, lr_factor=lr_factor, patience=patience,
+                    epochs=epochs or (3 if demo else 90), seed=seed, workers=workers,
+                    checkpoint_every=checkpoint_every)
+    train_set, val_set, classes = _data_sets(data, demo, variant)
+    pca = ColourPCA.load(pca_file) if pca_file else None
+    torch.manual_seed(seed)
+    model = AlexNet(variant, len(classes), width, lrn)
+    model.reset_parameters(init or ("torch" if demo else "paper"))
+    if (out / CHECKPOINT).exists():  # before compiling: a checkpoint that cannot be resumed fails at once
+        if not resume:
+            raise click.UsageError(f"{out / CHECKPOINT} exists: add --resume to continue it, or choose another --out")
+        load_checkpoint(out / CHECKPOINT, model)
+    notes.print(f"{variant} width {width}: {model.spec.num_params:,} parameters, {len(classes)} classes, "
+                f"{len(train_set)} training and {len(val_set)} validation images")
+    with notes.status(f"compiling forward and backward kernels for {target}, batch {recipe.batch_size} ..."):
+        model.compile(target, batch=recipe.batch_size)
+    history = train(model, train_set, val_set, recipe, out, resume=resume, pca=pca, log=notes.print)
+    model.save(out / "weights.safetensors")
+    last = history[-1]
+    results.print(f"epoch {last['epoch']}: validation top-1 error {100 * last['val_top1_error']:.1f}%, "
+                  f"top-5 {100 * last['val_top5_error']:.1f}% (chance {100 * (1 - 1 / len(classes)):.0f}%); "
+                  f"{last['images_per_s']:.1f} images/s; wrote {out}/weights.safetensors, metrics.jsonl, "
+                  "training.png")
+
+
+@main.command("eval")
+@click.option("--weights", type=click.Path(dir_okay=False, exists=True), required=True)
+@click.option("--data", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
+              help="An ImageFolder tree of validation images (DATA/<class>/*.jpg).")
+@click.option("--demo", is_flag=True, help="The demo digits' validation split.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True)
+@target_option
+def eval_cmd(weights, data, demo, batch_size, workers, target):
+    """Top-1 and top-5 error: centre crop and the paper's ten crops (corners,
+    centre and their flips, softmax averaged)."""
+    from . import data as d
+    from .train import evaluate
+
+    model = AlexNet.load(weights)
+    transform = d.FullImage(PREPROCESSING[model.spec.variant])
+    if demo:
+        dataset = d.Digits(False, transform)
+    elif data is not None:
+        dataset = d.ImageFolder(data, transform)
+    else:
+        raise click.UsageError("give --data DIR or --demo")
+    with notes.status(f"compiling for {target} ..."):
+        model.compile(target)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=workers)
+    table = Table(title=f"{weights}: {len(dataset)} images")
+    for col in ("crops", "top-1 error", "top-5 error", "images/s"):
+        table.add_column(col, justify="left" if col == "crops" else "right")
+    for name, ten in (("centre", False), ("10-crop", True)):
+        r = evaluate(model, loader, ten_crop=ten, progress=True)
+        table.add_row(name, f"{100 * r['top1_error']:.2f}%", f"{100 * r['top5_error']:.2f}%",
+                      f"{r['images_per_s']:.1f}")
+    results.print(table)
+
+
+@main.command("pca")
+@click.option("--data", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
+              help="An ImageFolder tree; its train/ folder is used.")
+@click.option("--demo", is_flag=True)
+@click.option("--variant", default="paper", show_default=True, metavar="|".join(VARIANTS))
+@click.option("--images", type=click.IntRange(min=1), default=2000, show_default=True,
+              help="Training images sampled for the covariance.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("pca.json"),
+              show_default=True)
+def pca_cmd(data, demo, variant, images, output):
+    """Eigenvectors and eigenvalues of the training set's RGB covariance, for
+    the paper's colour augmentation (`train --pca`)."""
+    from .data import colour_pca
+
+    train_set, _, _ = _data_sets(data, demo, variant)
+    pca = colour_pca(train_set, images)
+    pca.save(output)
+    results.print(f"eigenvalues {', '.join(f'{v:.3g}' for v in pca.eigvals)}; wrote {output}")

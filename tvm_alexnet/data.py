@@ -1,8 +1,9 @@
-"""Images in, tensors out: the test-time preprocessing of each variant."""
+"""Images in, tensors out: each variant's preprocessing, the paper's training augmentation, data sets."""
 
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,16 +70,189 @@ def load_image(path: Path, size: int, prep: Preprocessing, resize: bool = True) 
         raise InputError(f"{path}: image has {channels} channel{'s' * (channels != 1)} (mode {img.mode}), "
                          "expected 3 (RGB)")
     if resize:
-        w, h = img.size
-        ratio = RESIZE / min(w, h)
-        img = img.resize((max(size, round(w * ratio)), max(size, round(h * ratio))), Image.BILINEAR)
-        w, h = img.size
-        left, top = (w - size) // 2, (h - size) // 2
-        img = img.crop((left, top, left + size, top + size))
+        img = centre_crop_image(_resize_centre(img), size)
     elif img.size != (size, size):
         raise InputError(f"{path}: image is {img.size[0]}x{img.size[1]}, expected {size}x{size} "
                          "(or let it be resized)")
+    return _normalise(img, prep)
+
+
+def centre_crop_image(img: Image.Image, size: int) -> Image.Image:
+    w, h = img.size
+    left, top = (w - size) // 2, (h - size) // 2
+    return img.crop((left, top, left + size, top + size))
+
+
+# -- training data -------------------------------------------------------------------------------
+
+
+class ImageFolder(torch.utils.data.Dataset):
+    """root/<class>/<image>: ImageNet's train and val layout. Classes are the
+    sorted folder names. An image that cannot be read is reported with its
+    path and skipped (the next one is used); one that is not RGB (grey,
+    palette, RGBA, CMYK) is converted."""
+
+    def __init__(self, root: str | os.PathLike, transform):
+        root = Path(root)
+        if not root.is_dir():
+            raise InputError(f"{root}: no such folder (expected root/<class>/<image>)")
+        self.classes = sorted(d.name for d in root.iterdir() if d.is_dir())
+        self.samples = [(f, label) for label, name in enumerate(self.classes)
+                        for f in sorted((root / name).rglob("*")) if f.suffix.lower() in IMAGE_SUFFIXES]
+        if not self.samples:
+            raise InputError(f"{root}: no images in class folders (expected root/<class>/<image>)")
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int):
+        for attempt in range(len(self.samples)):
+            path, label = self.samples[(index + attempt) % len(self.samples)]
+            try:
+                with Image.open(path) as img:
+                    img = img.convert("RGB")  # a no-op for RGB
+            except (UnidentifiedImageError, OSError, ValueError) as e:
+                warnings.warn(f"{path}: not a readable image ({e}); skipped")
+                continue
+            return self.transform(img), label
+        raise InputError("no readable image in the data set")
+
+
+class Digits(torch.utils.data.Dataset):
+    """The demo data set: scikit-learn's 1,797 handwritten digits (8x8, 10
+    classes), scaled up to 256x256 RGB images; a fixed 80/20 split into
+    train and validation."""
+
+    classes = [str(d) for d in range(10)]
+
+    def __init__(self, train: bool, transform):
+        from sklearn.datasets import load_digits
+
+        digits = load_digits()
+        order = np.random.default_rng(0).permutation(len(digits.target))
+        cut = int(0.8 * len(order))
+        self.indices = order[:cut] if train else order[cut:]
+        self.images, self.targets, self.transform = digits.images, digits.target, transform
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: int):
+        i = self.indices[index]
+        pixels = (self.images[i] * (255 / 16)).astype(np.uint8)
+        img = Image.fromarray(pixels).resize((RESIZE, RESIZE), Image.BILINEAR).convert("RGB")
+        return self.transform(img), int(self.targets[i])
+
+
+def _resize_centre(img: Image.Image, size: int = RESIZE) -> Image.Image:
+    """Shorter side to `size`, then the centre size x size (the paper's 256x256 images)."""
+    w, h = img.size
+    ratio = size / min(w, h)
+    img = img.resize((max(size, round(w * ratio)), max(size, round(h * ratio))), Image.BILINEAR)
+    return centre_crop_image(img, size)
+
+
+def _normalise(img: Image.Image, prep: Preprocessing) -> torch.Tensor:
     pixels = np.asarray(img, dtype=np.float32).transpose(2, 0, 1) * prep.scale
     mean = np.asarray(prep.mean, np.float32)[:, None, None]
     std = np.asarray(prep.std, np.float32)[:, None, None]
     return torch.from_numpy((pixels - mean) / std)
+
+
+@dataclass(frozen=True)
+class ColourPCA:
+    """Eigenvalues and eigenvectors (columns) of the training set's RGB
+    covariance, pixels in the preprocessing's scale: the paper's colour
+    augmentation adds eigvecs @ (alpha * eigvals), alpha ~ N(0, 0.1^2)."""
+
+    eigvals: tuple[float, float, float]
+    eigvecs: tuple[tuple[float, float, float], ...]
+
+    def save(self, path: str | os.PathLike) -> None:
+        import json
+
+        from .build import write_atomic
+
+        write_atomic(Path(path), json.dumps({"eigvals": self.eigvals, "eigvecs": self.eigvecs}, indent=2))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "ColourPCA":
+        import json
+
+        try:
+            data = json.loads(Path(path).read_text())
+            pca = cls(tuple(map(float, data["eigvals"])), tuple(tuple(map(float, r)) for r in data["eigvecs"]))
+            if len(pca.eigvals) != 3 or any(len(r) != 3 for r in pca.eigvecs):
+                raise ValueError("expected 3 eigenvalues and a 3x3 matrix")
+            return pca
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise InputError(f"{path}: not a colour PCA file ({e})") from None
+
+
+def colour_pca(dataset, images: int = 2000, seed: int = 0) -> ColourPCA:
+    """The RGB covariance's eigen-decomposition over (up to) `images`
+    randomly chosen training images at 256x256."""
+    order = np.random.default_rng(seed).permutation(len(dataset))[:images]
+    total, outer, count = np.zeros(3), np.zeros((3, 3)), 0
+    for i in order:
+        x = dataset[int(i)][0].double().reshape(3, -1).numpy()
+        total += x.sum(1)
+        outer += x @ x.T
+        count += x.shape[1]
+    mean = total / count
+    eigvals, eigvecs = np.linalg.eigh(outer / count - np.outer(mean, mean))
+    return ColourPCA(tuple(eigvals.tolist()), tuple(map(tuple, eigvecs.tolist())))
+
+
+class Augmented(torch.utils.data.Dataset):
+    """The paper's training input from a data set of 256x256 images: a random
+    `crop` x `crop` window, a random horizontal flip, and (with `pca`) colour
+    noise along the principal components of RGB. The randomness of each
+    sample depends only on (seed, epoch, index), so an interrupted epoch
+    resumes with the very same batches."""
+
+    def __init__(self, dataset, crop: int, seed: int, pca: ColourPCA | None = None, flip: bool = True):
+        self.dataset, self.crop, self.seed, self.pca, self.flip = dataset, crop, seed, pca, flip
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        x, label = self.dataset[index]
+        gen = torch.Generator().manual_seed(hash((self.seed, self.epoch, index)) % 2**63)
+        top, left = torch.randint(0, x.shape[-1] - self.crop + 1, (2,), generator=gen).tolist()
+        x = x[:, top:top + self.crop, left:left + self.crop]
+        if self.flip and torch.rand((), generator=gen) < 0.5:
+            x = x.flip(-1)
+        if self.pca is not None:
+            alpha = torch.randn(3, generator=gen, dtype=torch.float64) * 0.1
+            eigvecs, eigvals = (torch.tensor(v, dtype=torch.float64) for v in (self.pca.eigvecs, self.pca.eigvals))
+            shift = eigvecs @ (alpha * eigvals)
+            x = x + shift.float()[:, None, None]
+        return x.contiguous(), label
+
+
+class FullImage:
+    """256x256 and normalised, uncropped: training and evaluation crop it."""
+
+    def __init__(self, prep: Preprocessing):
+        self.prep = prep
+
+    def __call__(self, img: Image.Image) -> torch.Tensor:
+        return _normalise(_resize_centre(img), self.prep)
+
+
+def centre_crop(x: torch.Tensor, size: int) -> torch.Tensor:
+    top = (x.shape[-1] - size) // 2
+    return x[..., top:top + size, top:top + size]
+
+
+def ten_crops(x: torch.Tensor, size: int) -> list[torch.Tensor]:
+    """The paper's test crops of a batch (N, 3, 256, 256): four corners and
+    the centre, and their horizontal flips."""
+    far = x.shape[-1] - size
+    crops = [x[..., top:top + size, left:left + size] for top, left in ((0, 0), (0, far), (far, 0), (far, far))]
+    crops.append(centre_crop(x, size))
+    return crops + [c.flip(-1) for c in crops]

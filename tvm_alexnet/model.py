@@ -36,17 +36,21 @@ class AlexNet(nn.Module):
         self.compiled: CompiledNetwork | None = None
         self.reset_parameters()
 
-    def reset_parameters(self) -> None:
-        """The paper's initialisation: weights ~ N(0, 0.01^2), biases 1 in
-        conv2, conv4, conv5, fc6, fc7 and 0 elsewhere. Variants without
-        init_std keep torch's default initialisation."""
-        if self.spec.init_std is None:
-            return
+    def reset_parameters(self, init: str = "paper") -> None:
+        """init="paper": weights ~ N(0, 0.01^2), biases 1 in conv2, conv4,
+        conv5, fc6, fc7 and 0 elsewhere (variants without init_std keep
+        torch's default). init="torch": torch's default initialisation,
+        which lets narrow networks learn in a few epochs."""
+        if init not in ("paper", "torch"):
+            raise UserError(f"unknown initialisation {init!r}; choose paper or torch")
         with torch.no_grad():
             for layer in self.spec.layers:
                 module = getattr(self, layer.name)
-                module.weight.normal_(0.0, self.spec.init_std)
-                module.bias.fill_(layer.init_bias)
+                if init == "torch" or self.spec.init_std is None:
+                    module.reset_parameters()
+                else:
+                    module.weight.normal_(0.0, self.spec.init_std)
+                    module.bias.fill_(layer.init_bias)
 
     # -- compilation -------------------------------------------------------------------------
 

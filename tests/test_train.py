@@ -1,0 +1,133 @@
+"""Training: the demo learns, an interrupted run resumes with the same next batch, bad checkpoints."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from tvm_alexnet import AlexNet
+from tvm_alexnet.cli import main
+from tvm_alexnet.data import PREPROCESSING, Augmented, ColourPCA, Digits, FullImage, colour_pca, ten_crops
+from tvm_alexnet.train import CHECKPOINT, load_checkpoint
+
+# A quick run: 192 digits, 6 batches of 32 per epoch, width 0.125.
+RUN = """
+import sys, torch
+from tvm_alexnet import AlexNet
+from tvm_alexnet.data import PREPROCESSING, Digits, FullImage
+from tvm_alexnet.train import Recipe, train
+out = sys.argv[1]
+prep = FullImage(PREPROCESSING["paper"])
+train_set = torch.utils.data.Subset(Digits(True, prep), range(192))
+val_set = torch.utils.data.Subset(Digits(False, prep), range(64))
+torch.manual_seed(0)
+model = AlexNet("paper", 10, 0.125)
+model.reset_parameters("torch")
+model.compile("llvm", batch=32)
+if len(sys.argv) > 2:  # slower steps, so that a test can kill it mid-epoch
+    import time
+    step = torch.optim.SGD.step
+    def slow(self, *a, **k):
+        time.sleep(float(sys.argv[2]))
+        return step(self, *a, **k)
+    torch.optim.SGD.step = slow
+train(model, train_set, val_set, Recipe(batch_size=32, epochs=2, workers=0, checkpoint_every=2), out,
+      resume=True, progress=False)
+model.save(out + "/weights.safetensors")
+"""
+
+
+def run(out, *extra, **kwargs):
+    return subprocess.Popen([sys.executable, "-c", RUN, str(out), *map(str, extra)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, **kwargs)
+
+
+def test_demo_learns_and_evaluates(tmp_path):
+    result = CliRunner().invoke(main, ["train", "--demo", "--epochs", "1", "--workers", "0", "--out",
+                                       str(tmp_path)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    for name in ("last.pt", "metrics.jsonl", "training.png", "weights.safetensors"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    state = load_checkpoint(tmp_path / CHECKPOINT, AlexNet.load(tmp_path / "weights.safetensors"))
+    (epoch,) = eval(state["history"].replace("null", "None"))  # one epoch of metrics
+    assert epoch["val_top1_error"] < 0.7  # chance is 0.9
+    assert epoch["val_loss"] < 2.2  # log(10) = 2.30 at chance
+    result = CliRunner().invoke(main, ["eval", "--weights", str(tmp_path / "weights.safetensors"), "--demo",
+                                       "--workers", "0"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "centre" in result.stdout and "10-crop" in result.stdout
+
+
+def test_resume_after_kill_continues_with_the_same_batches(tmp_path):
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    assert run(whole).wait(timeout=600) == 0
+    proc = run(killed, 0.5, start_new_session=True)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (killed / CHECKPOINT).exists():
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    model = AlexNet("paper", 10, 0.125)
+    state = load_checkpoint(killed / CHECKPOINT, model)
+    assert (state["epoch"], state["step"]) < (2, 0), "killed after it finished"
+    resumed = run(killed)
+    _, err = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, err.decode()[-2000:]
+    a = AlexNet.load(whole / "weights.safetensors").state_dict()
+    b = AlexNet.load(killed / "weights.safetensors").state_dict()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+
+
+def test_corrupt_or_foreign_checkpoint_is_one_error_and_kept(tmp_path):
+    (tmp_path / CHECKPOINT).write_bytes(b"not a checkpoint at all")
+    args = ["train", "--demo", "--epochs", "1", "--width", "0.125", "--workers", "0", "--resume", "--out",
+            str(tmp_path)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1
+    (error,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert "last.pt: not a tvm-alexnet training checkpoint" in error and result.stderr.endswith(error + "\n")
+    assert (tmp_path / CHECKPOINT).read_bytes() == b"not a checkpoint at all"
+    other = AlexNet("paper", 10, 0.25)
+    torch.save(dict(model=other.state_dict(), optimizer={}, scheduler={}, rng=torch.get_rng_state(), epoch=1,
+                    step=0, history="[]", network=__import__("dataclasses").asdict(other.spec), recipe={}),
+               tmp_path / CHECKPOINT)
+    before = (tmp_path / CHECKPOINT).read_bytes()
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1 and "another network" in result.stderr
+    assert (tmp_path / CHECKPOINT).read_bytes() == before
+    result = CliRunner().invoke(main, args[:-3] + ["--out", str(tmp_path)])  # no --resume
+    assert result.exit_code == 2 and "--resume" in result.stderr
+
+
+def test_augmentation_is_the_papers_and_deterministic():
+    prep = PREPROCESSING["paper"]
+    digits = Digits(True, FullImage(prep))
+    pca = colour_pca(digits, images=50)
+    assert sorted(pca.eigvals) == list(pca.eigvals) and pca.eigvals[-1] > 0
+    augmented = Augmented(digits, 227, seed=3, pca=pca)
+    x, label = augmented[5]
+    assert x.shape == (3, 227, 227) and label == digits[5][1]
+    assert torch.equal(x, augmented[5][0])  # (seed, epoch, index) decide the randomness
+    augmented.epoch = 1
+    assert not torch.equal(x, augmented[5][0])
+    crops = ten_crops(digits[5][0][None], 227)
+    assert len(crops) == 10 and torch.equal(crops[5], crops[0].flip(-1))
+
+
+def test_pca_file_round_trip_and_errors(tmp_path):
+    pca = ColourPCA((1.0, 2.0, 3.0), ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)))
+    pca.save(tmp_path / "pca.json")
+    assert ColourPCA.load(tmp_path / "pca.json") == pca
+    (tmp_path / "bad.json").write_text('{"eigvals": [1, 2]}')
+    with pytest.raises(Exception, match="not a colour PCA file"):
+        ColourPCA.load(tmp_path / "bad.json")

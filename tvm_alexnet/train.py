@@ -1,0 +1,221 @@
+"""Training and evaluation: the paper's recipe, read top to bottom.
+
+SGD with momentum and weight decay on the compiled model (every layer's
+forward and backward are TVM kernels, see autograd.py), the learning rate
+divided by 10 when the validation error stops improving, a checkpoint after
+every epoch (and every `checkpoint_every` steps) from which `resume`
+continues with the very same next batch, a metrics log (JSONL) and a plot.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from .build import write_atomic
+from .data import Augmented, centre_crop, ten_crops
+from .errors import UserError
+from .model import AlexNet
+
+CHECKPOINT = "last.pt"
+METRICS = "metrics.jsonl"
+PLOT = "training.png"
+
+
+class CheckpointError(UserError):
+    """A checkpoint that cannot be resumed from."""
+
+
+@dataclasses.dataclass
+class Recipe:
+    """Krizhevsky et al. 2012, section 5 (the defaults), plus the run's own settings."""
+
+    batch_size: int = 128
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    lr_factor: float = 0.1  # "divide the learning rate by 10 when the validation error rate stopped improving"
+    patience: int = 0  # epochs without improvement before that
+    epochs: int = 90
+    seed: int = 0
+    workers: int = 2
+    checkpoint_every: int = 0  # steps; 0: only at the end of each epoch
+
+
+class EpochSampler(torch.utils.data.Sampler):
+    """A permutation fixed by (seed, epoch), from position `start` on."""
+
+    def __init__(self, size: int, seed: int, epoch: int, start: int = 0):
+        self.order = torch.randperm(size, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))[start:]
+
+    def __iter__(self):
+        return iter(self.order.tolist())
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+
+def _save(path: Path, state: dict) -> None:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    write_atomic(path, buffer.getvalue())
+
+
+def load_checkpoint(path: Path, model: AlexNet) -> dict:
+    """A checkpoint's state, checked against `model`; one clear error otherwise."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        keys = {"model", "optimizer", "scheduler", "rng", "epoch", "step", "network", "recipe"}
+        if not isinstance(state, dict) or not keys <= set(state):
+            raise ValueError(f"missing {', '.join(sorted(keys - set(state or {})))}")
+    except Exception as e:  # torch raises many types for truncated or foreign files
+        reason = str(e).strip().splitlines()[-1] if isinstance(e, ValueError) else type(e).__name__
+        raise CheckpointError(f"{path}: not a tvm-alexnet training checkpoint ({reason})") from None
+    if state["network"] != dataclasses.asdict(model.spec):
+        raise CheckpointError(f"{path}: checkpoint is for another network (variant {state['network']['variant']}, "
+                              f"width {state['network']['width']}); train with the same network options")
+    return state
+
+
+def evaluate(model: AlexNet, loader, ten_crop: bool = False, progress: bool = False) -> dict[str, float]:
+    """Top-1 and top-5 error (and mean loss) over a loader of 256x256 images:
+    the centre crop, or the paper's ten crops with their softmax averaged."""
+    model.eval()
+    size = model.spec.image_size
+    top1 = top5 = loss = count = 0.0
+    start = time.perf_counter()
+    with torch.no_grad():
+        for x, labels in tqdm(loader, desc="eval", leave=False, disable=not progress):
+            crops = ten_crops(x, size) if ten_crop else [centre_crop(x, size)]
+            probs = sum(_logits(model, c.contiguous()).softmax(-1) for c in crops) / len(crops)
+            loss += F.nll_loss(probs.clamp_min(1e-12).log(), labels, reduction="sum").item()
+            best = probs.topk(min(5, probs.shape[1]), dim=1).indices
+            top1 += (best[:, 0] != labels).sum().item()
+            top5 += (best != labels[:, None]).all(dim=1).sum().item()
+            count += len(labels)
+    seconds = time.perf_counter() - start
+    return dict(top1_error=top1 / count, top5_error=top5 / count, loss=loss / count, images=int(count),
+                images_per_s=count / seconds)
+
+
+def _logits(model: AlexNet, x: torch.Tensor) -> torch.Tensor:
+    """Logits of a batch; a build for a fixed batch size gets the batch padded."""
+    batch = model.compiled.manifest.batch if model.compiled is not None else None
+    if batch is None or len(x) == batch:
+        return model(x)
+    padded = torch.cat([x, x.new_zeros((batch - len(x), *x.shape[1:]))])
+    return model(padded)[:len(x)]
+
+
+def train(model: AlexNet, train_set, val_set, recipe: Recipe, out_dir: str | os.PathLike,
+          resume: bool = False, pca=None, progress: bool = True, log=print) -> list[dict]:
+    """Train `model` (compiled or not) on `train_set` (256x256 images) with
+    the recipe; checkpoints, metrics and the plot go to `out_dir`. Returns
+    the metrics of every epoch."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
+                                weight_decay=recipe.weight_decay)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=recipe.lr_factor,
+                                                           patience=recipe.patience)
+    epoch, step, history = 0, 0, []
+    torch.manual_seed(recipe.seed)  # dropout masks
+    if resume and (out_dir / CHECKPOINT).exists():
+        state = load_checkpoint(out_dir / CHECKPOINT, model)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"])
+        epoch, step, history = state["epoch"], state["step"], json.loads(state["history"])
+        log(f"resumed from {out_dir / CHECKPOINT}: epoch {epoch + 1}, step {step}")
+    elif (out_dir / CHECKPOINT).exists():
+        raise CheckpointError(f"{out_dir / CHECKPOINT} exists: pass --resume to continue it, or another --out")
+    augmented = Augmented(train_set, model.spec.image_size, recipe.seed, pca)
+    steps_per_epoch = len(train_set) // recipe.batch_size  # full batches only: the build is for one batch size
+    if steps_per_epoch == 0:
+        raise UserError(f"{len(train_set)} training images make no batch of {recipe.batch_size}")
+    # Loaders with their own generator: the global one draws the dropout masks, and
+    # a loader would take a seed from it, so a resumed run would draw other masks.
+    val_loader = torch.utils.data.DataLoader(val_set, batch_size=recipe.batch_size, num_workers=recipe.workers,
+                                             generator=torch.Generator().manual_seed(recipe.seed))
+
+    def checkpoint(epoch: int, step: int) -> None:
+        _save(out_dir / CHECKPOINT, dict(
+            model=model.state_dict(), optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+            rng=torch.get_rng_state(), epoch=epoch, step=step, history=json.dumps(history),
+            network=dataclasses.asdict(model.spec), recipe=dataclasses.asdict(recipe)))
+
+    while epoch < recipe.epochs:
+        augmented.epoch = epoch
+        loader = torch.utils.data.DataLoader(
+            augmented, batch_size=recipe.batch_size, drop_last=True, num_workers=recipe.workers,
+            sampler=EpochSampler(len(augmented), recipe.seed, epoch, start=step * recipe.batch_size),
+            generator=torch.Generator().manual_seed(recipe.seed))
+        model.train()
+        seen = correct = 0
+        total_loss = 0.0
+        start = time.perf_counter()
+        bar = tqdm(loader, total=steps_per_epoch - step, desc=f"epoch {epoch + 1}/{recipe.epochs}",
+                   disable=not progress, unit="batch")
+        for x, labels in bar:
+            logits = model(x)
+            loss = F.cross_entropy(logits, labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            seen += len(labels)
+            total_loss += loss.item() * len(labels)
+            correct += (logits.argmax(1) == labels).sum().item()
+            bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}",
+                            img_s=f"{seen / (time.perf_counter() - start):.1f}")
+            if recipe.checkpoint_every and step % recipe.checkpoint_every == 0 and step < steps_per_epoch:
+                checkpoint(epoch, step)
+        seconds = time.perf_counter() - start
+        val = evaluate(model, val_loader)
+        scheduler.step(val["top1_error"])
+        history.append(dict(epoch=epoch + 1, train_loss=total_loss / max(seen, 1),
+                            train_accuracy=correct / max(seen, 1), val_loss=val["loss"],
+                            val_top1_error=val["top1_error"], val_top5_error=val["top5_error"],
+                            lr=optimizer.param_groups[0]["lr"], images_per_s=seen / seconds, seconds=seconds))
+        log(json.dumps(history[-1]))
+        epoch, step = epoch + 1, 0
+        checkpoint(epoch, step)
+        write_atomic(out_dir / METRICS, "".join(json.dumps(h) + "\n" for h in history))
+        plot(history, out_dir / PLOT)
+    return history
+
+
+def plot(history: list[dict], path: Path) -> None:
+    """Loss and error per epoch, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    left.plot(epochs, [h["train_loss"] for h in history], "o-", label="train")
+    left.plot(epochs, [h["val_loss"] for h in history], "o-", label="validation")
+    left.set(xlabel="epoch", ylabel="cross-entropy loss (nats)", title="loss")
+    right.plot(epochs, [100 * (1 - h["train_accuracy"]) for h in history], "o-", label="train top-1")
+    right.plot(epochs, [100 * h["val_top1_error"] for h in history], "o-", label="validation top-1")
+    right.plot(epochs, [100 * h["val_top5_error"] for h in history], "o--", label="validation top-5")
+    right.set(xlabel="epoch", ylabel="error (%)", title="error", ylim=(0, 100))
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    write_atomic(path, buffer.getvalue())
+
