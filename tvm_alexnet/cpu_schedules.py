@@ -4,7 +4,7 @@ A kernel without a tuning record gets one of these instead of TVM's
 unscheduled lowering (~2 GFLOP/s). They are written for AVX2 (8 float
 lanes, 16 vector registers) and parallel over the outermost loops, and they
 work for a symbolic batch, so one build serves every batch size.
-`tvm-alexnet schedules --defaults` prints what they produce.
+`tvm-alexnet schedules` (without a log) writes what they produce to schedules/default.
 """
 
 from __future__ import annotations

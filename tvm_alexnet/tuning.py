@@ -60,8 +60,8 @@ def task_module(kernel: Kernel, batch: int) -> tvm.IRModule:
 
 
 def tunable(kernel: Kernel) -> bool:
-    # Dropout and softmax are a few microseconds: not worth a trial.
-    return kernel.op not in ("dropout", "softmax")
+    # Elementwise kernels and small sums take microseconds: not worth a trial.
+    return kernel.op not in ("dropout", "softmax", "relu_grad", "bias_grad", "avg_pool_grad")
 
 
 # -- the log on disk -----------------------------------------------------------------------------
@@ -540,22 +540,27 @@ class TuneResult:
 def tune(net: Network, batch: int, target: tvm.target.Target, log_dir: str | os.PathLike, trials: int,
          trials_per_kernel: int | None = None, report=lambda task, progress: None,
          kernels: list[str] | None = None, seed: int | None = None, trials_per_round: int = 64,
-         source: str | os.PathLike | None = None, top_k: int = 8, on_retarget=lambda r: None) -> TuneResult:
+         source: str | os.PathLike | None = None, top_k: int = 8, on_retarget=lambda r: None,
+         backward: bool = False) -> TuneResult:
     """Tune the kernels of `net` at `batch` for `target` with MetaSchedule,
     `trials` candidates in all (at most `trials_per_kernel` each, counting
     what the log already holds), the gradient task scheduler handing trials
     to the kernels where the time is. Records go to `log_dir` as they are
     measured, so an interrupted run loses at most one round
-    (`trials_per_round` candidates) and a rerun continues. With `source`, a
+    (`trials_per_round` candidates) and a rerun continues. `backward` adds
+    the gradient kernels of training (named in `kernels`, they are tuned
+    without it). With `source`, a
     log tuned for other targets, its `top_k` best records per kernel are
     re-targeted first (see `retarget`) and the search starts from them."""
     log_dir = Path(log_dir)
     database = open_log(log_dir)
     import_intrinsics(target.kind.name)  # before any TuneContext imports them all
     per_kernel = trials_per_kernel or trials
+    forward = {k.name for k in net.kernels()}
     progress = []
-    for kernel in net.kernels():
-        if not tunable(kernel) or (kernels and kernel.name not in kernels):
+    for kernel in net.kernels() + net.backward_kernels():
+        wanted = kernel.name in kernels if kernels else (backward or kernel.name in forward)
+        if not tunable(kernel) or not wanted:
             continue
         mod = task_module(kernel, batch)
         done = trials_done(database, mod, target)
