@@ -131,3 +131,24 @@ def test_pca_file_round_trip_and_errors(tmp_path):
     (tmp_path / "bad.json").write_text('{"eigvals": [1, 2]}')
     with pytest.raises(Exception, match="not a colour PCA file"):
         ColourPCA.load(tmp_path / "bad.json")
+
+
+def test_image_folder_converts_and_skips_bad_images(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from tvm_alexnet.data import ImageFolder
+
+    for name in ("cat", "dog"):
+        (tmp_path / name).mkdir()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(tmp_path / "cat" / "a.png")
+    Image.fromarray(rng.integers(0, 255, (40, 50), dtype=np.uint8)).save(tmp_path / "cat" / "b.png")  # grey
+    (tmp_path / "dog" / "c.jpg").write_bytes(b"not an image")
+    Image.fromarray(rng.integers(0, 255, (30, 30, 4), dtype=np.uint8)).save(tmp_path / "dog" / "d.png")  # RGBA
+    dataset = ImageFolder(tmp_path, FullImage(PREPROCESSING["paper"]))
+    assert dataset.classes == ["cat", "dog"] and len(dataset) == 4
+    assert dataset[1][0].shape == (3, 256, 256) and dataset[1][1] == 0  # grey, converted
+    with pytest.warns(UserWarning, match="c.jpg: not a readable image"):
+        x, label = dataset[2]  # the unreadable one: skipped, the next image instead
+    assert label == 1 and x.shape == (3, 256, 256)

@@ -99,8 +99,9 @@ def schedule(mod: tvm.IRModule, net: Network, batch: int | None, target: tvm.tar
     tuned = []
     if tuning_log is not None and batch is not None:
         database = tuning.read_log(tuning_log)
+        defaults = tuning.default_times(tuning_log)
         for kernel in net.compiled_kernels():
-            func = tuning.tuned_kernel(database, kernel, batch, target)
+            func = tuning.tuned_kernel(database, kernel, batch, target, defaults)
             if func is not None:
                 mod[kernel.name] = func.with_attr("global_symbol", kernel.name)
                 tuned.append(kernel.name)
@@ -169,7 +170,7 @@ def build_key(net: Network, batch: int | None, target: tvm.target.Target,
         h.update(part.encode())
     sources = [PACKAGE_DIR / name for name in _KERNEL_SOURCES]
     if tuning_log is not None:
-        sources += [Path(tuning_log) / tuning.WORKLOADS, Path(tuning_log) / tuning.RECORDS]
+        sources += [Path(tuning_log) / name for name in (tuning.WORKLOADS, tuning.RECORDS, tuning.DEFAULTS)]
     for path in sources:
         h.update(path.read_bytes() if path.exists() else b"")
     return h.hexdigest()[:16]

@@ -305,9 +305,10 @@ def schedules_cmd(tuning_log, variant, num_classes, width, lrn, batch, target, o
         regenerate = (f"tvm-alexnet schedules --tuning-log {tuning_log} --variant {variant} --batch {batch} "
                       f"--target {target}")
         database = tuning.read_log(tuning_log)
+        defaults = tuning.default_times(tuning_log)
         schedules = {}
         for kernel in net.kernels():
-            func = tuning.tuned_kernel(database, kernel, batch, tvm_target)
+            func = tuning.tuned_kernel(database, kernel, batch, tvm_target, defaults)
             if func is not None:
                 task = tuning.task_module(kernel, batch)
                 seconds = tuning.mean_seconds(tuning.best_record(database, task, tvm_target))
@@ -486,16 +487,36 @@ def _class_names(num_classes: int) -> list[str] | None:
 # -- demo --------------------------------------------------------------------------------------
 
 
+SHIPPED_LOGS = Path(__file__).resolve().parent.parent / "tuning_logs"  # in a source checkout
+
+
+def _shipped_log(net, batch: int, tvm_target) -> Path | None:
+    """The repository's tuning log for the target, if it has records for this network at this batch."""
+    from . import tuning
+
+    path = SHIPPED_LOGS / tuning.target_dirname(tvm_target)
+    if not (path / tuning.WORKLOADS).exists():
+        return None
+    database = tuning.read_log(path)
+    covered = [k for k in net.kernels() if tuning.tunable(k)
+               and tuning.best_record(database, tuning.task_module(k, batch), tvm_target) is not None]
+    return path if covered else None
+
+
 @main.command("demo")
 @network_options
-@click.option("--batch", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True)
 @target_option
+@click.option("--tuning-log", default="auto", show_default=True,
+              help="A tuning log folder, 'auto' (the repository's log for the target where it covers the batch) "
+                   "or 'none' (default schedules).")
 @click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True,
               help="Timed runs per layer (median reported).")
-def demo_cmd(variant, num_classes, width, lrn, batch, target, repeat):
+def demo_cmd(variant, num_classes, width, lrn, batch, target, tuning_log, repeat):
     """Compile a network, check it against torch, time its layers.
 
-    Builds every kernel with TVM (cached after the first run), runs a batch
+    Builds every kernel with TVM (cached after the first run), with the
+    shipped tuning log where it covers the network and batch, runs a batch
     of random images through the compiled network and through the plain torch
     reference with the same random weights, prints the relative error and
     each layer's time. No GPU and no download needed.
@@ -505,11 +526,17 @@ def demo_cmd(variant, num_classes, width, lrn, batch, target, repeat):
     net = model.spec
     results.print(f"[bold]{variant}[/] AlexNet: {net.num_params:,} parameters, "
                   f"{net.flops() / 1e9:.2f} GFLOP per image, input {'x'.join(map(str, net.input_shape))}")
+    tvm_target = build.parse_target(target)
+    log = {"auto": lambda: _shipped_log(net, batch, tvm_target), "none": lambda: None}.get(
+        tuning_log, lambda: Path(tuning_log))()
     start = time.perf_counter()
     with notes.status(f"compiling {len(net.compiled_kernels())} kernels for {target} ..."):
-        model.compile(target)
+        model.compile(target, batch=batch if log else None, tuning_log=log)
+    tuned = model.compiled.manifest.tuned
     results.print(f"compiled for {target} in {time.perf_counter() - start:.1f} s "
-                  f"(kernels cached in {build.cache_dir()})")
+                  f"(kernels cached in {build.cache_dir()}); "
+                  + (f"{len(tuned)} kernels scheduled from {log}, the rest by default" if log
+                     else "default schedules (no tuning log for this target and batch)"))
     device = torch.device(model.compiled.device_type)
     model.to(device)
     x = torch.randn(batch, *net.input_shape, device=device)
@@ -546,10 +573,6 @@ def demo_cmd(variant, num_classes, width, lrn, batch, target, repeat):
     results.print(table)
     if error > 1e-4:
         raise click.ClickException(f"compiled network disagrees with torch: relative error {error:.2e}")
-
-
-if __name__ == "__main__":
-    main()
 
 
 # -- train, eval, pca ----------------------------------------------------------------------------
@@ -692,3 +715,7 @@ def pca_cmd(data, demo, variant, images, output):
     pca = colour_pca(train_set, images)
     pca.save(output)
     results.print(f"eigenvalues {', '.join(f'{v:.3g}' for v in pca.eigvals)}; wrote {output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -8,6 +8,7 @@ TVM, plus `log.json`: which machines, TVM versions and dates it came from.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import importlib
 import importlib.util
 import json
@@ -40,6 +41,10 @@ from .spec import Kernel, Network
 WORKLOADS = "database_workload.json"
 RECORDS = "database_tuning_record.json"
 PROVENANCE = "log.json"
+# Measured times of the default schedules. They are kept beside MetaSchedule's
+# files, not in them: traces with layout transforms (the conv defaults') do not
+# survive MetaSchedule's JSON in TVM 0.27.
+DEFAULTS = "defaults.json"
 FAILED = 1e10  # MetaSchedule's run time for a candidate that failed
 
 
@@ -179,10 +184,14 @@ def record_provenance(log_dir: Path, target: tvm.target.Target | None, note: str
 
 
 def _write_provenance(log_dir: Path, entries: list[dict]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".log-", dir=log_dir)
+    _write_json(log_dir / PROVENANCE, entries)
+
+
+def _write_json(path: Path, value) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
     with os.fdopen(fd, "w") as f:
-        json.dump(entries, f, indent=2)
-    os.replace(tmp, log_dir / PROVENANCE)
+        json.dump(value, f, indent=2)
+    os.replace(tmp, path)
 
 
 def _cpu_name() -> str:
@@ -219,15 +228,19 @@ def mean_seconds(result) -> float:
 
 
 def tuned_kernel(database: ms.database.Database, kernel: Kernel, batch: int,
-                 target: tvm.target.Target) -> tvm.tirx.PrimFunc | None:
+                 target: tvm.target.Target, defaults: dict | None = None) -> tvm.tirx.PrimFunc | None:
     """The kernel scheduled by its best record for this batch and target, or
-    None where the log has none or its record no longer applies (a warning
-    then says which)."""
+    None where the log has none, where its best is no faster than the
+    default schedule's time in `defaults` (default_times), or where its
+    record no longer applies (a warning then says which)."""
     from tvm.s_tir import Schedule
 
     mod = task_module(kernel, batch)
     record = best_record(database, mod, target)
     if record is None:
+        return None
+    default = default_seconds(defaults or {}, kernel, batch, target)
+    if default is not None and mean_seconds(record) >= default:
         return None
     for attempt in range(2):
         try:
@@ -282,6 +295,9 @@ def merge(sources: list[str | os.PathLike], log_dir: str | os.PathLike) -> int:
                 record.trace, workload, record.run_secs, record.target, record.args_info))
             added += 1
         history += [entry for entry in provenance(source) if entry not in history]
+        times = default_times(log_dir)
+        times.update({k: v for k, v in default_times(source).items() if k not in times})
+        _write_json(log_dir / DEFAULTS, times)
     _write_provenance(log_dir, history)
     record_provenance(log_dir, None, f"merged {added} records from {', '.join(map(str, sources))}")
     return added
@@ -441,12 +457,13 @@ def _has_record(database: ms.database.Database, mod: tvm.IRModule, target: tvm.t
     return any(str(r.trace) == text and _same_target(r.target, target) for r in records)
 
 
-def measure_and_record(database: ms.database.Database, mod: tvm.IRModule, target: tvm.target.Target,
+def measure_and_record(database: ms.database.Database | None, mod: tvm.IRModule, target: tvm.target.Target,
                        schedules: list, builder, runner) -> list[tuple[bool, float | None]]:
     """Build and measure schedules of `mod` like tuning candidates and commit
     those that run as records for `target`. Returns for each whether it
     built and its mean seconds (None where it failed). For a GPU target on a
-    machine without one, they are only built: nothing is recorded."""
+    machine without one, they are only built: nothing is recorded. Without
+    a database they are only measured."""
     args_info = ms.arg_info.ArgInfo.from_prim_func(mod["main"])
     built = builder.build([BuilderInput(sch.mod, target) for sch in schedules])
     ok = [(sch, b) for sch, b in zip(schedules, built) if b.error_msg is None]
@@ -458,25 +475,55 @@ def measure_and_record(database: ms.database.Database, mod: tvm.IRModule, target
     for (sch, _), future in zip(ok, ran):
         result = future.result()
         if result.error_msg is None and result.run_secs and max(float(t) for t in result.run_secs) < FAILED:
-            database.commit_tuning_record(ms.database.TuningRecord(
-                sch.trace, database.commit_workload(mod), result.run_secs, target, args_info))
+            if database is not None:
+                database.commit_tuning_record(ms.database.TuningRecord(
+                    sch.trace, database.commit_workload(mod), result.run_secs, target, args_info))
             seconds[id(sch)] = mean_seconds(result)
     return [(b.error_msg is None, seconds.get(id(sch))) for sch, b in zip(schedules, built)]
 
 
-def record_default(database: ms.database.Database, kernel: Kernel, batch: int, target: tvm.target.Target,
+def _default_key(kernel: Kernel, batch: int, target: tvm.target.Target, sch) -> str:
+    # The kernel's computation and its default schedule: a change to either is a new entry.
+    digest = hashlib.sha256(str(sch.trace).encode()).hexdigest()[:16]
+    return f"{target_dirname(target)}/{tvm_ffi.structural_hash(task_module(kernel, batch))}/{digest}"
+
+
+def default_times(log_dir: str | os.PathLike) -> dict[str, dict]:
+    """The log's measured default-schedule times, by key (see _default_key)."""
+    path = Path(log_dir) / DEFAULTS
+    try:
+        return json.loads(path.read_text()) if path.exists() else {}
+    except (json.JSONDecodeError, OSError) as e:
+        warnings.warn(f"{path}: not readable ({e}); default schedule times ignored")
+        return {}
+
+
+def default_seconds(times: dict, kernel: Kernel, batch: int, target: tvm.target.Target) -> float | None:
+    if not times or "cpu" not in target.keys:
+        return None
+    sch = default_schedule(kernel, batch)
+    entry = times.get(_default_key(kernel, batch, target, sch)) if sch is not None else None
+    return entry["seconds"] if entry else None
+
+
+def record_default(log_dir: Path, kernel: Kernel, batch: int, target: tvm.target.Target,
                    builder, runner) -> float | None:
     """Measure the kernel's default CPU schedule like a tuning candidate and
-    commit it as a record, unless the log has it already: with it in the
-    log, the log's best is never slower than no log. Returns its mean time
-    when it was measured."""
+    note its time in the log (defaults.json), unless it is noted already: a
+    record slower than it is then never used, so a log never makes a kernel
+    slower than no log. Returns its mean time when it was measured."""
     sch = default_schedule(kernel, batch)
-    mod = task_module(kernel, batch)
-    if sch is None or _has_record(database, mod, target, sch.trace):
+    if sch is None:
         return None
-    ((_, seconds),) = measure_and_record(database, mod, target, [sch], builder, runner)
+    times = default_times(log_dir)
+    key = _default_key(kernel, batch, target, sch)
+    if key in times:
+        return None
+    ((_, seconds),) = measure_and_record(None, task_module(kernel, batch), target, [sch], builder, runner)
     if seconds is None:
         raise RuntimeError(f"{kernel.name}: the default schedule failed to build or run")
+    times[key] = dict(kernel=kernel.name, batch=batch, seconds=seconds)
+    _write_json(log_dir / DEFAULTS, times)
     return seconds
 
 
@@ -568,6 +615,9 @@ def tune(net: Network, batch: int, target: tvm.target.Target, log_dir: str | os.
         record = best_record(database, mod, target)
         if record is not None:
             task.best_seconds = mean_seconds(record)
+        default = default_seconds(default_times(log_dir), kernel, batch, target)
+        if default is not None:
+            task.best_seconds = min(task.best_seconds, default)
         progress.append(task)
     skipped = [t.kernel.name for t in progress if trials and t.budget == 0]
     builder = PoolBuilder(workers=_cores(), target_kind=target.kind.name)
@@ -586,7 +636,7 @@ def tune(net: Network, batch: int, target: tvm.target.Target, log_dir: str | os.
                 on_retarget(moved)
         if "cpu" in target.keys:  # the search starts from the default schedules
             for task in progress:
-                seconds = record_default(database, task.kernel, batch, target, builder, runner)
+                seconds = record_default(log_dir, task.kernel, batch, target, builder, runner)
                 if seconds is not None:
                     task.best_seconds = min(task.best_seconds, seconds)
                     report(task, progress)

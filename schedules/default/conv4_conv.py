@@ -11,7 +11,7 @@ def conv4_conv(x: T.Buffer((n, T.int64(384), T.int64(13), T.int64(13)), "float32
     # with T.sblock("root"):
     pad_temp = T.sblock_alloc_buffer((n, T.int64(384), T.int64(15), T.int64(15)))
     weight_global = T.sblock_alloc_buffer((T.int64(48), T.int64(192), T.int64(3), T.int64(3), T.int64(8)))
-    group_conv2d_nchw_local = T.sblock_alloc_buffer((n, T.int64(384), T.int64(13), T.int64(13)), scope="local")
+    group_conv2d_nchw_local = T.sblock_alloc_buffer((n, T.int64(13), T.int64(13), T.int64(384)), scope="local")
     for ax0_ax1_fused in T.parallel(T.int64(73728)):
         for ax2, ax3 in T.grid(T.int64(3), T.int64(3)):
             with T.sblock("weight_global"):
@@ -40,8 +40,8 @@ def conv4_conv(x: T.Buffer((n, T.int64(384), T.int64(13), T.int64(13)), "float32
                         v_yy = T.axis.spatial(T.int64(13), nn_ff_0_yy_fused % T.int64(13))
                         v_xx = T.axis.spatial(T.int64(13), xx_0 * T.int64(13) + xx_1_init)
                         T.reads()
-                        T.writes(group_conv2d_nchw_local[v_nn, v_ff, v_yy, v_xx])
-                        group_conv2d_nchw_local[v_nn, v_ff, v_yy, v_xx] = T.float32(0.0)
+                        T.writes(group_conv2d_nchw_local[v_nn, v_yy, v_xx, v_ff])
+                        group_conv2d_nchw_local[v_nn, v_yy, v_xx, v_ff] = T.float32(0.0)
             for rc, ry, rx in T.grid(T.int64(192), T.int64(3), T.int64(3)):
                 for xx_1 in T.unroll(T.int64(13)):
                     for ff_1 in T.vectorized(T.int64(8)):
@@ -51,15 +51,15 @@ def conv4_conv(x: T.Buffer((n, T.int64(384), T.int64(13), T.int64(13)), "float32
                             v_yy = T.axis.spatial(T.int64(13), nn_ff_0_yy_fused % T.int64(13))
                             v_xx = T.axis.spatial(T.int64(13), xx_0 * T.int64(13) + xx_1)
                             v_rc, v_ry, v_rx = T.axis.remap("RRR", [rc, ry, rx])
-                            T.reads(group_conv2d_nchw_local[v_nn, v_ff, v_yy, v_xx], pad_temp[v_nn, v_ff // T.int64(192) * T.int64(192) + v_rc, v_yy + v_ry, v_xx + v_rx], weight_global[v_ff // T.int64(8), v_rc, v_ry, v_rx, v_ff % T.int64(8)])
-                            T.writes(group_conv2d_nchw_local[v_nn, v_ff, v_yy, v_xx])
-                            group_conv2d_nchw_local[v_nn, v_ff, v_yy, v_xx] = group_conv2d_nchw_local[v_nn, v_ff, v_yy, v_xx] + pad_temp[v_nn, v_ff // T.int64(192) * T.int64(192) + v_rc, v_yy + v_ry, v_xx + v_rx] * weight_global[v_ff // T.int64(8), v_rc, v_ry, v_rx, v_ff % T.int64(8)]
+                            T.reads(group_conv2d_nchw_local[v_nn, v_yy, v_xx, v_ff], pad_temp[v_nn, v_ff // T.int64(192) * T.int64(192) + v_rc, v_yy + v_ry, v_xx + v_rx], weight_global[v_ff // T.int64(8), v_rc, v_ry, v_rx, v_ff % T.int64(8)])
+                            T.writes(group_conv2d_nchw_local[v_nn, v_yy, v_xx, v_ff])
+                            group_conv2d_nchw_local[v_nn, v_yy, v_xx, v_ff] = group_conv2d_nchw_local[v_nn, v_yy, v_xx, v_ff] + pad_temp[v_nn, v_ff // T.int64(192) * T.int64(192) + v_rc, v_yy + v_ry, v_xx + v_rx] * weight_global[v_ff // T.int64(8), v_rc, v_ry, v_rx, v_ff % T.int64(8)]
             for ax0, ax1 in T.grid(T.int64(8), T.int64(13)):
                 with T.sblock("compute"):
                     v_i0 = T.axis.spatial(n, nn_ff_0_yy_fused // T.int64(624))
                     v_i1 = T.axis.spatial(T.int64(384), nn_ff_0_yy_fused % T.int64(624) // T.int64(13) * T.int64(8) + ax0)
                     v_i2 = T.axis.spatial(T.int64(13), nn_ff_0_yy_fused % T.int64(13))
                     v_i3 = T.axis.spatial(T.int64(13), ax1)
-                    T.reads(group_conv2d_nchw_local[v_i0, v_i1, v_i2, v_i3], bias[v_i1])
+                    T.reads(group_conv2d_nchw_local[v_i0, v_i2, v_i3, v_i1], bias[v_i1])
                     T.writes(compute[v_i0, v_i1, v_i2, v_i3])
-                    compute[v_i0, v_i1, v_i2, v_i3] = T.max(group_conv2d_nchw_local[v_i0, v_i1, v_i2, v_i3] + bias[v_i1], T.float32(0.0))
+                    compute[v_i0, v_i1, v_i2, v_i3] = T.max(group_conv2d_nchw_local[v_i0, v_i2, v_i3, v_i1] + bias[v_i1], T.float32(0.0))

@@ -1,5 +1,4 @@
-# conv2_conv (conv2d) of paper, batch 1, for llvm-znver3
-# best of 160 trials in tuning_logs/llvm-znver3: 3.906 ms, 114.7 GFLOP/s
+# conv2_conv (conv2d) of paper, batch 1, for llvm-znver3: best of 161 trials in tuning_logs/llvm-znver3, 3.906 ms, 114.7 GFLOP/s
 # regenerate: tvm-alexnet schedules --tuning-log tuning_logs/llvm-znver3 --variant paper --batch 1 --target llvm
 # from tvm.script import tirx as T
 # from tvm.tirx.layout import Axis

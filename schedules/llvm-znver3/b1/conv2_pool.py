@@ -1,5 +1,4 @@
-# conv2_pool (max_pool) of paper, batch 1, for llvm-znver3
-# best of 28 trials in tuning_logs/llvm-znver3: 0.628 ms, 0.6 GFLOP/s
+# conv2_pool (max_pool) of paper, batch 1, for llvm-znver3: best of 45 trials in tuning_logs/llvm-znver3, 0.026 ms, 14.8 GFLOP/s
 # regenerate: tvm-alexnet schedules --tuning-log tuning_logs/llvm-znver3 --variant paper --batch 1 --target llvm
 # from tvm.script import tirx as T
 # from tvm.tirx.layout import Axis
@@ -8,7 +7,7 @@
 def conv2_pool(x: T.Buffer((T.int64(1), T.int64(256), T.int64(27), T.int64(27)), "float32"), pool_max: T.Buffer((T.int64(1), T.int64(256), T.int64(13), T.int64(13)), "float32")):
     T.func_attr({"tirx.noalias": True})
     # with T.sblock("root"):
-    for ax0_ax1_fused in T.parallel(T.int64(256), annotations={"pragma_auto_unroll_max_step": 16, "pragma_unroll_explicit": 1}):
+    for ax0_ax1_fused in T.parallel(T.int64(256), annotations={"pragma_auto_unroll_max_step": 512, "pragma_unroll_explicit": 1}):
         for ax2, ax3 in T.grid(T.int64(13), T.int64(13)):
             with T.sblock("pool_max_init"):
                 v_ax0 = T.axis.spatial(T.int64(1), T.int64(0))

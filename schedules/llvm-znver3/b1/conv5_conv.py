@@ -1,5 +1,4 @@
-# conv5_conv (conv2d) of paper, batch 1, for llvm-znver3
-# best of 96 trials in tuning_logs/llvm-znver3: 1.925 ms, 77.7 GFLOP/s
+# conv5_conv (conv2d) of paper, batch 1, for llvm-znver3: best of 97 trials in tuning_logs/llvm-znver3, 1.925 ms, 77.7 GFLOP/s
 # regenerate: tvm-alexnet schedules --tuning-log tuning_logs/llvm-znver3 --variant paper --batch 1 --target llvm
 # from tvm.script import tirx as T
 # from tvm.tirx.layout import Axis

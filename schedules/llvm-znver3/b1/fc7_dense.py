@@ -1,5 +1,4 @@
-# fc7_dense (dense) of paper, batch 1, for llvm-znver3
-# best of 64 trials in tuning_logs/llvm-znver3: 2.344 ms, 14.3 GFLOP/s
+# fc7_dense (dense) of paper, batch 1, for llvm-znver3: best of 65 trials in tuning_logs/llvm-znver3, 2.344 ms, 14.3 GFLOP/s
 # regenerate: tvm-alexnet schedules --tuning-log tuning_logs/llvm-znver3 --variant paper --batch 1 --target llvm
 # from tvm.script import tirx as T
 # from tvm.tirx.layout import Axis
