@@ -1,5 +1,7 @@
 """Training: the demo learns, an interrupted run resumes with the same next batch, bad checkpoints."""
 
+import dataclasses
+import json
 import os
 import signal
 import subprocess
@@ -54,7 +56,7 @@ def test_demo_learns_and_evaluates(tmp_path):
     for name in ("last.pt", "metrics.jsonl", "training.png", "weights.safetensors"):
         assert (tmp_path / name).stat().st_size > 0, name
     state = load_checkpoint(tmp_path / CHECKPOINT, AlexNet.load(tmp_path / "weights.safetensors"))
-    (epoch,) = eval(state["history"].replace("null", "None"))  # one epoch of metrics
+    (epoch,) = json.loads(state["history"])  # one epoch of metrics
     assert epoch["val_top1_error"] < 0.7  # chance is 0.9
     assert epoch["val_loss"] < 2.2  # log(10) = 2.30 at chance
     result = CliRunner().invoke(main, ["eval", "--weights", str(tmp_path / "weights.safetensors"), "--demo",
@@ -99,7 +101,7 @@ def test_corrupt_or_foreign_checkpoint_is_one_error_and_kept(tmp_path):
     assert (tmp_path / CHECKPOINT).read_bytes() == b"not a checkpoint at all"
     other = AlexNet("paper", 10, 0.25)
     torch.save(dict(model=other.state_dict(), optimizer={}, scheduler={}, rng=torch.get_rng_state(), epoch=1,
-                    step=0, history="[]", network=__import__("dataclasses").asdict(other.spec), recipe={}),
+                    step=0, history="[]", network=dataclasses.asdict(other.spec), recipe={}),
                tmp_path / CHECKPOINT)
     before = (tmp_path / CHECKPOINT).read_bytes()
     result = CliRunner().invoke(main, args)

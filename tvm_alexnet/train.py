@@ -73,7 +73,7 @@ def load_checkpoint(path: Path, model: AlexNet) -> dict:
     """A checkpoint's state, checked against `model`; one clear error otherwise."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-        keys = {"model", "optimizer", "scheduler", "rng", "epoch", "step", "network", "recipe"}
+        keys = {"model", "optimizer", "scheduler", "rng", "epoch", "step", "history", "network", "recipe"}
         if not isinstance(state, dict) or not keys <= set(state):
             raise ValueError(f"missing {', '.join(sorted(keys - set(state or {})))}")
     except Exception as e:  # torch raises many types for truncated or foreign files
