@@ -34,6 +34,7 @@ class AlexNet(nn.Module):
         for d in self.spec.dense:
             setattr(self, d.name, nn.Linear(d.in_features, d.out_features))
         self.compiled: CompiledNetwork | None = None
+        self._layers: dict[str, LayerKernels] = {}  # per layer, the kernels the autograd bridges call
         self.reset_parameters()
 
     def reset_parameters(self, init: str = "paper") -> None:
@@ -66,7 +67,7 @@ class AlexNet(nn.Module):
         return self
 
     def decompile(self) -> "AlexNet":
-        self.compiled = None
+        self.compiled, self._layers = None, {}
         return self
 
     # -- forward -----------------------------------------------------------------------------

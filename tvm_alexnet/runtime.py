@@ -73,7 +73,7 @@ class CompiledNetwork:
 
     def _output(self, kernel: str, x: torch.Tensor) -> torch.Tensor:
         info = self.kernels[kernel]
-        if not info["batch_output"]:  # a parameter gradient, summed over the batch
+        if not info.get("batch_output", True):  # a parameter gradient, summed over the batch
             return x.new_empty(info["output"])
         return x.new_empty((x.shape[0], *info["output"][1:]))
 
