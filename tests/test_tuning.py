@@ -160,12 +160,13 @@ def test_logs_shows_targets_and_coverage(tuned_log):
 def test_schedules_export_readable_tvmscript(tuned_log, tmp_path):
     import tvm
 
-    log_dir, _ = tuned_log
-    result = CliRunner().invoke(main, ["schedules", "--tuning-log", str(log_dir), *TINY, "-o", str(tmp_path)],
+    log_dir = copy_log(tuned_log[0], tmp_path / "log", default_seconds=1e3)  # every record beats the default
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["schedules", "--tuning-log", str(log_dir), *TINY, "-o", str(out)],
                                 catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["conv3_conv.py"]
-    text = (tmp_path / "conv3_conv.py").read_text()
+    assert sorted(p.name for p in out.iterdir()) == ["conv3_conv.py"]
+    text = (out / "conv3_conv.py").read_text()
     assert text.startswith("# conv3_conv (conv2d) of paper, batch 2") and "GFLOP/s" in text
     func = tvm.script.from_source(text)  # parses back
     assert func.attrs["global_symbol"] == "conv3_conv"
@@ -233,9 +234,13 @@ def test_logs_merge_keeps_each_record_once(tuned_log, tmp_path):
             "--merge-into", str(out)]
     result = CliRunner().invoke(main, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert len(records(out)) == len(records(log_dir))
+    # A resumed tuner may measure a candidate twice: the merge keeps it once.
+    distinct = {json.dumps(r) for r in records(log_dir)}
+    traces = {json.dumps(r[1][0]) for r in records(log_dir)}
+    assert len(records(out)) <= len(distinct) and {json.dumps(r[1][0]) for r in records(out)} == traces
     again = CliRunner().invoke(main, args, catch_exceptions=False)
-    assert "merged 0 new records" in again.stderr and len(records(out)) == len(records(log_dir))
+    merged = len(records(out))
+    assert "merged 0 new records" in again.stderr and len(records(out)) == merged
     notes = [entry["note"] for entry in json.loads((out / tuning.PROVENANCE).read_text())]
     assert notes[0].startswith("tune paper") and notes[-1].startswith("merged 0 records")
 
