@@ -238,8 +238,8 @@ def test_logs_merge_keeps_each_record_once(tuned_log, tmp_path):
     distinct = {json.dumps(r) for r in records(log_dir)}
     traces = {json.dumps(r[1][0]) for r in records(log_dir)}
     assert len(records(out)) <= len(distinct) and {json.dumps(r[1][0]) for r in records(out)} == traces
-    again = CliRunner().invoke(main, args, catch_exceptions=False)
     merged = len(records(out))
+    again = CliRunner().invoke(main, args, catch_exceptions=False)
     assert "merged 0 new records" in again.stderr and len(records(out)) == merged
     notes = [entry["note"] for entry in json.loads((out / tuning.PROVENANCE).read_text())]
     assert notes[0].startswith("tune paper") and notes[-1].startswith("merged 0 records")
