@@ -619,8 +619,9 @@ def _data_sets(data: Path | None, demo: bool, variant: str):
               help="Also checkpoint every N steps (0: at the end of each epoch only).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @target_option
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/alexnet"),
-              show_default=True, help="Checkpoint (last.pt), metrics.jsonl, training.png and final weights.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Checkpoint (last.pt), metrics.jsonl, training.png and final weights (default runs/alexnet, "
+                   "or a new runs/demo-<time> with --demo).")
 @click.option("--resume", is_flag=True, help="Continue from OUT/last.pt with the same next batch.")
 def train_cmd(data, demo, variant, width, lrn, init, epochs, batch_size, lr, momentum, weight_decay, lr_factor,
               patience, pca_file, workers, checkpoint_every, seed, target, out, resume):
@@ -636,6 +637,7 @@ def train_cmd(data, demo, variant, width, lrn, init, epochs, batch_size, lr, mom
     from .train import CHECKPOINT, Recipe, load_checkpoint, train
 
     width = width if width is not None else (0.25 if demo else 1.0)
+    out = out or (Path("runs") / time.strftime("demo-%Y%m%d-%H%M%S") if demo else Path("runs/alexnet"))
     recipe = Recipe(batch_size=batch_size or (32 if demo else 128), lr=lr, momentum=momentum,
                     weight_decay=weight_decay, lr_factor=lr_factor, patience=patience,
                     epochs=epochs or (3 if demo else 90), seed=seed, workers=workers,
