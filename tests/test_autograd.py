@@ -103,8 +103,10 @@ def test_dropout_masks_reach_forward_and_backward(small_models):
             masks[d.name] = torch.empty(4, d.out_features).bernoulli_(1 - d.dropout).div_(1 - d.dropout).double()
     params = float64_params(model)
     grads = torch.autograd.grad(reference_loss(model, params, x.double(), labels, masks), list(params.values()))
+    # A wrong or missing mask is an O(1) error; 1e-2 leaves room for a max-pool window whose two largest
+    # values swap between float32 and float64 (seen once in CI: 1.2e-3 on conv1.weight).
     for (name, p), g in zip(model.named_parameters(), grads):
-        assert rel(p.grad, g) < 1e-4, f"{name}: relative error {rel(p.grad, g):.2e}"
+        assert rel(p.grad, g) < 1e-2, f"{name}: relative error {rel(p.grad, g):.2e}"
     assert 0.3 < (masks["fc6"] == 0).double().mean() < 0.7
 
 
