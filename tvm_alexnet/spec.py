@@ -198,31 +198,24 @@ class Network:
         """
         out = []
         forward = self.kernels()
-        inputs = {k.name: k.inputs[0] for k in forward}
         for k in reversed(forward):
             if k.op == "softmax":
                 continue
             layer = k.layer
             first = k.name == forward[0].name
             if k.op in ("conv2d", "dense"):
+                x, (weight, bias) = k.inputs[0], k.params
                 if k.attrs["relu"]:
-                    out.append(Kernel(f"{k.name.rsplit('_', 1)[0]}_relu_grad", layer, "relu_grad",
-                                      (k.output, k.output), k.output, math.prod(k.output)))
-                stem = k.name
-                weight, bias = k.params
-                grad_attrs = {}
-                if k.op == "conv2d":
-                    grad_attrs = dict(stride=k.attrs["stride"], padding=k.attrs["padding"],
-                                      groups=k.attrs["groups"])
-                out.append(Kernel(f"{stem}_grad_bias", layer, "bias_grad", (k.output,), bias,
+                    out.append(Kernel(f"{layer}_relu_grad", layer, "relu_grad", (k.output, k.output), k.output,
+                                      math.prod(k.output)))
+                conv = {key: k.attrs[key] for key in ("stride", "padding", "groups")} if k.op == "conv2d" else {}
+                out.append(Kernel(f"{k.name}_grad_bias", layer, "bias_grad", (k.output,), bias,
                                   math.prod(k.output), batch_output=False))
-                out.append(Kernel(f"{stem}_grad_weight", layer, f"{k.op}_grad_weight", (k.output, inputs[k.name]),
-                                  weight, k.flops, attrs=dict(grad_attrs, **(
-                                      dict(kernel=weight[-1]) if k.op == "conv2d" else {})), batch_output=False))
+                out.append(Kernel(f"{k.name}_grad_weight", layer, f"{k.op}_grad_weight", (k.output, x), weight,
+                                  k.flops, attrs=dict(conv, kernel=weight[-1]) if conv else {}, batch_output=False))
                 if not first:
-                    out.append(Kernel(f"{stem}_grad_input", layer, f"{k.op}_grad_input", (k.output,),
-                                      inputs[k.name], k.flops, (weight,), dict(grad_attrs, **(
-                                          dict(input_size=inputs[k.name][-1]) if k.op == "conv2d" else {}))))
+                    out.append(Kernel(f"{k.name}_grad_input", layer, f"{k.op}_grad_input", (k.output,), x, k.flops,
+                                      (weight,), dict(conv, input_size=x[-1]) if conv else {}))
             elif k.op == "lrn":
                 out.append(Kernel(f"{k.name}_grad", layer, "lrn_grad", (k.output, k.inputs[0]), k.inputs[0],
                                   math.prod(k.output) * (4 * k.attrs["size"] + 12), attrs=k.attrs))
