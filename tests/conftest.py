@@ -4,6 +4,7 @@ import tempfile
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 # A fresh build cache per test session, so every run compiles what it tests.
 os.environ["TVM_ALEXNET_CACHE"] = tempfile.mkdtemp(prefix="tvm-alexnet-test-cache-")
@@ -36,6 +37,26 @@ def randomize(model: AlexNet, seed: int) -> AlexNet:
 
 def params_of(model: AlexNet) -> dict[str, np.ndarray]:
     return {k: v.detach().cpu().double().numpy() for k, v in model.state_dict().items()}
+
+
+class TorchvisionAlexNet(nn.Module):
+    """torchvision.models.alexnet, rebuilt so the tests need no torchvision."""
+
+    def __init__(self, num_classes=1000):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 64, 11, 4, 2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+            nn.Conv2d(64, 192, 5, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+            nn.Conv2d(192, 384, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(256, 256, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2))
+        self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
+        self.classifier = nn.Sequential(
+            nn.Dropout(0.5), nn.Linear(256 * 6 * 6, 4096), nn.ReLU(inplace=True),
+            nn.Dropout(0.5), nn.Linear(4096, 4096), nn.ReLU(inplace=True), nn.Linear(4096, num_classes))
+
+    def forward(self, x):
+        return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
 
 
 _compiled = {}

