@@ -8,6 +8,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["tvm_alexnet", "tvm_alexnet.*"]),
+    package_data={"tvm_alexnet": ["report.schema.json"]},
     install_requires=[
         "apache-tvm==0.27.0.post1",
         # 0.1.15.x segfaults in tvm.ir.save_json (every MetaSchedule database write).
@@ -25,6 +26,7 @@ setup(
         "scikit-learn",  # the demo data set (handwritten digits)
         "matplotlib",  # training plots
         "tqdm",  # training progress
+        "jsonschema",  # kernel reports are validated against report.schema.json
         # MetaSchedule's runner, cost model and process pools
         "psutil",
         "cloudpickle",

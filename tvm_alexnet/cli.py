@@ -1,4 +1,4 @@
-"""The `tvm-alexnet` command line: compile, tune, kernels, run, demo, train, eval, convert."""
+"""The `tvm-alexnet` command line: compile, tune, kernels, report, run, demo, train, eval, convert."""
 
 from __future__ import annotations
 
@@ -406,6 +406,121 @@ def _cuda_kernels(code: str, name: str) -> str:
     kernel in several)."""
     parts = re.split(r'(?=extern "C" __global__)', code)
     return "".join(p for p in parts if re.search(rf"\b{re.escape(name)}_kernel(_\d+)?\(", p.split("{")[0]))
+
+
+# -- report ------------------------------------------------------------------------------------
+
+
+@main.command("report")
+@network_options
+@click.option("--batch", "batches", type=click.IntRange(min=1), multiple=True,
+              help="Batch size (repeatable; default 1).")
+@target_option
+@click.option("--tuning-log", default="auto", show_default=True,
+              help="A tuning log folder, 'auto' (the repository's log for the target where it covers the batch) "
+                   "or 'none' (default schedules).")
+@click.option("--repeat", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Timed repeats per kernel and engine (median reported, spread from their range).")
+@click.option("--min-repeat-ms", type=click.IntRange(min=0), default=50, show_default=True,
+              help="Each repeat calls a kernel as often as it takes to last this long.")
+@click.option("--backward/--no-backward", default=True, show_default=True, help="Include the gradient kernels.")
+@click.option("--torch-compile/--no-torch-compile", default=True, show_default=True,
+              help="Time the whole network under torch.compile too (its compile takes a minute).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of tables.")
+@click.option("--markdown", "as_markdown", is_flag=True, help="Print the report as Markdown instead of tables.")
+@click.option("--plot", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write the per-kernel time breakdown and the roofline chart (PNG) into this folder.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write JSON, Markdown and both plots into this folder (as reports/ in the repository).")
+@click.option("--compare", nargs=2, type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              metavar="A.json B.json", help="Show two reports side by side (B's speed-up over A) instead of measuring.")
+def report_cmd(variant, num_classes, width, lrn, batches, target, tuning_log, repeat, min_repeat_ms, backward,
+               torch_compile, as_json, as_markdown, plot, out, compare):
+    """Time every kernel against torch and the machine's peaks.
+
+    For each kernel (forward and backward): shape, FLOPs, bytes moved,
+    median time and spread, GFLOP/s, arithmetic intensity, percent of the
+    measured SGEMM and copy bandwidth, tuned or default schedule, and the
+    same operation through torch on the same device (oneDNN on CPU, cuDNN on
+    GPU). Then the whole network: TVM against torch eager and torch.compile.
+    """
+    from . import report as rp
+
+    if as_json and as_markdown:
+        raise click.UsageError("give --json or --markdown, not both")
+    if compare:
+        a, b = (rp.load(path) for path in compare)
+        _print_comparison(a, b, compare, as_markdown)
+        return
+    batches = batches or (1,)
+    if as_json and len(batches) > 1:
+        raise click.UsageError("--json prints one report: give one --batch (or use --out)")
+    net = network(variant, num_classes, width, lrn)
+    tvm_target = build.parse_target(target)
+    model = AlexNet(variant, num_classes, width, lrn).eval()
+    for batch in batches:
+        log = {"auto": lambda: _shipped_log(net, batch, tvm_target), "none": lambda: None}.get(
+            tuning_log, lambda: Path(tuning_log))()
+        with notes.status(f"compiling for {target} ...") as status:
+            model.compile(target, batch=batch if log else None, tuning_log=log)
+            model.to(torch.device(model.compiled.device_type))
+            report = rp.measure(model, batch, tvm_target, repeat=repeat, min_repeat_ms=min_repeat_ms,
+                                backward=backward, torch_compile=torch_compile, tuning_log=log,
+                                progress=lambda message: status.update(f"batch {batch}: {message}"))
+        written = []
+        if out is not None:
+            stem = rp.basename(report)
+            build.write_atomic(out / f"{stem}.json", json.dumps(report, indent=1) + "\n")
+            build.write_atomic(out / f"{stem}.md", rp.markdown(report))
+            written += [out / f"{stem}.json", out / f"{stem}.md"]
+        for folder in {plot, out} - {None}:
+            written += rp.plot(report, folder)
+        if as_json:
+            click.echo(json.dumps(report, indent=1))
+        elif as_markdown:
+            click.echo(rp.markdown(report))
+        else:
+            _print_report(report)
+        if written:
+            notes.print(f"wrote {', '.join(map(str, written))}")
+
+
+def _print_report(report: dict) -> None:
+    from . import report as rp
+
+    results.print(rp.title(report))
+    for line in rp.summary(report):
+        results.print(f"  {line}")
+    for name, columns, rows in (("whole network", rp.NETWORK_COLUMNS, rp.network_table(report)),
+                                ("kernels", rp.KERNEL_COLUMNS, rp.kernel_table(report))):
+        table = Table(title=name)
+        for i, col in enumerate(columns):
+            table.add_column(col, justify="left" if i == 0 or col == "schedule" else "right")
+        for row in rows:
+            table.add_row(*row)
+        results.print(table, width=max(results.width, 150))  # too wide to squeeze into 80 columns
+
+
+def _print_comparison(a: dict, b: dict, paths, as_markdown: bool) -> None:
+    from . import report as rp
+
+    kernels, engines = rp.compare(a, b)
+    header = [f"A = {paths[0]}: {rp.title(a)}", f"B = {paths[1]}: {rp.title(b)}"]
+    if as_markdown:
+        click.echo("\n\n".join(["\n".join(f"- {h}" for h in header),
+                                 rp.markdown_table(("engine", "A ms", "B ms", "B vs A"), engines),
+                                 rp.markdown_table(rp.COMPARE_COLUMNS, kernels)]))
+        return
+    for h in header:
+        results.print(h)
+    for name, columns, rows in (("whole network", ("engine", "A ms", "B ms", "B vs A"), engines),
+                                ("kernels", rp.COMPARE_COLUMNS, kernels)):
+        table = Table(title=f"{name} (B vs A: A's time / B's, above 1x B is faster)")
+        for i, col in enumerate(columns):
+            table.add_column(col, justify="left" if i == 0 else "right")
+        for row in rows:
+            table.add_row(*row)
+        results.print(table)
 
 
 # -- run ---------------------------------------------------------------------------------------

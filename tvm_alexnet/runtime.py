@@ -77,18 +77,23 @@ class CompiledNetwork:
             return x.new_empty(info["output"])
         return x.new_empty((x.shape[0], *info["output"][1:]))
 
-    def time_function(self, name: str, args: list[torch.Tensor], number: int = 3, repeat: int = 3) -> list[float]:
+    def time_function(self, name: str, args: list[torch.Tensor], number: int = 3, repeat: int = 3,
+                      min_repeat_ms: int = 0) -> list[float]:
         """Seconds per call of a VM function (a layer or `forward`), one
-        value per repeat, after a warm-up call."""
-        evaluator = self.vm.time_evaluator(name, self.device, number=number, repeat=repeat)
+        value per repeat (of at least `number` calls and `min_repeat_ms`), after a warm-up call."""
+        evaluator = self.vm.time_evaluator(name, self.device, number=number, repeat=repeat,
+                                           min_repeat_ms=int(min_repeat_ms))
         return list(evaluator(*map(kernel_ready, args)).results)
 
-    def time_kernel(self, name: str, args: list[torch.Tensor], number: int = 3, repeat: int = 3) -> list[float]:
+    def time_kernel(self, name: str, args: list[torch.Tensor], number: int = 3, repeat: int = 3,
+                    min_repeat_ms: int = 0) -> list[float]:
         """Seconds per call of one kernel (inputs and params as `kernel`
-        takes them), one value per repeat, after a warm-up call."""
+        takes them), one value per repeat (of at least `number` calls and
+        `min_repeat_ms`), after a warm-up call."""
         args = [kernel_ready(a) for a in args]
         out = self._output(name, args[0])
-        evaluator = self.executable.imports[0].time_evaluator(name, self.device, number=number, repeat=repeat)
+        evaluator = self.executable.imports[0].time_evaluator(name, self.device, number=number, repeat=repeat,
+                                                              min_repeat_ms=int(min_repeat_ms))
         return list(evaluator(*args, out).results)
 
 

@@ -1,0 +1,425 @@
+"""Kernel performance reports: every kernel of a compiled network timed
+against torch doing the same operation on the same device, placed against
+the machine's measured peaks (SGEMM through torch, a large copy), and the
+whole network against torch eager and torch.compile.
+
+A report is a JSON document (`report.schema.json`); tables, Markdown, plots
+and comparisons are rendered from it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import os
+import platform
+import statistics
+import time
+from importlib import metadata as package_metadata
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from .errors import UserError
+from .model import AlexNet
+from .spec import Kernel, Network
+
+SCHEMA = Path(__file__).with_name("report.schema.json")
+FORMAT = "tvm-alexnet-report/1"
+BYTES_PER_FLOAT = 4
+
+
+class ReportError(UserError):
+    """A report file that cannot be read."""
+
+
+# -- timing --------------------------------------------------------------------------------------
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_torch(fn: Callable[[], object], device: torch.device, repeat: int, min_repeat_ms: float) -> list[float]:
+    """Seconds per call of `fn`, one value per repeat; each repeat runs
+    enough calls to last `min_repeat_ms` (as TVM's time_evaluator does)."""
+    fn()  # warm-up
+    _sync(device)
+    start = time.perf_counter()
+    fn()
+    _sync(device)
+    number = max(1, math.ceil(min_repeat_ms / 1e3 / max(time.perf_counter() - start, 1e-9)))
+    results = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        _sync(device)
+        results.append((time.perf_counter() - start) / number)
+    return results
+
+
+def measure_peaks(device: torch.device, repeat: int = 5) -> dict:
+    """The roofs: SGEMM GFLOP/s through torch (oneDNN/MKL on CPU, cuBLAS on
+    GPU) and memory bandwidth of a large copy (bytes read + written)."""
+    n = 4096 if device.type == "cuda" else 2048
+    a, b = (torch.randn(n, n, device=device) for _ in range(2))
+    sgemm = statistics.median(time_torch(lambda: a @ b, device, repeat, 200))
+    words = 64 * 2**20  # 256 MiB, far beyond any cache
+    src, dst = torch.randn(words, device=device), torch.empty(words, device=device)
+    copy = statistics.median(time_torch(lambda: dst.copy_(src), device, repeat, 200))
+    return {"sgemm_gflops": 2 * n**3 / sgemm / 1e9, "sgemm_size": n,
+            "bandwidth_gbs": 2 * words * BYTES_PER_FLOAT / copy / 1e9, "copy_mib": words * BYTES_PER_FLOAT // 2**20}
+
+
+# -- torch doing what each kernel does -----------------------------------------------------------
+
+
+def kernel_args(model: AlexNet, k: Kernel, batch: int, device: torch.device) -> list[torch.Tensor]:
+    """Random inputs (batched) and the model's parameters, as the kernel takes them."""
+    inputs = [torch.randn(batch, *shape, device=device) for shape in k.inputs]
+    if k.op == "relu_grad":
+        inputs[1] = inputs[1].relu()  # a ReLU's output
+    if k.op == "dropout":
+        inputs[1] = (torch.rand(batch, *k.inputs[1], device=device) < 0.5).float() * 2
+    layer = getattr(model, k.layer, None)
+    params = [layer.weight.detach(), layer.bias.detach()][:len(k.params)] if k.params else []
+    return inputs + params
+
+
+def torch_equivalent(net: Network, k: Kernel, args: list[torch.Tensor]) -> Callable[[], torch.Tensor]:
+    """A call computing the kernel's output with torch on `args`: the
+    library op torch itself would run for it (forward, or autograd's
+    backward op)."""
+    a = k.attrs
+    aten = torch.ops.aten
+    if k.op == "conv2d":
+        def conv():
+            y = F.conv2d(args[0], args[1], args[2], a["stride"], a["padding"], groups=a["groups"])
+            return y.relu_() if a["relu"] else y
+        return conv
+    if k.op == "lrn":
+        return lambda: F.local_response_norm(args[0], a["size"], alpha=a["alpha"] * a["size"], beta=a["beta"],
+                                             k=a["k"])
+    if k.op == "max_pool":
+        return lambda: F.max_pool2d(args[0], a["size"], a["stride"])
+    if k.op == "avg_pool":
+        return lambda: F.adaptive_avg_pool2d(args[0], a["output_size"])
+    if k.op == "dense":
+        return lambda: F.relu(F.linear(*args)) if a["relu"] else F.linear(*args)
+    if k.op == "dropout":
+        return lambda: args[0] * args[1]
+    if k.op == "softmax":
+        return lambda: args[0].softmax(-1)
+    if k.op == "relu_grad":
+        return lambda: aten.threshold_backward(args[0], args[1], 0)
+    if k.op == "bias_grad":
+        dims = [0, 2, 3] if len(k.inputs[0]) == 3 else [0]
+        return lambda: args[0].sum(dims)
+    if k.op in ("conv2d_grad_input", "conv2d_grad_weight"):
+        dy = args[0]
+        grad_input = k.op == "conv2d_grad_input"
+        x = dy.new_empty(len(dy), *k.output) if grad_input else args[1]
+        w = args[1] if grad_input else dy.new_empty(k.output)
+        mask = [grad_input, not grad_input, False]
+        return lambda: aten.convolution_backward(dy, x, w, None, [a["stride"]] * 2, [a["padding"]] * 2, [1, 1],
+                                                 False, [0, 0], a["groups"], mask)[0 if grad_input else 1]
+    if k.op == "dense_grad_input":
+        return lambda: args[0] @ args[1]
+    if k.op == "dense_grad_weight":
+        return lambda: args[0].t() @ args[1]
+    if k.op == "lrn_grad":
+        x = args[1].detach().requires_grad_()
+        with torch.enable_grad():
+            y = F.local_response_norm(x, a["size"], alpha=a["alpha"] * a["size"], beta=a["beta"], k=a["k"])
+
+        def lrn_grad():
+            with torch.enable_grad():
+                return torch.autograd.grad(y, x, args[0], retain_graph=True)[0]
+        return lrn_grad
+    if k.op == "max_pool_grad":
+        _, indices = F.max_pool2d(args[1], a["size"], a["stride"], return_indices=True)
+        return lambda: aten.max_pool2d_with_indices_backward(args[0], args[1], [a["size"]] * 2, [a["stride"]] * 2,
+                                                             [0, 0], [1, 1], False, indices)
+    if k.op == "avg_pool_grad":
+        x = args[0].new_empty(len(args[0]), *k.output)
+        return lambda: aten._adaptive_avg_pool2d_backward(args[0], x)
+    raise ValueError(f"no torch equivalent for op {k.op!r}")
+
+
+# -- the report -------------------------------------------------------------------------------
+
+
+def moved_bytes(k: Kernel, batch: int) -> int:
+    """Compulsory traffic: every input, parameter and output once."""
+    batched = [*k.inputs, k.output] if k.batch_output else list(k.inputs)
+    whole = [*k.params] if k.batch_output else [*k.params, k.output]
+    return BYTES_PER_FLOAT * (batch * sum(math.prod(s) for s in batched) + sum(math.prod(s) for s in whole))
+
+
+def measure(model: AlexNet, batch: int, target, *, repeat: int = 10, min_repeat_ms: float = 50,
+            backward: bool = True, torch_compile: bool = True, tuning_log: str | None = None,
+            progress: Callable[[str], None] = print) -> dict:
+    """The report of `model`, compiled for `target` (a tvm Target), at
+    `batch` (see report.schema.json)."""
+    from .tuning import target_dirname
+
+    net, compiled = model.spec, model.compiled
+    device = torch.device(compiled.device_type)
+    torch.manual_seed(0)
+    progress("measuring the machine's peaks (SGEMM, copy) ...")
+    peak = measure_peaks(device)
+    kernels = net.compiled_kernels() if backward else net.kernels(training=True)
+    rows = []
+    for i, k in enumerate(kernels, 1):
+        progress(f"[{i}/{len(kernels)}] {k.name}")
+        args = kernel_args(model, k, batch, device)
+        with torch.no_grad():
+            tvm_times = compiled.time_kernel(k.name, args, number=1, repeat=repeat, min_repeat_ms=min_repeat_ms)
+            torch_times = time_torch(torch_equivalent(net, k, args), device, repeat, min_repeat_ms)
+        seconds, flops, nbytes = statistics.median(tvm_times), k.flops * batch, moved_bytes(k, batch)
+        torch_seconds = statistics.median(torch_times)
+        rows.append({
+            "name": k.name, "layer": k.layer, "op": k.op,
+            "direction": "backward" if k.op.endswith("_grad") or "_grad_" in k.op else "forward",
+            "inputs": [[batch, *s] for s in k.inputs], "params": [list(s) for s in k.params],
+            "output": [batch, *k.output] if k.batch_output else list(k.output),
+            "flops": flops, "bytes": nbytes, "intensity": flops / nbytes,
+            "ms": seconds * 1e3, "ms_min": min(tvm_times) * 1e3, "ms_max": max(tvm_times) * 1e3,
+            "gflops": flops / seconds / 1e9, "gbs": nbytes / seconds / 1e9,
+            "pct_peak_flops": 100 * flops / seconds / 1e9 / peak["sgemm_gflops"],
+            "pct_peak_bandwidth": 100 * nbytes / seconds / 1e9 / peak["bandwidth_gbs"],
+            "schedule": "tuned" if k.name in compiled.manifest.tuned else "default",
+            "torch_ms": torch_seconds * 1e3, "speedup_vs_torch": torch_seconds / seconds,
+        })
+    progress("timing the whole network ...")
+    engines = _network_rows(model, batch, repeat, min_repeat_ms, torch_compile)
+    forward_ms = sum(r["ms"] for r in rows if r["direction"] == "forward" and r["op"] not in ("dropout", "softmax"))
+    network_ms = engines[0]["ms"]
+    return {
+        "format": FORMAT,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(device),
+        "versions": {"tvm": _version("apache-tvm"), "torch": torch.__version__, "tvm_alexnet": _version("tvm-alexnet"),
+                     "python": platform.python_version()},
+        "network": {"variant": net.variant, "width": net.width, "num_classes": net.num_classes, "lrn": net.lrn,
+                    "batch": batch, "gflop_per_image": net.flops() / 1e9},
+        "target": str(target), "target_name": target_dirname(target),
+        "tuning_log": str(tuning_log) if tuning_log else None,
+        "timing": {"statistic": "median", "repeat": repeat, "min_repeat_ms": min_repeat_ms,
+                   "threads": torch.get_num_threads(), "tvm_threads": os.environ.get("TVM_NUM_THREADS")},
+        "peak": peak,
+        "kernels": rows,
+        "network_rows": engines,
+        "overhead": {"network_ms": network_ms, "forward_kernels_ms": forward_ms, "overhead_ms": network_ms - forward_ms,
+                     "overhead_pct": 100 * (network_ms - forward_ms) / network_ms},
+    }
+
+
+def _network_rows(model: AlexNet, batch: int, repeat: int, min_repeat_ms: float, torch_compile: bool) -> list[dict]:
+    """Images/s of the whole forward pass: TVM (the Relax VM's `forward`), torch eager, torch.compile."""
+    device = torch.device(model.compiled.device_type)
+    x = torch.randn(batch, *model.spec.input_shape, device=device)
+    params = [p.detach() for p in model.parameters()]
+    times = {"TVM": model.compiled.time_function("forward", [x, *params], number=1, repeat=repeat,
+                                                 min_repeat_ms=min_repeat_ms)}
+    with torch.no_grad():
+        times["torch eager"] = time_torch(lambda: model.reference_forward(x), device, repeat, min_repeat_ms)
+        if torch_compile:
+            compiled = torch.compile(model.reference_forward)
+            times["torch.compile"] = time_torch(lambda: compiled(x), device, repeat, min_repeat_ms)
+    eager = statistics.median(times["torch eager"])
+    return [{"engine": engine, "ms": statistics.median(t) * 1e3, "ms_min": min(t) * 1e3, "ms_max": max(t) * 1e3,
+             "images_per_s": batch / statistics.median(t), "speedup_vs_eager": eager / statistics.median(t)}
+            for engine, t in times.items()]
+
+
+def machine(device: torch.device) -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"cpu": cpu, "cores": len(os.sched_getaffinity(0)), "os": platform.platform(),
+            "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None}
+
+
+def _version(package: str) -> str:
+    try:
+        return package_metadata.version(package)
+    except package_metadata.PackageNotFoundError:
+        return "unknown"
+
+
+# -- reading and writing -----------------------------------------------------------------------
+
+
+def validate(report: dict, source: str) -> dict:
+    """`report` if it matches the schema, else ReportError naming the first problem."""
+    import jsonschema
+
+    error = jsonschema.exceptions.best_match(
+        jsonschema.Draft202012Validator(json.loads(SCHEMA.read_text())).iter_errors(report))
+    if error is not None:
+        where = "/".join(map(str, error.absolute_path)) or "top level"
+        raise ReportError(f"{source}: not a tvm-alexnet report ({where}: {error.message})")
+    return report
+
+
+def load(path: str | os.PathLike) -> dict:
+    path = Path(path)
+    try:
+        report = json.loads(path.read_text())
+    except OSError as e:
+        raise ReportError(f"{path}: cannot read ({e.strerror})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ReportError(f"{path}: not JSON ({e})") from None
+    return validate(report, str(path))
+
+
+def basename(report: dict) -> str:
+    """The file name stem of a report: variant, batch, target."""
+    net = report["network"]
+    width = "" if net["width"] == 1 else f"-w{net['width']:g}"
+    return f"{net['variant']}{width}-b{net['batch']}-{report['target_name']}"
+
+
+# -- rendering -------------------------------------------------------------------------------------
+
+
+KERNEL_COLUMNS = ("kernel", "output", "MFLOP", "MB", "ms", "spread", "GFLOP/s", "FLOP/B", "% SGEMM", "% BW",
+                  "schedule", "torch ms", "vs torch")
+
+
+def kernel_table(report: dict) -> list[list[str]]:
+    rows = []
+    for r in report["kernels"]:
+        rows.append([r["name"], "x".join(map(str, r["output"])), f"{r['flops'] / 1e6:.1f}", f"{r['bytes'] / 1e6:.2f}",
+                     f"{r['ms']:.3f}", f"±{50 * (r['ms_max'] - r['ms_min']) / r['ms']:.0f}%", f"{r['gflops']:.1f}",
+                     f"{r['intensity']:.1f}", f"{r['pct_peak_flops']:.0f}%", f"{r['pct_peak_bandwidth']:.0f}%",
+                     r["schedule"], f"{r['torch_ms']:.3f}", f"{r['speedup_vs_torch']:.2f}x"])
+    return rows
+
+
+NETWORK_COLUMNS = ("engine", "ms/batch", "spread", "images/s", "vs eager")
+
+
+def network_table(report: dict) -> list[list[str]]:
+    return [[r["engine"], f"{r['ms']:.2f}", f"±{50 * (r['ms_max'] - r['ms_min']) / r['ms']:.0f}%",
+             f"{r['images_per_s']:.1f}", f"{r['speedup_vs_eager']:.2f}x"] for r in report["network_rows"]]
+
+
+def title(report: dict) -> str:
+    net, m = report["network"], report["machine"]
+    return (f"{net['variant']} (width {net['width']:g}), batch {net['batch']}, {report['target_name']}, "
+            f"{'log ' + report['tuning_log'] if report['tuning_log'] else 'default schedules'}; "
+            f"{m['gpu'] or m['cpu']} ({m['cores']} cores); TVM {report['versions']['tvm']}, "
+            f"torch {report['versions']['torch']}; {report['created']}")
+
+
+def summary(report: dict) -> list[str]:
+    p, o = report["peak"], report["overhead"]
+    return [f"peaks: SGEMM {p['sgemm_gflops']:.1f} GFLOP/s (torch, n={p['sgemm_size']}), "
+            f"copy {p['bandwidth_gbs']:.1f} GB/s ({p['copy_mib']} MiB)",
+            f"whole network {o['network_ms']:.2f} ms = forward kernels {o['forward_kernels_ms']:.2f} ms + "
+            f"overhead {o['overhead_ms']:.2f} ms ({o['overhead_pct']:.1f}%: the VM's calls and allocations, "
+            "and timing noise)",
+            "spread: half the range of the repeats, in % of the median; vs torch: torch's time / TVM's "
+            "(above 1x TVM is faster)"]
+
+
+def markdown_table(columns, rows) -> str:
+    right = ["---" if i == 0 else "---:" for i in range(len(columns))]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join(right) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def markdown(report: dict) -> str:
+    return "\n\n".join([f"# Kernel report: {title(report)}", "\n".join(f"- {line}" for line in summary(report)),
+                        "## Whole network", markdown_table(NETWORK_COLUMNS, network_table(report)),
+                        "## Kernels", markdown_table(KERNEL_COLUMNS, kernel_table(report))]) + "\n"
+
+
+COMPARE_COLUMNS = ("kernel", "A ms", "B ms", "B vs A")
+
+
+def compare(a: dict, b: dict) -> tuple[list[list[str]], list[list[str]]]:
+    """Per-kernel and per-engine rows of two reports: times and B's speed-up over A."""
+    def side_by_side(rows_a, rows_b, key, digits):
+        other = {r[key]: r for r in rows_b}
+        return [[r[key], f"{r['ms']:.{digits}f}", f"{other[r[key]]['ms']:.{digits}f}",
+                 f"{r['ms'] / other[r[key]]['ms']:.2f}x"] for r in rows_a if r[key] in other]
+
+    return (side_by_side(a["kernels"], b["kernels"], "name", 3),
+            side_by_side(a["network_rows"], b["network_rows"], "engine", 2))
+
+
+def plot(report: dict, out_dir: str | os.PathLike) -> list[Path]:
+    """breakdown.png (per-kernel time, TVM and torch) and roofline.png
+    (GFLOP/s vs FLOP/byte under the measured roofs)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .build import write_atomic
+
+    out_dir = Path(out_dir)
+    stem = basename(report)
+    rows = report["kernels"]
+    paths = []
+
+    fig, ax = plt.subplots(figsize=(9, 0.22 * len(rows) + 1.5))
+    y = range(len(rows))
+    ax.barh([i - 0.2 for i in y], [r["ms"] for r in rows], height=0.4, label="TVM")
+    ax.barh([i + 0.2 for i in y], [r["torch_ms"] for r in rows], height=0.4, label="torch")
+    ax.set_yticks(list(y), [f"{r['name']}{' *' if r['schedule'] == 'tuned' else ''}" for r in rows], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"time per call of batch {report['network']['batch']} (ms)")
+    ax.set_title(f"{report['network']['variant']} kernels, batch {report['network']['batch']} (* tuned)", fontsize=9)
+    ax.legend()
+    fig.tight_layout()
+    paths.append(_save_figure(fig, out_dir / f"{stem}-breakdown.png", write_atomic))
+
+    fig, ax = plt.subplots(figsize=(7, 5))
+    peak, bandwidth = report["peak"]["sgemm_gflops"], report["peak"]["bandwidth_gbs"]
+    intensities = [r["intensity"] for r in rows]
+    lo, hi = min(intensities) / 2, max(intensities) * 2
+    ridge = peak / bandwidth
+    xs = [lo, min(max(ridge, lo), hi), hi]
+    ax.plot(xs, [min(peak, bandwidth * x) for x in xs], "k-", lw=1,
+            label=f"roof: {peak:.0f} GFLOP/s SGEMM, {bandwidth:.0f} GB/s copy")
+    for direction, marker in (("forward", "o"), ("backward", "^")):
+        mine = [r for r in rows if r["direction"] == direction]
+        ax.scatter([r["intensity"] for r in mine], [r["gflops"] for r in mine], marker=marker, label=f"TVM {direction}")
+        ax.scatter([r["intensity"] for r in mine], [r["flops"] / r["torch_ms"] / 1e6 for r in mine], marker=marker,
+                   facecolors="none", edgecolors="grey", label=f"torch {direction}")
+    for r in sorted(rows, key=lambda r: -r["ms"])[:6]:
+        ax.annotate(r["name"], (r["intensity"], r["gflops"]), fontsize=6, xytext=(3, 3), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("arithmetic intensity (FLOP/byte, compulsory traffic)")
+    ax.set_ylabel("performance (GFLOP/s)")
+    ax.set_title(f"roofline: {report['network']['variant']}, batch {report['network']['batch']}", fontsize=9)
+    ax.legend(fontsize=7)
+    ax.grid(True, which="both", lw=0.3)
+    fig.tight_layout()
+    paths.append(_save_figure(fig, out_dir / f"{stem}-roofline.png", write_atomic))
+    return paths
+
+
+def _save_figure(fig, path: Path, write_atomic) -> Path:
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120)
+    plt.close(fig)
+    write_atomic(path, buffer.getvalue())
+    return path
