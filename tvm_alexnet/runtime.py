@@ -22,20 +22,21 @@ def kernel_ready(t: torch.Tensor) -> torch.Tensor:
 
 
 class CompiledNetwork:
-    """The compiled network of one build directory, on one device.
+    """The compiled network of one build directory, on one device (GPU
+    `device_index` for a CUDA build).
 
     `forward(x, params)` runs the whole network; `layer(name, x, params)` one
     layer; `kernel(name)` one kernel in destination-passing style.
     """
 
-    def __init__(self, directory: str | os.PathLike):
+    def __init__(self, directory: str | os.PathLike, device_index: int = 0):
         directory = Path(directory)
         self.manifest = Manifest.load(directory / MANIFEST)
         self.device_type = "cuda" if self.manifest.target["kind"] == "cuda" else "cpu"
         if self.device_type == "cuda":
             _enable_cuda_jit()
         self.executable = tvm.runtime.load_module(str(directory / LIBRARY))
-        self.device = tvm.cuda(0) if self.device_type == "cuda" else tvm.cpu(0)
+        self.device = tvm.cuda(device_index) if self.device_type == "cuda" else tvm.cpu(0)
         self._local = threading.local()  # a VM may not be shared between threads
         self.kernels = {k["name"]: k for k in self.manifest.kernels}
         self._kernel_funcs = {}
