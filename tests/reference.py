@@ -26,12 +26,15 @@ def relu(x):
     return np.maximum(x, 0)
 
 
-def lrn(x, size, alpha, beta, k):
-    """b[c] = a[c] / (k + alpha * sum_{j=max(0,c-size//2)}^{min(C-1,c+(size-1)//2)} a[j]^2)^beta"""
+def lrn(x, size, alpha, beta, k, groups=1):
+    """b[c] = a[c] / (k + alpha * sum_{j=max(g0,c-size//2)}^{min(g1,c+(size-1)//2)} a[j]^2)^beta,
+    g0..g1 the channels of c's group."""
     out = np.empty_like(x)
     channels = x.shape[1]
+    per = channels // groups
     for c in range(channels):
-        lo, hi = max(0, c - size // 2), min(channels - 1, c + (size - 1) // 2)
+        g0 = c // per * per
+        lo, hi = max(g0, c - size // 2), min(g0 + per - 1, c + (size - 1) // 2)
         s = (x[:, lo:hi + 1] ** 2).sum(axis=1)
         out[:, c] = x[:, c] / (k + alpha * s) ** beta
     return out
@@ -69,7 +72,7 @@ def forward(net: Network, params: dict, x):
         x = relu(conv2d(x, p[f"{c.name}.weight"], p[f"{c.name}.bias"], c.stride, c.padding, c.groups))
         if c.lrn:
             q = LRN_CONVENTIONS[net.lrn]
-            x = lrn(x, q.size, q.alpha, q.beta, q.k)
+            x = lrn(x, q.size, q.alpha, q.beta, q.k, net.lrn_groups)
         if c.pool:
             x = max_pool(x)
     if net.avgpool is not None:

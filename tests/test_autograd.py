@@ -19,7 +19,8 @@ def reference_loss(model: AlexNet, params: dict, x: torch.Tensor, labels: torch.
                             c.groups))
         if c.lrn:
             p = LRN_CONVENTIONS[net.lrn]
-            x = F.local_response_norm(x, p.size, alpha=p.alpha * p.size, beta=p.beta, k=p.k)
+            x = torch.cat([F.local_response_norm(part, p.size, alpha=p.alpha * p.size, beta=p.beta, k=p.k)
+                           for part in x.chunk(net.lrn_groups, 1)], 1)
         if c.pool:
             x = F.max_pool2d(x, POOL_SIZE, POOL_STRIDE)
     if net.avgpool is not None:

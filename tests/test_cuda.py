@@ -56,4 +56,4 @@ def test_cuda_kernels_run(rng):
     compiled = CompiledNetwork(build.build(net, build.parse_target(gpu_target())))
     x = rng.standard_normal((2, 24, 55, 55)) * 50
     out = compiled.kernel("conv1_lrn")(torch.from_numpy(x).float().cuda()).cpu().numpy()
-    assert ref.rel_error(out, ref.lrn(x, 5, 1e-4, 0.75, 2.0)) < 1e-5
+    assert ref.rel_error(out, ref.lrn(x, 5, 1e-4, 0.75, 2.0, net.lrn_groups)) < 1e-5

@@ -10,11 +10,14 @@ BATCH = 2
 SMALL = dict(width=0.25, num_classes=10)
 
 
-def lrn(x, size, alpha, beta, k):
-    """The paper's LRN written out: window c - size//2 .. c + (size-1)//2."""
-    squares = F.pad(x * x, (0, 0, 0, 0, size // 2, (size - 1) // 2))
-    window = sum(squares[:, i:i + x.shape[1]] for i in range(size))
-    return x / (k + alpha * window) ** beta
+def lrn(x, size, alpha, beta, k, groups):
+    """The paper's LRN written out: window c - size//2 .. c + (size-1)//2 within c's group."""
+    parts = []
+    for part in x.chunk(groups, 1):
+        squares = F.pad(part * part, (0, 0, 0, 0, size // 2, (size - 1) // 2))
+        window = sum(squares[:, i:i + part.shape[1]] for i in range(size))
+        parts.append(part / (k + alpha * window) ** beta)
+    return torch.cat(parts, 1)
 
 
 def forward_formula(kernel, x, w, b):
@@ -25,7 +28,7 @@ def forward_formula(kernel, x, w, b):
     if kernel.op == "dense":
         return F.linear(x, w, b)
     if kernel.op == "lrn":
-        return lrn(x, a["size"], a["alpha"], a["beta"], a["k"])
+        return lrn(x, a["size"], a["alpha"], a["beta"], a["k"], a["groups"])
     if kernel.op == "max_pool":
         return F.max_pool2d(x, a["size"], a["stride"])
     if kernel.op == "avg_pool":

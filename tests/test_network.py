@@ -56,7 +56,7 @@ def test_training_mode_applies_dropout_kernels(compiled, rng):
     for c in net.convs:
         h = ref.relu(ref.conv2d(h, p[f"{c.name}.weight"], p[f"{c.name}.bias"], c.stride, c.padding, c.groups))
         if c.lrn:
-            h = ref.lrn(h, 5, 1e-4, 0.75, 2.0)
+            h = ref.lrn(h, 5, 1e-4, 0.75, 2.0, net.lrn_groups)
         if c.pool:
             h = ref.max_pool(h)
     h = h.reshape(len(x), -1)

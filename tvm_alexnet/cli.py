@@ -736,8 +736,13 @@ def _data_sets(data: Path | None, demo: bool, variant: str):
               help="Checkpoint (last.pt), metrics.jsonl, training.png and final weights (default runs/alexnet, "
                    "or a new runs/demo-<time> with --demo).")
 @click.option("--resume", is_flag=True, help="Continue from OUT/last.pt with the same next batch.")
+@click.option("--towers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Under torchrun with 2 processes: 2 runs the paper's towers, one per process (else the "
+                   "processes are data-parallel).")
+@click.option("--dist-timeout", type=click.FloatRange(min=1), default=300, show_default=True,
+              help="Under torchrun: seconds a rank waits for the others before it gives up with an error.")
 def train_cmd(data, demo, variant, width, lrn, init, epochs, batch_size, lr, momentum, weight_decay, lr_factor,
-              patience, pca_file, workers, checkpoint_every, seed, target, out, resume):
+              patience, pca_file, workers, checkpoint_every, seed, target, out, resume, towers, dist_timeout):
     """Train with the paper's recipe: every layer's forward and backward compiled by TVM.
 
     SGD (momentum 0.9, weight decay 5e-4, batch 128), learning rate 0.01
@@ -745,8 +750,13 @@ def train_cmd(data, demo, variant, width, lrn, init, epochs, batch_size, lr, mom
     crops of 256x256 images with flips (and, with --pca, colour noise).
     Interrupt it and run it again with --resume: it continues from the last
     checkpoint with the same next batch.
+
+    Launched by `torchrun --nproc-per-node M [--nnodes N ...] -m tvm_alexnet
+    train ...` the processes train data-parallel (the batch split between
+    them, gradients averaged), or with --towers 2 as the paper's two towers.
     """
     from .data import ColourPCA
+    from .parallel import from_environment
     from .train import CHECKPOINT, Recipe, load_checkpoint, train
 
     width = width if width is not None else (0.25 if demo else 1.0)
@@ -755,6 +765,10 @@ def train_cmd(data, demo, variant, width, lrn, init, epochs, batch_size, lr, mom
                     weight_decay=weight_decay, lr_factor=lr_factor, patience=patience,
                     epochs=epochs or (3 if demo else 90), seed=seed, workers=workers,
                     checkpoint_every=checkpoint_every)
+    parallel = from_environment(towers, dist_timeout)
+    if recipe.batch_size % parallel.data_shards:
+        raise click.BadParameter(f"{recipe.batch_size} does not split over {parallel.data_shards} processes",
+                                 param_hint="'--batch-size'")
     train_set, val_set, classes = _data_sets(data, demo, variant)
     pca = ColourPCA.load(pca_file) if pca_file else None
     torch.manual_seed(seed)
@@ -764,11 +778,24 @@ def train_cmd(data, demo, variant, width, lrn, init, epochs, batch_size, lr, mom
         if not resume:
             raise click.UsageError(f"{out / CHECKPOINT} exists: add --resume to continue it, or choose another --out")
         load_checkpoint(out / CHECKPOINT, model)
-    notes.print(f"{variant} width {width}: {model.spec.num_params:,} parameters, {len(classes)} classes, "
-                f"{len(train_set)} training and {len(val_set)} validation images")
+    if parallel.main:
+        notes.print(f"{variant} width {width}: {model.spec.num_params:,} parameters, {len(classes)} classes, "
+                    f"{len(train_set)} training and {len(val_set)} validation images"
+                    + (f"; {parallel.world} processes, {parallel.mode} parallel" if parallel.world > 1 else ""))
+    local = model
+    if parallel.mode == "towers":
+        from .towers import DistributedTowerAlexNet
+
+        local = DistributedTowerAlexNet(model.spec)
+        local.load_single_state_dict(model.state_dict())  # the same initial weights as one process
     with notes.status(f"compiling forward and backward kernels for {target}, batch {recipe.batch_size} ..."):
-        model.compile(target, batch=recipe.batch_size)
-    history = train(model, train_set, val_set, recipe, out, resume=resume, pca=pca, log=notes.print)
+        local.compile(target, batch=recipe.batch_size // parallel.data_shards)
+    history = train(local, train_set, val_set, recipe, out, resume=resume, pca=pca, log=notes.print,
+                    parallel=parallel)
+    if parallel.mode == "towers":
+        model.load_state_dict(local.single_state_dict())
+    if not parallel.main:
+        return
     model.save(out / "weights.safetensors")
     last = history[-1]
     results.print(f"epoch {last['epoch']}: validation top-1 error {100 * last['val_top1_error']:.1f}%, "

@@ -3,7 +3,8 @@
 The module holds one PrimFunc per kernel, named as in the spec (`conv2_lrn`),
 one Relax function per layer that chains that layer's kernels (`conv2`), and
 `forward`, the whole network from image to logits, built from the same
-kernels. `softmax` and the `<layer>_dropout` functions serve prediction and
+kernels (not for one tower of a network: towers.py chains those).
+`softmax` and the `<layer>_dropout` functions serve prediction and
 training. A batch of None gives a symbolic batch dimension `n`.
 """
 
@@ -86,6 +87,9 @@ def build_module(net: Network, batch: int | None = None) -> tvm.IRModule:
         x = e.tensor("x", kernels[0].inputs[0], n)
         params = layer_params(layer)
         e.function(layer, [x, *params], lambda: e.stage(kernels, x, {layer: params}, n))
+
+    if net.towers > 1:  # a tower's layers are chained by towers.py, across the exchanges
+        return e.bb.get()
 
     # The whole network, parameters in the spec's (and the state dict's) order.
     n = _batch(batch)

@@ -17,6 +17,13 @@ from .runtime import CompiledNetwork
 from .spec import LRN_CONVENTIONS, POOL_SIZE, POOL_STRIDE, Conv, Network, network
 
 
+def layer_modules(net: Network) -> dict[str, nn.Module]:
+    """conv1 ... fc8 as torch modules holding the parameters, in the spec's order."""
+    modules = {c.name: nn.Conv2d(c.in_channels, c.out_channels, c.kernel, c.stride, c.padding, groups=c.groups)
+               for c in net.convs}
+    return modules | {d.name: nn.Linear(d.in_features, d.out_features) for d in net.dense}
+
+
 class AlexNet(nn.Module):
     """AlexNet of a variant ("paper", "ungrouped", "torchvision").
 
@@ -29,11 +36,8 @@ class AlexNet(nn.Module):
                  lrn: str | None = None):
         super().__init__()
         self.spec: Network = network(variant, num_classes, width, lrn)
-        for c in self.spec.convs:
-            setattr(self, c.name, nn.Conv2d(c.in_channels, c.out_channels, c.kernel, c.stride, c.padding,
-                                            groups=c.groups))
-        for d in self.spec.dense:
-            setattr(self, d.name, nn.Linear(d.in_features, d.out_features))
+        for name, module in layer_modules(self.spec).items():
+            setattr(self, name, module)
         self.preprocessing: Preprocessing = PREPROCESSING[variant]  # what a checkpoint's weights expect
         self.compiled: CompiledNetwork | None = None
         self._layers: dict[str, LayerKernels] = {}  # per layer, the kernels the autograd bridges call
@@ -58,11 +62,19 @@ class AlexNet(nn.Module):
     # -- compilation -------------------------------------------------------------------------
 
     def compile(self, target: str = "llvm", batch: int | None = None, out_dir: str | os.PathLike | None = None,
-                tuning_log: str | os.PathLike | None = None) -> "AlexNet":
+                tuning_log: str | os.PathLike | None = None, devices: tuple[str, str] | None = None):
         """Compile every layer for `target` (see build.parse_target) and run
         forward through the kernels from now on. `batch=None` builds for any
         batch size. Kernels with a record in `tuning_log` (for this batch and
-        target) use the tuned schedule. Builds are cached on disk."""
+        target) use the tuned schedule. Builds are cached on disk.
+
+        With `devices`, one per tower (("cuda:0", "cuda:1"), or ("cpu",
+        "cpu")), returns instead a towers.TowerAlexNet: this model's weights
+        split into the paper's two towers, each compiled on its device."""
+        if devices is not None:
+            from .towers import TowerAlexNet
+
+            return TowerAlexNet.from_model(self, devices).compile(target, batch)
         directory = build.build(self.spec, build.parse_target(target), batch, out_dir, tuning_log)
         self.compiled = CompiledNetwork(directory)
         self._layers = {layer.name: LayerKernels(self.compiled, self.spec, layer.name) for layer in self.spec.layers}
@@ -128,7 +140,8 @@ class AlexNet(nn.Module):
         if c.lrn:
             p = LRN_CONVENTIONS[self.spec.lrn]
             # torch divides alpha by the size; our alpha multiplies the plain sum.
-            x = F.local_response_norm(x, p.size, alpha=p.alpha * p.size, beta=p.beta, k=p.k)
+            x = torch.cat([F.local_response_norm(part, p.size, alpha=p.alpha * p.size, beta=p.beta, k=p.k)
+                           for part in x.chunk(self.spec.lrn_groups, 1)], 1)
         if c.pool:
             x = F.max_pool2d(x, POOL_SIZE, POOL_STRIDE)
         return x

@@ -30,13 +30,17 @@ class LRN:
     alpha: float
     beta: float
     k: float
+    # The window stays within each tower's channels, as on the paper's two
+    # GPUs (cuda-convnet's two-GPU model normalises each GPU's 48 maps).
+    per_tower: bool = False
 
 
 # torch.nn.LocalResponseNorm and Caffe's LRN layer divide alpha by the window
-# size and default k to 1; the paper does neither. The numbers come out equal
-# for torch and caffe, but users come to us by one name or the other.
+# size, default k to 1 and sum across all channels (Caffe's grouped AlexNet
+# too); the paper does none of these. The numbers come out equal for torch and
+# caffe, but users come to us by one name or the other.
 LRN_CONVENTIONS = {
-    "paper": LRN(size=5, alpha=1e-4, beta=0.75, k=2.0),
+    "paper": LRN(size=5, alpha=1e-4, beta=0.75, k=2.0, per_tower=True),
     "caffe": LRN(size=5, alpha=1e-4 / 5, beta=0.75, k=1.0),
     "torch": LRN(size=5, alpha=1e-4 / 5, beta=0.75, k=1.0),
 }
@@ -99,6 +103,9 @@ class Network:
     avgpool: int | None = None  # adaptive average pool to avgpool x avgpool before fc6
     width: float = 1.0
     init_std: float | None = 0.01  # weights ~ N(0, init_std^2); None: torch's default init
+    # One of `towers` towers (towers.py): a layer whose input is wider than the
+    # layer before it outputs reads every tower's output (an exchange).
+    towers: int = 1
 
     @property
     def num_classes(self) -> int:
@@ -107,6 +114,12 @@ class Network:
     @property
     def layers(self) -> tuple[Conv | Dense, ...]:
         return self.convs + self.dense
+
+    @property
+    def lrn_groups(self) -> int:
+        """Channel groups an LRN window stays within: the towers, in the paper's convention."""
+        per_tower = self.lrn is not None and LRN_CONVENTIONS[self.lrn].per_tower
+        return max(c.groups for c in self.convs) if per_tower else 1
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -141,13 +154,14 @@ class Network:
             shape = (c.out_channels, s, s)
             macs = c.out_channels * s * s * (c.in_channels // c.groups) * c.kernel**2
             out.append(Kernel(f"{c.name}_conv", c.name, "conv2d",
-                              ((channels, size, size),), shape, 2 * macs, self._param_shapes(c.name),
+                              ((c.in_channels, size, size),), shape, 2 * macs, self._param_shapes(c.name),
                               dict(stride=c.stride, padding=c.padding, groups=c.groups, relu=True)))
             if c.lrn:
                 lrn = LRN_CONVENTIONS[self.lrn]
                 out.append(Kernel(f"{c.name}_lrn", c.name, "lrn", (shape,), shape,
                                   math.prod(shape) * (2 * lrn.size + 3), (),
-                                  dict(size=lrn.size, alpha=lrn.alpha, beta=lrn.beta, k=lrn.k)))
+                                  dict(size=lrn.size, alpha=lrn.alpha, beta=lrn.beta, k=lrn.k,
+                                       groups=self.lrn_groups)))
             if c.pool:
                 p = conv_out(s, POOL_SIZE, POOL_STRIDE, 0)
                 pooled = (c.out_channels, p, p)
@@ -164,7 +178,7 @@ class Network:
                               channels * size * size, (), dict(output_size=self.avgpool)))
             size = self.avgpool
         features = channels * size * size
-        if features != self.dense[0].in_features:
+        if self.dense[0].in_features not in (features, features * self.towers):
             raise SpecError(f"{self.variant}: conv features {features} != fc input {self.dense[0].in_features}")
         for d in self.dense:
             out.append(Kernel(f"{d.name}_dense", d.name, "dense",

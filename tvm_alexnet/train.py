@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm import tqdm
 
@@ -24,6 +25,7 @@ from .build import write_atomic
 from .data import Augmented, centre_crop, ten_crops
 from .errors import UserError
 from .model import AlexNet
+from .parallel import Parallel, RankError, all_sum, shard
 
 CHECKPOINT = "last.pt"
 METRICS = "metrics.jsonl"
@@ -51,10 +53,13 @@ class Recipe:
 
 
 class EpochSampler(torch.utils.data.Sampler):
-    """A permutation fixed by (seed, epoch), from position `start` on."""
+    """A permutation fixed by (seed, epoch), from position `start` on; with
+    data parallelism, this rank's slice of every global batch of `batch`."""
 
-    def __init__(self, size: int, seed: int, epoch: int, start: int = 0):
-        self.order = torch.randperm(size, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))[start:]
+    def __init__(self, size: int, seed: int, epoch: int, start: int = 0, batch: int = 1,
+                 parallel: Parallel = Parallel()):
+        order = torch.randperm(size, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))[start:]
+        self.order = shard(order, batch, parallel)
 
     def __iter__(self):
         return iter(self.order.tolist())
@@ -116,24 +121,30 @@ def _logits(model: AlexNet, x: torch.Tensor) -> torch.Tensor:
 
 
 def train(model: AlexNet, train_set, val_set, recipe: Recipe, out_dir: str | os.PathLike,
-          resume: bool = False, pca=None, progress: bool = True, log=print) -> list[dict]:
+          resume: bool = False, pca=None, progress: bool = True, log=print,
+          parallel: Parallel = Parallel()) -> list[dict]:
     """Train `model` (compiled or not) on `train_set` (256x256 images) with
     the recipe; checkpoints, metrics and the plot go to `out_dir`. Returns
-    the metrics of every epoch."""
+    the metrics of every epoch. Under torchrun, `parallel` says how the
+    ranks share the work (the model is then this rank's: data-parallel
+    ranks hold the whole network, built for their slice of the batch; tower
+    ranks a towers.DistributedTowerAlexNet for the whole batch)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
                                 weight_decay=recipe.weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=recipe.lr_factor,
                                                            patience=recipe.patience)
+    stepper = torch.nn.parallel.DistributedDataParallel(model) if parallel.mode == "data" else model
     epoch, step, history = 0, 0, []
-    torch.manual_seed(recipe.seed)  # dropout masks
+    torch.manual_seed(recipe.seed + parallel.data_rank)  # dropout masks: each data shard its own
     if resume and (out_dir / CHECKPOINT).exists():
         state = load_checkpoint(out_dir / CHECKPOINT, model)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        _load_states(model, optimizer, state, parallel)
         scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng"])
+        rng = state["rng"]
+        if parallel.rank < len(rng):  # a run resumed with more ranks seeds the new ones
+            torch.set_rng_state(rng[parallel.rank])
         epoch, step, history = state["epoch"], state["step"], json.loads(state["history"])
         log(f"resumed from {out_dir / CHECKPOINT}: epoch {epoch + 1}, step {step}")
     elif (out_dir / CHECKPOINT).exists():
@@ -142,56 +153,91 @@ def train(model: AlexNet, train_set, val_set, recipe: Recipe, out_dir: str | os.
     steps_per_epoch = len(train_set) // recipe.batch_size  # full batches only: the build is for one batch size
     if steps_per_epoch == 0:
         raise UserError(f"{len(train_set)} training images make no batch of {recipe.batch_size}")
+    local_batch = recipe.batch_size // parallel.data_shards
     # Loaders with their own generator: the global one draws the dropout masks, and
     # a loader would take a seed from it, so a resumed run would draw other masks.
-    val_loader = torch.utils.data.DataLoader(val_set, batch_size=recipe.batch_size, num_workers=recipe.workers,
+    val_loader = torch.utils.data.DataLoader(val_set, batch_size=local_batch, num_workers=recipe.workers,
                                              generator=torch.Generator().manual_seed(recipe.seed))
 
     def checkpoint(epoch: int, step: int) -> None:
-        _save(out_dir / CHECKPOINT, dict(
-            model=model.state_dict(), optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-            rng=torch.get_rng_state(), epoch=epoch, step=step, history=json.dumps(history),
-            network=dataclasses.asdict(model.spec), recipe=dataclasses.asdict(recipe)))
+        model_state, optimizer_state, rng = _gather_states(model, optimizer, parallel)
+        if parallel.main:
+            _save(out_dir / CHECKPOINT, dict(
+                model=model_state, optimizer=optimizer_state, scheduler=scheduler.state_dict(), rng=rng,
+                epoch=epoch, step=step, history=json.dumps(history), network=dataclasses.asdict(model.spec),
+                recipe=dataclasses.asdict(recipe)))
 
-    while epoch < recipe.epochs:
-        augmented.epoch = epoch
-        loader = torch.utils.data.DataLoader(
-            augmented, batch_size=recipe.batch_size, drop_last=True, num_workers=recipe.workers,
-            sampler=EpochSampler(len(augmented), recipe.seed, epoch, start=step * recipe.batch_size),
-            generator=torch.Generator().manual_seed(recipe.seed))
-        model.train()
-        seen = correct = 0
-        total_loss = 0.0
-        start = time.perf_counter()
-        bar = tqdm(loader, total=steps_per_epoch - step, desc=f"epoch {epoch + 1}/{recipe.epochs}",
-                   disable=not progress, unit="batch")
-        for x, labels in bar:
-            logits = model(x)
-            loss = F.cross_entropy(logits, labels)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            step += 1
-            seen += len(labels)
-            total_loss += loss.item() * len(labels)
-            correct += (logits.argmax(1) == labels).sum().item()
-            bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}",
-                            img_s=f"{seen / (time.perf_counter() - start):.1f}")
-            if recipe.checkpoint_every and step % recipe.checkpoint_every == 0 and step < steps_per_epoch:
-                checkpoint(epoch, step)
-        seconds = time.perf_counter() - start
-        val = evaluate(model, val_loader)
-        scheduler.step(val["top1_error"])
-        history.append(dict(epoch=epoch + 1, train_loss=total_loss / max(seen, 1),
-                            train_accuracy=correct / max(seen, 1), val_loss=val["loss"],
-                            val_top1_error=val["top1_error"], val_top5_error=val["top5_error"],
-                            lr=optimizer.param_groups[0]["lr"], images_per_s=seen / seconds, seconds=seconds))
-        log(json.dumps(history[-1]))
-        epoch, step = epoch + 1, 0
-        checkpoint(epoch, step)
-        write_atomic(out_dir / METRICS, "".join(json.dumps(h) + "\n" for h in history))
-        plot(history, out_dir / PLOT)
+    try:
+        while epoch < recipe.epochs:
+            augmented.epoch = epoch
+            loader = torch.utils.data.DataLoader(
+                augmented, batch_size=local_batch, drop_last=True, num_workers=recipe.workers,
+                sampler=EpochSampler(len(augmented), recipe.seed, epoch, step * recipe.batch_size,
+                                     recipe.batch_size, parallel),
+                generator=torch.Generator().manual_seed(recipe.seed))
+            model.train()
+            seen = correct = 0
+            total_loss = 0.0
+            start = time.perf_counter()
+            bar = tqdm(loader, total=steps_per_epoch - step, desc=f"epoch {epoch + 1}/{recipe.epochs}",
+                       disable=not (progress and parallel.main), unit="batch")
+            for x, labels in bar:
+                logits = stepper(x)
+                loss = F.cross_entropy(logits, labels)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                step += 1
+                seen += len(labels)
+                total_loss += loss.item() * len(labels)
+                correct += (logits.argmax(1) == labels).sum().item()
+                bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}",
+                                img_s=f"{seen * parallel.data_shards / (time.perf_counter() - start):.1f}")
+                if recipe.checkpoint_every and step % recipe.checkpoint_every == 0 and step < steps_per_epoch:
+                    checkpoint(epoch, step)
+            seconds = time.perf_counter() - start
+            total_loss, correct, seen = all_sum([total_loss, correct, seen], parallel)
+            val = evaluate(model, val_loader)
+            scheduler.step(val["top1_error"])
+            history.append(dict(epoch=epoch + 1, train_loss=total_loss / max(seen, 1),
+                                train_accuracy=correct / max(seen, 1), val_loss=val["loss"],
+                                val_top1_error=val["top1_error"], val_top5_error=val["top5_error"],
+                                lr=optimizer.param_groups[0]["lr"], images_per_s=seen / seconds, seconds=seconds))
+            if parallel.main:
+                log(json.dumps(history[-1]))
+            epoch, step = epoch + 1, 0
+            checkpoint(epoch, step)
+            if parallel.main:
+                write_atomic(out_dir / METRICS, "".join(json.dumps(h) + "\n" for h in history))
+                plot(history, out_dir / PLOT)
+    except (RuntimeError, dist.DistError) as e:
+        if parallel.mode == "single":
+            raise
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise RankError(f"rank {parallel.rank}: a collective failed, another rank has probably stopped ({reason}); "
+                        f"the last checkpoint in {out_dir} is intact") from None
     return history
+
+
+def _gather_states(model, optimizer, parallel: Parallel) -> tuple[dict, dict, list[torch.Tensor]]:
+    """Model and optimizer state in the single-device model's format, and
+    every rank's RNG state (collectives under torchrun: every rank calls it)."""
+    rng = [torch.get_rng_state()]
+    if parallel.mode != "single":
+        rng = [None] * parallel.world
+        dist.all_gather_object(rng, torch.get_rng_state())
+    if parallel.mode == "towers":
+        return model.single_state_dict(), model.single_optimizer_state_dict(optimizer), rng
+    return model.state_dict(), optimizer.state_dict(), rng
+
+
+def _load_states(model, optimizer, state: dict, parallel: Parallel) -> None:
+    if parallel.mode == "towers":
+        model.load_single_state_dict(state["model"])
+        model.load_single_optimizer_state_dict(optimizer, state["optimizer"])
+    else:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
 
 
 def plot(history: list[dict], path: Path) -> None:

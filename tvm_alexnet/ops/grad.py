@@ -8,6 +8,8 @@ sends each window's gradient to its first maximum, as torch does.
 
 from tvm import te, tirx, topi
 
+from .lrn import same_group
+
 
 def relu_grad(dy: te.Tensor, y: te.Tensor) -> te.Tensor:
     # y is the ReLU's output: y > 0 exactly where its input was.
@@ -75,9 +77,11 @@ def dense_grad_weight(dy: te.Tensor, x: te.Tensor) -> te.Tensor:
                       name="dense_grad_weight")
 
 
-def lrn_grad(dy: te.Tensor, x: te.Tensor, *, size: int, alpha: float, beta: float, k: float) -> te.Tensor:
+def lrn_grad(dy: te.Tensor, x: te.Tensor, *, size: int, alpha: float, beta: float, k: float,
+             groups: int = 1) -> te.Tensor:
     """b_c = x_c s_c^-beta with s_c = k + alpha sum_{j in window(c)} x_j^2, so
-    dx_c = dy_c s_c^-beta - 2 alpha beta x_c sum_{j: c in window(j)} dy_j x_j s_j^(-beta-1)."""
+    dx_c = dy_c s_c^-beta - 2 alpha beta x_c sum_{j: c in window(j)} dy_j x_j s_j^(-beta-1),
+    windows within `groups` channel groups."""
     n, channels, h, w = x.shape
     before, after = size // 2, (size - 1) // 2  # window(c) = c - before .. c + after
     zero = tirx.const(0.0, x.dtype)
@@ -88,7 +92,12 @@ def lrn_grad(dy: te.Tensor, x: te.Tensor, *, size: int, alpha: float, beta: floa
     squares = te.compute((n, channels + size - 1, h, w), lambda b, c, i, j: te.if_then_else(
         inside(c - before), x[b, c - before, i, j] * x[b, c - before, i, j], zero), name="lrn_square")
     r = te.reduce_axis((0, size), "r")
-    window = te.compute(x.shape, lambda b, c, i, j: te.sum(squares[b, c + r, i, j], axis=r), name="lrn_sum")
+
+    def grouped(c, j, value):
+        return value if groups == 1 else te.if_then_else(same_group(c, j, channels, groups), value, zero)
+
+    window = te.compute(x.shape, lambda b, c, i, j: te.sum(grouped(c, c + r - before, squares[b, c + r, i, j]),
+                                                          axis=r), name="lrn_sum")
     scale = te.compute(x.shape, lambda b, c, i, j: tirx.const(k, x.dtype) + tirx.const(alpha, x.dtype)
                        * window[b, c, i, j], name="lrn_scale")
 
@@ -103,7 +112,8 @@ def lrn_grad(dy: te.Tensor, x: te.Tensor, *, size: int, alpha: float, beta: floa
         inside(c - after), dy[b, c - after, i, j] * x[b, c - after, i, j] * scaled[b, c - after, i, j]
         / scale[b, c - after, i, j], zero), name="lrn_t")
     q = te.reduce_axis((0, size), "q")
-    back = te.compute(x.shape, lambda b, c, i, j: te.sum(t[b, c + q, i, j], axis=q), name="lrn_back")
+    back = te.compute(x.shape, lambda b, c, i, j: te.sum(grouped(c, c + q - after, t[b, c + q, i, j]), axis=q),
+                      name="lrn_back")
     coef = tirx.const(2.0 * alpha * beta, x.dtype)
     return te.compute(x.shape, lambda b, c, i, j: dy[b, c, i, j] * scaled[b, c, i, j]
                       - coef * x[b, c, i, j] * back[b, c, i, j], name="lrn_grad")

@@ -2,12 +2,19 @@
 
 b[c] = a[c] / (k + alpha * sum_{j in window(c)} a[j]^2) ** beta. topi.nn.lrn
 divides alpha by the window size (torch's convention), so it is written here.
+With `groups`, a window stays within its channel group (the paper's towers).
 """
 
 from tvm import te, tirx
 
 
-def lrn(x: te.Tensor, *, size: int, alpha: float, beta: float, k: float) -> te.Tensor:
+def same_group(c, j, channels, groups: int):
+    """Whether channels c and j (j possibly out of range) share a group."""
+    per = channels // groups
+    return tirx.floordiv(j, per) == tirx.floordiv(c, per)
+
+
+def lrn(x: te.Tensor, *, size: int, alpha: float, beta: float, k: float, groups: int = 1) -> te.Tensor:
     n, channels, h, w = x.shape
     before = size // 2  # torch's window: c - size//2 .. c + (size-1)//2
     padded = te.compute(
@@ -17,7 +24,14 @@ def lrn(x: te.Tensor, *, size: int, alpha: float, beta: float, k: float) -> te.T
             tirx.const(0.0, x.dtype)),
         name="lrn_square")
     r = te.reduce_axis((0, size), name="r")
-    window = te.compute(x.shape, lambda b, c, i, j: te.sum(padded[b, c + r, i, j], axis=r), name="lrn_sum")
+
+    def term(b, c, i, j):
+        if groups == 1:
+            return padded[b, c + r, i, j]
+        return te.if_then_else(same_group(c, c + r - before, channels, groups), padded[b, c + r, i, j],
+                               tirx.const(0.0, x.dtype))
+
+    window = te.compute(x.shape, lambda b, c, i, j: te.sum(term(b, c, i, j), axis=r), name="lrn_sum")
     alpha, k = (tirx.const(v, x.dtype) for v in (alpha, k))
 
     def scale(s):
