@@ -254,3 +254,20 @@ def test_backward_kernels_are_tasks_too(tmp_path):
     # --trials 0 measures the default schedule only
     times = tuning.default_times(tmp_path)
     assert tuning.default_seconds(times, kernel, 2, build.parse_target("llvm")) > 0
+
+
+def test_a_record_whose_json_does_not_read_back_stays_out_of_the_log(tuned_log, tmp_path, monkeypatch):
+    record = tuning.read_log(tuned_log[0]).get_all_tuning_records()[0]
+    log = tuning.ReadableRecords(tuning.open_log(tmp_path / "log"))
+    workload = log.commit_workload(record.workload.mod)
+
+    def unreadable(json_obj, workload):
+        raise ValueError("parallel_for_dynamic error")
+
+    with monkeypatch.context() as m:
+        m.setattr(tuning.ms.database.TuningRecord, "from_json", unreadable)
+        log.commit_tuning_record(record)
+    assert log.rejected == 1 and records(tmp_path / "log") == []
+    assert len(log.get_top_k(workload, 5)) == 1  # the search still sees it
+    log.commit_tuning_record(record)
+    assert log.rejected == 1 and len(records(tmp_path / "log")) == 1

@@ -218,6 +218,9 @@ def tune_cmd(variant, num_classes, width, lrn, batch, target, trials, trials_per
     results.print(table)
     if result.skipped:
         notes.print(f"already at their trial budget: {', '.join(result.skipped)}")
+    if result.unreadable:
+        notes.print(f"[yellow]note:[/] {result.unreadable} records were not logged: MetaSchedule wrote them in a "
+                    "form its own reader rejects")
     if result.wall_seconds:
         notes.print(f"{result.wall_seconds / 60:.1f} min: building {result.build_seconds / 60:.1f} min "
                     f"({100 * result.build_seconds / result.wall_seconds:.0f}%), measuring "
@@ -491,14 +494,9 @@ def _print_report(report: dict) -> None:
     results.print(rp.title(report))
     for line in rp.summary(report):
         results.print(f"  {line}")
-    for name, columns, rows in (("whole network", rp.NETWORK_COLUMNS, rp.network_table(report)),
-                                ("kernels", rp.KERNEL_COLUMNS, rp.kernel_table(report))):
-        table = Table(title=name)
-        for i, col in enumerate(columns):
-            table.add_column(col, justify="left" if i == 0 or col == "schedule" else "right")
-        for row in rows:
-            table.add_row(*row)
-        results.print(table, width=max(results.width, 150))  # too wide to squeeze into 80 columns
+    results.print(_table("whole network", rp.NETWORK_COLUMNS, rp.network_table(report)))
+    results.print(_table("kernels", rp.KERNEL_COLUMNS, rp.kernel_table(report)),
+                  width=max(results.width, 150))  # too wide to squeeze into 80 columns
 
 
 def _print_comparison(a: dict, b: dict, paths, as_markdown: bool) -> None:
@@ -506,21 +504,25 @@ def _print_comparison(a: dict, b: dict, paths, as_markdown: bool) -> None:
 
     kernels, engines = rp.compare(a, b)
     header = [f"A = {paths[0]}: {rp.title(a)}", f"B = {paths[1]}: {rp.title(b)}"]
+    engine_columns = ("engine", "A ms", "B ms", "B vs A")
     if as_markdown:
-        click.echo("\n\n".join(["\n".join(f"- {h}" for h in header),
-                                 rp.markdown_table(("engine", "A ms", "B ms", "B vs A"), engines),
+        click.echo("\n\n".join(["\n".join(f"- {h}" for h in header), rp.markdown_table(engine_columns, engines),
                                  rp.markdown_table(rp.COMPARE_COLUMNS, kernels)]))
         return
     for h in header:
         results.print(h)
-    for name, columns, rows in (("whole network", ("engine", "A ms", "B ms", "B vs A"), engines),
-                                ("kernels", rp.COMPARE_COLUMNS, kernels)):
-        table = Table(title=f"{name} (B vs A: A's time / B's, above 1x B is faster)")
-        for i, col in enumerate(columns):
-            table.add_column(col, justify="left" if i == 0 else "right")
-        for row in rows:
-            table.add_row(*row)
-        results.print(table)
+    results.print(_table("whole network (B vs A: A's time / B's, above 1x B is faster)", engine_columns, engines))
+    results.print(_table("kernels", rp.COMPARE_COLUMNS, kernels))
+
+
+def _table(title: str, columns, rows) -> Table:
+    """A rich table: the first column (and `schedule`) left-aligned, numbers right."""
+    table = Table(title=title)
+    for i, col in enumerate(columns):
+        table.add_column(col, justify="left" if i == 0 or col == "schedule" else "right")
+    for row in rows:
+        table.add_row(*row)
+    return table
 
 
 # -- run ---------------------------------------------------------------------------------------

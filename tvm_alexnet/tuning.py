@@ -31,6 +31,7 @@ from tvm.ir.utils import derived_object
 from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.meta_schedule.builder import BuilderInput, BuilderResult, PyBuilder
 from tvm.s_tir.meta_schedule.builder.local_builder import default_build, default_export
+from tvm.s_tir.meta_schedule.database import PyDatabase
 from tvm.s_tir.meta_schedule.measure_callback import PyMeasureCallback
 from tvm.s_tir.meta_schedule.runner import PyRunner, RunnerFuture, RunnerInput
 
@@ -402,6 +403,49 @@ class QuietRunner(PyRunner):
         return [RunnerFuture(lambda: True, lambda r=r: r) for r in results]
 
 
+@derived_object
+class ReadableRecords(PyDatabase):
+    """A tuning log that takes only records its JSON can give back.
+
+    MetaSchedule 0.27 writes some traces in a form its own reader rejects,
+    and one such line makes JSONDatabase refuse the whole log. Each record is
+    read back before it is committed; the others are kept in memory (the
+    search can still build on them) and counted in `rejected`."""
+
+    def __init__(self, log: ms.database.Database):
+        super().__init__()
+        self.log, self.unreadable = log, ms.database.MemoryDatabase()
+        self.rejected = 0
+
+    def has_workload(self, mod: tvm.IRModule) -> bool:
+        return self.log.has_workload(mod)
+
+    def commit_workload(self, mod: tvm.IRModule):
+        return self.log.commit_workload(mod)
+
+    def commit_tuning_record(self, record) -> None:
+        try:
+            ms.database.TuningRecord.from_json(record.as_json(), record.workload)
+        except Exception:  # TVM raises its own error types for an unreadable trace
+            self.rejected += 1
+            self.unreadable.commit_workload(record.workload.mod)
+            self.unreadable.commit_tuning_record(record)
+            return
+        self.log.commit_tuning_record(record)
+
+    def get_top_k(self, workload, top_k: int) -> list:
+        both = list(self.log.get_top_k(workload, top_k))
+        if self.unreadable.has_workload(workload.mod):
+            both += self.unreadable.get_top_k(self.unreadable.commit_workload(workload.mod), top_k)
+        return sorted(both, key=mean_seconds)[:top_k]
+
+    def get_all_tuning_records(self) -> list:
+        return list(self.log.get_all_tuning_records()) + list(self.unreadable.get_all_tuning_records())
+
+    def __len__(self) -> int:
+        return len(self.log) + len(self.unreadable)
+
+
 @dataclass
 class TaskProgress:
     kernel: Kernel
@@ -582,6 +626,7 @@ class TuneResult:
     build_seconds: float
     run_seconds: float
     skipped: list[str] = field(default_factory=list)  # kernels already at their budget
+    unreadable: int = 0  # records MetaSchedule could not write readably, kept out of the log
 
 
 def tune(net: Network, batch: int, target: tvm.target.Target, log_dir: str | os.PathLike, trials: int,
@@ -622,6 +667,7 @@ def tune(net: Network, batch: int, target: tvm.target.Target, log_dir: str | os.
     skipped = [t.kernel.name for t in progress if trials and t.budget == 0]
     builder = PoolBuilder(workers=_cores(), target_kind=target.kind.name)
     runner = QuietRunner()
+    searched_log = ReadableRecords(database)
     start = time.perf_counter()
     try:
         if source is not None and progress:
@@ -654,12 +700,13 @@ def tune(net: Network, batch: int, target: tvm.target.Target, log_dir: str | os.
                 tasks=contexts, task_weights=[1.0] * len(contexts), work_dir=str(log_dir / ".work"),
                 max_trials_global=remaining, max_trials_per_task=most,
                 num_trials_per_iter=min(trials_per_round, most), builder=builder, runner=runner,
-                database=database,
+                database=searched_log,
                 measure_callbacks=ms.MeasureCallback.create("default") + [ProgressCallback(searched, report)],
                 task_scheduler="gradient")
     finally:
         builder.close()
-    return TuneResult(progress, time.perf_counter() - start, builder.seconds, runner.seconds, skipped)
+    return TuneResult(progress, time.perf_counter() - start, builder.seconds, runner.seconds, skipped,
+                      searched_log.rejected)
 
 
 def _cores() -> int:
