@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 
 import pytest
 import reference as ref
@@ -271,3 +272,22 @@ def test_a_record_whose_json_does_not_read_back_stays_out_of_the_log(tuned_log, 
     assert len(log.get_top_k(workload, 5)) == 1  # the search still sees it
     log.commit_tuning_record(record)
     assert log.rejected == 1 and len(records(tmp_path / "log")) == 1
+
+
+def test_a_repeated_workload_line_is_merged_before_tuning_appends(tuned_log, tmp_path):
+    """JSONDatabase numbers a new workload by its count of distinct ones: after a
+    repeated line, every record appended would point at the wrong workload."""
+    record = tuning.read_log(tuned_log[0]).get_all_tuning_records()[0]
+    log_dir = tmp_path / "log"
+    other = tuning.task_module(network("paper", width=0.25, num_classes=10).kernels()[1], 2)
+    tuning.open_log(log_dir).commit_workload(other)
+    line = (log_dir / tuning.WORKLOADS).read_text()
+    (log_dir / tuning.WORKLOADS).write_text(line + line)  # the same workload twice
+    log = tuning.open_log(log_dir)
+    assert (log_dir / tuning.WORKLOADS).read_text() == line
+    log.commit_workload(record.workload.mod)
+    log.commit_tuning_record(record)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an unreadable line would warn
+        read = tuning.read_log(log_dir).get_all_tuning_records()
+    assert len(read) == 1 and str(read[0].trace) == str(record.trace)

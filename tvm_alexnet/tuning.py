@@ -16,6 +16,7 @@ import math
 import multiprocessing
 import os
 import platform
+import re
 import sys
 import tempfile
 import time
@@ -75,9 +76,13 @@ def tunable(kernel: Kernel) -> bool:
 
 def repair(log_dir: Path) -> int:
     """Drop what a killed writer left half-written (a truncated last line, a
-    record whose workload line is missing), rewriting atomically. Returns
-    the number of lines dropped; a file that is not a MetaSchedule log at
-    all is an error naming the file and line."""
+    record whose workload line is missing) and merge repeated workload lines,
+    rewriting atomically. Returns the number of lines dropped; a file that is
+    not a MetaSchedule log at all is an error naming the file and line.
+
+    Repeated workloads matter: JSONDatabase numbers a new workload by how
+    many distinct ones it holds, not by its line, so after a repeated line
+    every new record points at the wrong workload (and fails to read back)."""
     dropped = 0
     workloads = _read_lines(log_dir / WORKLOADS)
     records = _read_lines(log_dir / RECORDS)
@@ -89,6 +94,10 @@ def repair(log_dir: Path) -> int:
         if not (isinstance(value, list) and len(value) == 2):
             raise LogError(f"{log_dir / WORKLOADS}: line {i + 1} is not a MetaSchedule workload")
         good_workloads.append(line)
+    first, renumber = {}, []
+    for line in good_workloads:
+        renumber.append(first.setdefault(line, len(first)))
+    dropped += len(good_workloads) - len(first)
     good_records = []
     for i, (line, value) in enumerate(records):
         if value is None and i == len(records) - 1:
@@ -100,10 +109,10 @@ def repair(log_dir: Path) -> int:
         if value[0] >= len(good_workloads):
             dropped += 1  # its workload was the truncated line
             continue
-        good_records.append(line)
+        good_records.append(re.sub(r"^\[\s*\d+", f"[{renumber[value[0]]}", line, count=1))
     if dropped:
-        _write_lines(log_dir / WORKLOADS, good_workloads)
         _write_lines(log_dir / RECORDS, good_records)
+        _write_lines(log_dir / WORKLOADS, list(first))
     return dropped
 
 
