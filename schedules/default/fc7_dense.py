@@ -7,7 +7,7 @@
 n = TypeVar("n")
 @T.prim_func(s_tir=True)
 def fc7_dense(x: T.Buffer((n, T.int64(4096)), "float32"), weight: T.Buffer((T.int64(4096), T.int64(4096)), "float32"), bias: T.Buffer((T.int64(4096),), "float32"), compute: T.Buffer((n, T.int64(4096)), "float32")):
-    T.func_attr({"layout_free_buffers": [1], "tirx.noalias": True})
+    T.func_attr({"tirx.noalias": True})
     # with T.sblock("root"):
     T_matmul_NT = T.sblock_alloc_buffer((n, T.int64(4096)))
     T_matmul_NT_rf = T.sblock_alloc_buffer((n, T.int64(4096), T.int64(8)))
