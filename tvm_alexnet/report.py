@@ -241,7 +241,7 @@ def measure(model: AlexNet, batch: int, target, *, repeat: int = 10, min_repeat_
         "network": {"variant": net.variant, "width": net.width, "num_classes": net.num_classes, "lrn": net.lrn,
                     "batch": batch, "gflop_per_image": net.flops() / 1e9},
         "target": str(target), "target_name": target_dirname(target),
-        "tuning_log": str(tuning_log) if tuning_log else None,
+        "tuning_log": _relative(tuning_log) if tuning_log else None,
         "timing": {"statistic": "median", "repeat": repeat, "min_repeat_ms": min_repeat_ms,
                    "threads": torch.get_num_threads(), "tvm_threads": os.environ.get("TVM_NUM_THREADS")},
         "peak": peak,
@@ -250,6 +250,12 @@ def measure(model: AlexNet, batch: int, target, *, repeat: int = 10, min_repeat_
         "overhead": {"network_ms": network_ms, "forward_kernels_ms": forward_ms, "overhead_ms": network_ms - forward_ms,
                      "overhead_pct": 100 * (network_ms - forward_ms) / network_ms},
     }
+
+
+def _relative(path) -> str:
+    """A path as the user would type it here (the repository's log is found by absolute path)."""
+    path = Path(path).resolve()
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
 
 
 def machine(device: torch.device) -> dict:
