@@ -84,6 +84,10 @@ def network_options(f):
 
 target_option = click.option("--target", default="llvm", show_default=True,
                              help="Where the kernels run (see `tvm-alexnet --help`).")
+tuning_log_option = click.option(
+    "--tuning-log", default="auto", show_default=True,
+    help="A tuning log folder, 'auto' (the repository's log for the target where it covers the batch) or 'none' "
+         "(default schedules).")
 
 
 def _model(weights: str | None, variant: str, num_classes: int, width: float, lrn: str | None) -> AlexNet:
@@ -419,9 +423,7 @@ def _cuda_kernels(code: str, name: str) -> str:
 @click.option("--batch", "batches", type=click.IntRange(min=1), multiple=True,
               help="Batch size (repeatable; default 1).")
 @target_option
-@click.option("--tuning-log", default="auto", show_default=True,
-              help="A tuning log folder, 'auto' (the repository's log for the target where it covers the batch) "
-                   "or 'none' (default schedules).")
+@tuning_log_option
 @click.option("--repeat", type=click.IntRange(min=1), default=10, show_default=True,
               help="Timed repeats per kernel and engine (median reported, spread from their range).")
 @click.option("--min-repeat-ms", type=click.IntRange(min=0), default=50, show_default=True,
@@ -462,8 +464,7 @@ def report_cmd(variant, num_classes, width, lrn, batches, target, tuning_log, re
     tvm_target = build.parse_target(target)
     model = AlexNet(variant, num_classes, width, lrn).eval()
     for batch in batches:
-        log = {"auto": lambda: _shipped_log(net, batch, tvm_target), "none": lambda: None}.get(
-            tuning_log, lambda: Path(tuning_log))()
+        log = _tuning_log(tuning_log, net, batch, tvm_target)
         with notes.status(f"compiling for {target} ...") as status:
             model.compile(target, batch=batch if log else None, tuning_log=log)
             model.to(torch.device(model.compiled.device_type))
@@ -605,6 +606,13 @@ def _class_names(num_classes: int) -> list[str] | None:
 SHIPPED_LOGS = Path(__file__).resolve().parent.parent / "tuning_logs"  # in a source checkout
 
 
+def _tuning_log(option: str, net, batch: int, tvm_target) -> Path | None:
+    """--tuning-log: a folder, 'none', or 'auto' (the shipped log where it covers the batch)."""
+    if option == "none":
+        return None
+    return _shipped_log(net, batch, tvm_target) if option == "auto" else Path(option)
+
+
 def _shipped_log(net, batch: int, tvm_target) -> Path | None:
     """The repository's tuning log for the target, if it has records for this network at this batch."""
     from . import tuning
@@ -622,9 +630,7 @@ def _shipped_log(net, batch: int, tvm_target) -> Path | None:
 @network_options
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True)
 @target_option
-@click.option("--tuning-log", default="auto", show_default=True,
-              help="A tuning log folder, 'auto' (the repository's log for the target where it covers the batch) "
-                   "or 'none' (default schedules).")
+@tuning_log_option
 @click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True,
               help="Timed runs per layer (median reported).")
 def demo_cmd(variant, num_classes, width, lrn, batch, target, tuning_log, repeat):
@@ -642,8 +648,7 @@ def demo_cmd(variant, num_classes, width, lrn, batch, target, tuning_log, repeat
     results.print(f"[bold]{variant}[/] AlexNet: {net.num_params:,} parameters, "
                   f"{net.flops() / 1e9:.2f} GFLOP per image, input {'x'.join(map(str, net.input_shape))}")
     tvm_target = build.parse_target(target)
-    log = {"auto": lambda: _shipped_log(net, batch, tvm_target), "none": lambda: None}.get(
-        tuning_log, lambda: Path(tuning_log))()
+    log = _tuning_log(tuning_log, net, batch, tvm_target)
     start = time.perf_counter()
     with notes.status(f"compiling {len(net.compiled_kernels())} kernels for {target} ..."):
         model.compile(target, batch=batch if log else None, tuning_log=log)
