@@ -81,7 +81,20 @@ def test_log_notes_the_default_schedule_time_once(tuned_log):
     log_dir, _ = tuned_log
     times = json.loads((log_dir / tuning.DEFAULTS).read_text())
     entries = [v for v in times.values() if v["kernel"] == "conv3_conv"]
-    assert len(entries) == 1 and entries[0]["batch"] == 2 and entries[0]["seconds"] > 0  # not again on resume
+    assert len(entries) == 1 and entries[0]["batch"] == 2 and entries[0]["seconds"] > 0  # one entry after resume
+
+
+def test_a_slow_default_measurement_is_corrected_by_the_next(tuned_log, tmp_path):
+    log_dir = copy_log(tuned_log[0], tmp_path / "log", default_seconds=100.0)  # as if measured on a loaded machine
+    kernel = next(k for k in network("paper", width=0.25, num_classes=10).kernels() if k.name == "conv3_conv")
+    builder = tuning.PoolBuilder(workers=1, target_kind="llvm")
+    try:
+        seconds = tuning.record_default(log_dir, kernel, 2, build.parse_target("llvm"), builder, tuning.QuietRunner())
+    finally:
+        builder.close()
+    assert 0 < seconds < 1
+    times = json.loads((log_dir / tuning.DEFAULTS).read_text())
+    assert [v["seconds"] for v in times.values() if v["kernel"] == "conv3_conv"] == [seconds]
 
 
 def test_compile_with_log_matches_float64(tuned_log, rng):
