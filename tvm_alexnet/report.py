@@ -185,17 +185,24 @@ def measure(model: AlexNet, batch: int, target, *, repeat: int = 10, min_repeat_
     x = torch.randn(batch, *net.input_shape, device=device)
     params = [p.detach() for p in model.parameters()]
 
+    steps = 2 * len(kernels) + 3 + torch_compile  # the network twice, each kernel twice, eager, compile
+    done = iter(range(1, steps + 1))
+
     def timed(name: str, fn) -> list[float]:
-        progress(f"[{len(times) + 1}/{2 * len(kernels) + 4}] {name}")
+        progress(f"[{next(done)}/{steps}] {name}")
         with torch.no_grad():
             return fn()
 
-    times = {}
+    def network() -> list[float]:
+        return compiled.time_function("forward", [x, *params], number=1, repeat=repeat, min_repeat_ms=min_repeat_ms)
+
+    # The whole network before and after its kernels, so that a drift of the
+    # machine's load while the kernels are timed shows in its spread.
+    times = {("TVM", "network"): timed("TVM network", network)}
     for k in kernels:
         times["TVM", k.name] = timed(f"TVM {k.name}", lambda: compiled.time_kernel(
             k.name, args[k.name], number=1, repeat=repeat, min_repeat_ms=min_repeat_ms))
-    times["TVM", "network"] = timed("TVM network", lambda: compiled.time_function(
-        "forward", [x, *params], number=1, repeat=repeat, min_repeat_ms=min_repeat_ms))
+    times["TVM", "network"] += timed("TVM network", network)
     time.sleep(1)  # let TVM's worker threads stop spinning
     for k in kernels:
         times["torch", k.name] = timed(f"torch {k.name}", lambda: time_torch(
@@ -348,7 +355,7 @@ def summary(report: dict) -> list[str]:
             f"copy {p['bandwidth_gbs']:.1f} GB/s ({p['copy_mib']} MiB)",
             f"whole network {o['network_ms']:.2f} ms = forward kernels {o['forward_kernels_ms']:.2f} ms + "
             f"overhead {o['overhead_ms']:.2f} ms ({o['overhead_pct']:.1f}%: the VM's calls and allocations, "
-            "and timing noise)",
+            "and the machine's drift: the network is timed before and after its kernels)",
             "spread: half the range of the repeats, in % of the median; vs torch: torch's time / TVM's "
             "(above 1x TVM is faster)",
             "% BW counts each byte once; above 100% the data stayed in cache between calls, or a kernel only "
