@@ -61,7 +61,7 @@ RUN = """
 import sys, time, torch
 from tvm_alexnet import AlexNet
 from tvm_alexnet.data import Digits, FullImage
-from tvm_alexnet.parallel import from_environment
+from tvm_alexnet.parallel import close, from_environment
 from tvm_alexnet.preprocessing import PREPROCESSING
 from tvm_alexnet.towers import DistributedTowerAlexNet
 from tvm_alexnet.train import Recipe, train
@@ -85,6 +85,7 @@ def slow(self, *a, **k):  # slower steps, so that a test can kill a rank mid-run
 torch.optim.SGD.step = slow
 train(model, train_set, val_set, Recipe(batch_size=32, epochs=epochs, workers=0, checkpoint_every=1), out,
       resume=True, progress=False, parallel=parallel)
+close(parallel)
 """
 
 

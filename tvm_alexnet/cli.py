@@ -763,7 +763,7 @@ def train_cmd(data, demo, variant, width, lrn, init, epochs, batch_size, lr, mom
     them, gradients averaged), or with --towers 2 as the paper's two towers.
     """
     from .data import ColourPCA
-    from .parallel import from_environment
+    from .parallel import close, from_environment
     from .train import CHECKPOINT, Recipe, load_checkpoint, train
 
     width = width if width is not None else (0.25 if demo else 1.0)
@@ -801,6 +801,7 @@ def train_cmd(data, demo, variant, width, lrn, init, epochs, batch_size, lr, mom
                     parallel=parallel)
     if parallel.mode == "towers":
         model.load_state_dict(local.single_state_dict())
+    close(parallel)
     if not parallel.main:
         return
     model.save(out / "weights.safetensors")

@@ -61,6 +61,15 @@ def from_environment(towers: int = 1, timeout_s: float = 300) -> Parallel:
     return Parallel("towers" if towers > 1 else "data", dist.get_rank(), world)
 
 
+def close(parallel: Parallel) -> None:
+    """Leave the process group once every rank is done: a process that exits
+    with gloo's threads still up can abort ("terminate called without an
+    active exception")."""
+    if parallel.world > 1 and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def shard(order: torch.Tensor, batch: int, parallel: Parallel) -> torch.Tensor:
     """This rank's samples of an epoch's order: of every global batch of
     `batch`, its contiguous slice, so the global batches are the same for
