@@ -17,6 +17,13 @@ from .runtime import CompiledNetwork
 from .spec import LRN_CONVENTIONS, POOL_SIZE, POOL_STRIDE, Conv, Network, network
 
 
+def torch_lrn(x: torch.Tensor, size: int, alpha: float, beta: float, k: float, groups: int) -> torch.Tensor:
+    """The spec's LRN in torch ops, windows within each channel group (torch
+    divides alpha by the size; ours multiplies the plain sum)."""
+    return torch.cat([F.local_response_norm(part, size, alpha=alpha * size, beta=beta, k=k)
+                      for part in x.chunk(groups, 1)], 1)
+
+
 def layer_modules(net: Network) -> dict[str, nn.Module]:
     """conv1 ... fc8 as torch modules holding the parameters, in the spec's order."""
     modules = {c.name: nn.Conv2d(c.in_channels, c.out_channels, c.kernel, c.stride, c.padding, groups=c.groups)
@@ -139,9 +146,7 @@ class AlexNet(nn.Module):
         x = F.relu(getattr(self, c.name)(x))
         if c.lrn:
             p = LRN_CONVENTIONS[self.spec.lrn]
-            # torch divides alpha by the size; our alpha multiplies the plain sum.
-            x = torch.cat([F.local_response_norm(part, p.size, alpha=p.alpha * p.size, beta=p.beta, k=p.k)
-                           for part in x.chunk(self.spec.lrn_groups, 1)], 1)
+            x = torch_lrn(x, p.size, p.alpha, p.beta, p.k, self.spec.lrn_groups)
         if c.pool:
             x = F.max_pool2d(x, POOL_SIZE, POOL_STRIDE)
         return x

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import UserError
-from .model import AlexNet
+from .model import AlexNet, torch_lrn
 from .spec import Kernel, Network
 
 SCHEMA = Path(__file__).with_name("report.schema.json")
@@ -103,7 +103,7 @@ def torch_equivalent(net: Network, k: Kernel, args: list[torch.Tensor]) -> Calla
             return y.relu_() if a["relu"] else y
         return conv
     if k.op == "lrn":
-        return lambda: _lrn(args[0], a)
+        return lambda: torch_lrn(args[0], **a)
     if k.op == "max_pool":
         return lambda: F.max_pool2d(args[0], a["size"], a["stride"])
     if k.op == "avg_pool":
@@ -134,7 +134,7 @@ def torch_equivalent(net: Network, k: Kernel, args: list[torch.Tensor]) -> Calla
     if k.op == "lrn_grad":
         x = args[1].detach().requires_grad_()
         with torch.enable_grad():
-            y = _lrn(x, a)
+            y = torch_lrn(x, **a)
 
         def lrn_grad():
             with torch.enable_grad():
@@ -148,12 +148,6 @@ def torch_equivalent(net: Network, k: Kernel, args: list[torch.Tensor]) -> Calla
         x = args[0].new_empty(len(args[0]), *k.output)
         return lambda: aten._adaptive_avg_pool2d_backward(args[0], x)
     raise ValueError(f"no torch equivalent for op {k.op!r}")
-
-
-def _lrn(x: torch.Tensor, a: dict) -> torch.Tensor:
-    """torch's LRN (alpha divided by the size), within each channel group."""
-    return torch.cat([F.local_response_norm(part, a["size"], alpha=a["alpha"] * a["size"], beta=a["beta"], k=a["k"])
-                      for part in x.chunk(a["groups"], 1)], 1)
 
 
 # -- the report -------------------------------------------------------------------------------
