@@ -4,6 +4,7 @@ two tower processes with one thread each (gloo), and the one-tower network
 as a reference; plus the activations the towers exchange per image.
 
     python scripts/bench_towers.py --batch 32 --rounds 3
+    python scripts/bench_towers.py --batch 128 --target cuda:sm_90   # both towers on cuda:0, a stream each
 
 Every configuration starts from the same weights and takes the same batch;
 they run one after another in rounds (in-process towers, two processes,
@@ -41,6 +42,8 @@ def timed_steps(model, x, labels, steps: int) -> list[float]:
     for _ in range(steps):
         start = time.perf_counter()
         step(model, optimizer, x, labels)
+        if x.is_cuda:
+            torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
     return times
 
@@ -79,7 +82,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=2, help="timed steps per configuration and round")
+    parser.add_argument("--target", default="llvm", help="llvm, or a CUDA target: both towers then on cuda:0")
     args = parser.parse_args()
+    gpu = args.target.startswith("cuda")
+    device = "cuda:0" if gpu else "cpu"
     os.environ.setdefault("TVM_NUM_THREADS", str(CORES))
 
     from tvm_alexnet import AlexNet
@@ -88,22 +94,26 @@ def main() -> None:
     torch.manual_seed(0)
     single = AlexNet("paper").train()
     state = {k: v.clone() for k, v in single.state_dict().items()}
-    x, labels = torch.randn(args.batch, *single.spec.input_shape), torch.randint(0, 1000, (args.batch,))
-    single.compile("llvm", batch=args.batch)
+    x = torch.randn(args.batch, *single.spec.input_shape, device=device)
+    labels = torch.randint(0, 1000, (args.batch,), device=device)
+    single.to(device).compile(args.target, batch=args.batch)
     towers = AlexNet("paper").train()
     towers.load_state_dict(state)
-    towers = towers.compile("llvm", batch=args.batch, devices=("cpu", "cpu"))
+    towers = towers.compile(args.target, batch=args.batch, devices=(device, device))
 
-    times = {"one process, two tower threads": [], "two tower processes (gloo)": [], "one tower (no split)": []}
+    in_process = "two towers on cuda:0, a stream each" if gpu else "one process, two tower threads"
+    times = {in_process: [], "one tower (no split)": []} | ({} if gpu else {"two tower processes (gloo)": []})
     for r in range(args.rounds):
         print(f"round {r + 1}/{args.rounds} ...", flush=True)
         towers.load_single_state_dict(state)
-        times["one process, two tower threads"] += timed_steps(towers, x, labels, args.steps)
-        times["two tower processes (gloo)"] += two_processes(state, x, labels, args.steps)
+        times[in_process] += timed_steps(towers, x, labels, args.steps)
+        if not gpu:
+            times["two tower processes (gloo)"] += two_processes(state, x, labels, args.steps)
         single.load_state_dict(state)
         times["one tower (no split)"] += timed_steps(single, x, labels, args.steps)
 
-    print(f"\npaper AlexNet, batch {args.batch}, training step, {CORES} cores, "
+    where = torch.cuda.get_device_name(0) if gpu else f"{CORES} cores"
+    print(f"\npaper AlexNet, batch {args.batch}, training step, {where}, "
           f"median of {args.rounds * args.steps} steps\n")
     print("| configuration | s/step | images/s |\n|---|---:|---:|")
     for name, t in times.items():

@@ -45,6 +45,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--trials", type=int, default=250, help="budget of each full tuning")
     parser.add_argument("--top-k", type=int, default=8)
+    parser.add_argument("--trials-per-round", type=int, default=32)
     parser.add_argument("--kernel", dest="kernels", action="append", default=None)
     parser.add_argument("--work", type=Path, default=Path("transfer-work"))
     args = parser.parse_args()
@@ -60,7 +61,7 @@ def main() -> None:
             shutil.rmtree(log_dir, ignore_errors=True)
         start = time.perf_counter()
         tuning.tune(net, args.batch, tvm_target, log_dir, 0 if name == "transfer" else args.trials,
-                    kernels=names, trials_per_round=16, **extra,
+                    kernels=names, trials_per_round=args.trials_per_round, **extra,
                     report=lambda task, progress: print(f"  {name}: {task.kernel.name} {task.done} trials, "
                                                         f"{task.gflops:.1f} GFLOP/s", flush=True))
         wall[name] = time.perf_counter() - start

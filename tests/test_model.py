@@ -7,6 +7,7 @@ from conftest import TorchvisionAlexNet, params_of, randomize
 
 from tvm_alexnet import AlexNet
 from tvm_alexnet.errors import UserError
+from tvm_alexnet.runtime import batch_chunks
 from tvm_alexnet.weights import WeightsError
 
 
@@ -110,3 +111,15 @@ def test_misaligned_input_is_copied_not_crashed(compiled, rng):
     with torch.no_grad():
         out = model(x)
     assert ref.rel_error(out.numpy(), ref.forward(model.spec, params_of(model), x.double().numpy())) < 1e-5
+
+
+@pytest.mark.parametrize("n, fixed, chunks", [
+    (32, [1, 32], [(32, 32)]),
+    (70, [1, 32], [(32, 32), (32, 32), (6, None)]),
+    (33, [1, 32], [(32, 32), (1, 1)]),
+    (5, [1, 32], [(5, None)]),
+    (5, [], [(5, None)]),
+    (9, [2, 4], [(4, 4), (4, 4), (1, None)]),
+])
+def test_batch_chunks(n, fixed, chunks):
+    assert batch_chunks(n, fixed) == chunks

@@ -83,6 +83,20 @@ def test_two_device_contexts_in_one_process(single):
     assert not torch.allclose(trained, logits)  # dropout is on while training
 
 
+@pytest.mark.gpu
+def test_two_towers_on_one_gpu_each_on_its_stream(single):
+    from test_cuda import gpu_target
+
+    towers = single.compile(gpu_target(), devices=("cuda:0", "cuda:0"))
+    assert all(s is not None for s in towers._streams) and towers._streams[0] != towers._streams[1]
+    x, labels = torch.randn(5, *single.spec.input_shape), torch.randint(0, 10, (5,))
+    logits = towers(x)
+    loss = F.cross_entropy(logits, labels.cuda())
+    loss.backward()
+    grads = join([{n: p.grad.cpu() for n, p in t.named_parameters()} for t in towers.towers])
+    check_against_float64(single, x, labels, logits.cpu(), loss.item(), grads)
+
+
 def _tower_rank(rank: int, store: str, state: dict, x, labels, result: str):
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
     model = DistributedTowerAlexNet(network("paper", **SMALL))

@@ -97,6 +97,22 @@ def test_a_slow_default_measurement_is_corrected_by_the_next(tuned_log, tmp_path
     assert [v["seconds"] for v in times.values() if v["kernel"] == "conv3_conv"] == [seconds]
 
 
+def test_a_build_past_the_timeout_fails_and_frees_its_worker():
+    from tvm.s_tir.meta_schedule.builder import BuilderInput
+
+    kernel = next(k for k in network("paper", width=0.25, num_classes=10).kernels() if k.name == "conv3_conv")
+    candidate = BuilderInput(tuning.default_schedule(kernel, 2).mod, build.parse_target("llvm"))
+    builder = tuning.PoolBuilder(workers=1, target_kind="llvm", timeout=0.001)  # less than a worker's start
+    try:
+        (result,) = builder.build([candidate])
+        assert "no build after" in result.error_msg and builder._pool is None  # the worker was killed
+        builder.timeout = 300
+        (result,) = builder.build([candidate])
+        assert result.error_msg is None and os.path.exists(result.artifact_path)
+    finally:
+        builder.close()
+
+
 def test_compile_with_log_matches_float64(tuned_log, rng):
     log_dir, _ = tuned_log
     model = randomize(AlexNet("paper", width=0.25, num_classes=10), seed=3).eval()
@@ -105,6 +121,22 @@ def test_compile_with_log_matches_float64(tuned_log, rng):
     x = rng.standard_normal((2, *model.spec.input_shape))
     with torch.no_grad():
         out = model(torch.from_numpy(x).float())
+    assert ref.rel_error(out.numpy(), ref.forward(model.spec, params_of(model), x)) < 1e-5
+
+
+def test_any_batch_compile_runs_tuned_chunks(tuned_log, tmp_path, rng):
+    log_dir = copy_log(tuned_log[0], tmp_path / "log", default_seconds=1e3)  # every record beats the default
+    model = randomize(AlexNet("paper", width=0.25, num_classes=10), seed=4).eval()
+    model.compile("llvm", tuning_log=log_dir)
+    assert model.compiled.manifest.batch is None
+    assert list(model.tuned_batches) == [2] and model.tuned_batches[2].manifest.tuned == ["conv3_conv"]
+    tuned, chunks = model.tuned_batches[2], []
+    forward = tuned.forward
+    tuned.forward = lambda x, params: chunks.append(len(x)) or forward(x, params)
+    x = rng.standard_normal((5, *model.spec.input_shape))  # two tuned chunks of 2, one image on the any-batch build
+    with torch.no_grad():
+        out = model(torch.from_numpy(x).float())
+    assert chunks == [2, 2]
     assert ref.rel_error(out.numpy(), ref.forward(model.spec, params_of(model), x)) < 1e-5
 
 

@@ -86,8 +86,8 @@ target_option = click.option("--target", default="llvm", show_default=True,
                              help="Where the kernels run (see `tvm-alexnet --help`).")
 tuning_log_option = click.option(
     "--tuning-log", default="auto", show_default=True,
-    help="A tuning log folder, 'auto' (the repository's log for the target where it covers the batch) or 'none' "
-         "(default schedules).")
+    help="A tuning log folder, 'auto' (the repository's log for the target, where it was tuned for this network "
+         "and batch size) or 'none' (default schedules).")
 
 
 def _model(weights: str | None, variant: str, num_classes: int, width: float, lrn: str | None) -> AlexNet:
@@ -547,8 +547,9 @@ def _table(title: str, columns, rows) -> Table:
 @click.option("--random", "num_random", type=click.IntRange(min=1), default=1, show_default=True,
               help="With no INPUTS: how many random images to run.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for random weights and images.")
+@tuning_log_option
 def run_cmd(inputs, weights, variant, num_classes, width, lrn, target, batch_size, top, logits, resize,
-            num_random, seed):
+            num_random, seed, tuning_log):
     """Classify images (files or folders) with the compiled network.
 
     With no INPUTS, runs random images. Prints the top classes of each image
@@ -566,8 +567,7 @@ def run_cmd(inputs, weights, variant, num_classes, width, lrn, target, batch_siz
         names = [f"random[{i}]" for i in range(num_random)]
     if not weights:
         notes.print("[yellow]note:[/] no --weights given: random weights, meaningless classes")
-    with notes.status(f"compiling for {target} ..."):
-        model.compile(target)
+    _compile_any_batch(model, target, tuning_log)
     device = torch.device(model.compiled.device_type)
     model.to(device)
     outputs, seconds = [], 0.0
@@ -606,24 +606,30 @@ def _class_names(num_classes: int) -> list[str] | None:
 SHIPPED_LOGS = Path(__file__).resolve().parent.parent / "tuning_logs"  # in a source checkout
 
 
-def _tuning_log(option: str, net, batch: int, tvm_target) -> Path | None:
-    """--tuning-log: a folder, 'none', or 'auto' (the shipped log where it covers the batch)."""
-    if option == "none":
-        return None
-    return _shipped_log(net, batch, tvm_target) if option == "auto" else Path(option)
-
-
-def _shipped_log(net, batch: int, tvm_target) -> Path | None:
-    """The repository's tuning log for the target, if it has records for this network at this batch."""
+def _tuning_log(option: str, net, batch: int | None, tvm_target) -> Path | None:
+    """--tuning-log: a folder, 'none', or 'auto' (the shipped log where it
+    holds the network at this batch size, or at any with batch None)."""
     from . import tuning
 
+    if option == "none":
+        return None
+    if option != "auto":
+        return Path(option)
     path = SHIPPED_LOGS / tuning.target_dirname(tvm_target)
     if not (path / tuning.WORKLOADS).exists():
         return None
-    database = tuning.read_log(path)
-    covered = [k for k in net.kernels() if tuning.tunable(k)
-               and tuning.best_record(database, tuning.task_module(k, batch), tvm_target) is not None]
-    return path if covered else None
+    batches = tuning.log_batches(path, net)
+    return path if (batch in batches if batch else batches) else None
+
+
+def _compile_any_batch(model: AlexNet, target: str, tuning_log: str) -> None:
+    """Compile for any batch size, with the tuned builds of the log's batch sizes."""
+    log = _tuning_log(tuning_log, model.spec, None, build.parse_target(target))
+    with notes.status(f"compiling for {target} ..."):
+        model.compile(target, tuning_log=log)
+    if model.tuned_batches:
+        notes.print(f"{log}: batches run in chunks of {' or '.join(map(str, sorted(model.tuned_batches)))} "
+                    "on its tuned kernels where they fit, the rest on the default schedules")
 
 
 @main.command("demo")
@@ -825,7 +831,8 @@ def train_cmd(data, demo, variant, width, lrn, init, epochs, batch_size, lr, mom
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True)
 @target_option
-def eval_cmd(weights, data, labels, demo, batch_size, workers, target):
+@tuning_log_option
+def eval_cmd(weights, data, labels, demo, batch_size, workers, target, tuning_log):
     """Top-1 and top-5 error: centre crop and the paper's ten crops (corners,
     centre and their flips, softmax averaged)."""
     from . import data as d
@@ -839,8 +846,7 @@ def eval_cmd(weights, data, labels, demo, batch_size, workers, target):
         dataset = _validation_set(data, labels, transform, model.spec.num_classes)
     else:
         raise click.UsageError("give --data DIR or --demo")
-    with notes.status(f"compiling for {target} ..."):
-        model.compile(target)
+    _compile_any_batch(model, target, tuning_log)
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=workers)
     table = Table(title=f"{weights}: {len(dataset)} images")
     for col in ("crops", "top-1 error", "top-5 error", "images/s"):

@@ -9,11 +9,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import build, weights
+from . import build, tuning, weights
 from .autograd import CompiledLayer, LayerKernels
 from .errors import UserError
 from .preprocessing import PREPROCESSING, Preprocessing
-from .runtime import CompiledNetwork
+from .runtime import CompiledNetwork, batch_chunks
 from .spec import LRN_CONVENTIONS, POOL_SIZE, POOL_STRIDE, Conv, Network, network
 
 
@@ -47,6 +47,7 @@ class AlexNet(nn.Module):
             setattr(self, name, module)
         self.preprocessing: Preprocessing = PREPROCESSING[variant]  # what a checkpoint's weights expect
         self.compiled: CompiledNetwork | None = None
+        self.tuned_batches: dict[int, CompiledNetwork] = {}  # inference builds with a tuning log's schedules
         self._layers: dict[str, LayerKernels] = {}  # per layer, the kernels the autograd bridges call
         self.reset_parameters()
 
@@ -71,9 +72,14 @@ class AlexNet(nn.Module):
     def compile(self, target: str = "llvm", batch: int | None = None, out_dir: str | os.PathLike | None = None,
                 tuning_log: str | os.PathLike | None = None, devices: tuple[str, str] | None = None):
         """Compile every layer for `target` (see build.parse_target) and run
-        forward through the kernels from now on. `batch=None` builds for any
-        batch size. Kernels with a record in `tuning_log` (for this batch and
-        target) use the tuned schedule. Builds are cached on disk.
+        forward through the kernels from now on. Builds are cached on disk.
+
+        `batch=None` builds for any batch size. With a `tuning_log` it also
+        builds, for each batch size the log was tuned at, the network with
+        the log's schedules, and inference runs a batch in chunks of those
+        sizes where they fit (see runtime.batch_chunks), the rest on the
+        any-batch build. With `batch=N` one build for N, tuned where the log
+        has records for N.
 
         With `devices`, one per tower (("cuda:0", "cuda:1"), or ("cpu",
         "cpu")), returns instead a towers.TowerAlexNet: this model's weights
@@ -82,13 +88,20 @@ class AlexNet(nn.Module):
             from .towers import TowerAlexNet
 
             return TowerAlexNet.from_model(self, devices).compile(target, batch)
-        directory = build.build(self.spec, build.parse_target(target), batch, out_dir, tuning_log)
+        tvm_target = build.parse_target(target)
+        directory = build.build(self.spec, tvm_target, batch, out_dir, tuning_log if batch else None)
         self.compiled = CompiledNetwork(directory)
+        self.tuned_batches = {}
+        if batch is None and tuning_log is not None:
+            for size in tuning.log_batches(tuning_log, self.spec):
+                fixed = CompiledNetwork(build.build(self.spec, tvm_target, size, tuning_log=tuning_log))
+                if fixed.manifest.tuned:
+                    self.tuned_batches[size] = fixed
         self._layers = {layer.name: LayerKernels(self.compiled, self.spec, layer.name) for layer in self.spec.layers}
         return self
 
     def decompile(self) -> "AlexNet":
-        self.compiled, self._layers = None, {}
+        self.compiled, self.tuned_batches, self._layers = None, {}, {}
         return self
 
     # -- forward -----------------------------------------------------------------------------
@@ -111,7 +124,12 @@ class AlexNet(nn.Module):
         if self.training or (torch.is_grad_enabled() and (x.requires_grad or any(
                 p.requires_grad for p in self.parameters()))):
             return self._layer_by_layer(x)
-        return self.compiled.forward(x, list(self.parameters()))
+        params, outputs, start = list(self.parameters()), [], 0
+        for size, fixed in batch_chunks(x.shape[0], list(self.tuned_batches)):
+            compiled = self.compiled if fixed is None else self.tuned_batches[fixed]
+            outputs.append(compiled.forward(x[start:start + size], params))
+            start += size
+        return outputs[0] if len(outputs) == 1 else torch.cat(outputs)
 
     def _layer_by_layer(self, x: torch.Tensor) -> torch.Tensor:
         """Forward through the autograd bridges: backward runs the compiled

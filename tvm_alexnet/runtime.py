@@ -21,6 +21,22 @@ def kernel_ready(t: torch.Tensor) -> torch.Tensor:
     return t if t.data_ptr() % 64 == 0 else t.clone()
 
 
+def batch_chunks(n: int, fixed: list[int]) -> list[tuple[int, int | None]]:
+    """How a batch of `n` images runs on builds for the `fixed` batch sizes
+    and one for any batch size: (chunk size, fixed size or None for the
+    any-batch build) per chunk. Chunks of the largest fixed size while one
+    fits, then the rest in one chunk, on its own fixed build if there is one
+    of that size."""
+    chunks = []
+    largest = max(fixed, default=None)
+    while largest is not None and n >= largest:
+        chunks.append((largest, largest))
+        n -= largest
+    if n or not chunks:
+        chunks.append((n, n if n in fixed else None))
+    return chunks
+
+
 class CompiledNetwork:
     """The compiled network of one build directory, on one device (GPU
     `device_index` for a CUDA build).

@@ -103,27 +103,51 @@ def _dropout_mask(layer, x: torch.Tensor) -> torch.Tensor | None:
 # -- two towers in one process -------------------------------------------------------------------
 
 
+def run_towers(pool: ThreadPoolExecutor, streams: list, work) -> list:
+    """work(t) for every tower t at once, a thread each. A tower on a GPU
+    runs on its own CUDA stream (`streams[t]`; None on CPU), which TVM's
+    kernels follow through tvm_ffi's thread-local stream, so two towers on
+    one GPU overlap; the streams wait for the caller's inputs first and the
+    caller waits for their outputs after."""
+    callers = [None if s is None else torch.cuda.current_stream(s.device) for s in streams]
+
+    def on_stream(t: int):
+        if streams[t] is None:
+            return work(t)
+        import tvm_ffi
+
+        streams[t].wait_stream(callers[t])
+        with torch.cuda.device(streams[t].device), tvm_ffi.use_torch_stream(torch.cuda.stream(streams[t])):
+            return work(t)
+
+    results = list(pool.map(on_stream, range(len(streams))))
+    for caller, stream in zip(callers, streams):
+        if stream is not None:
+            caller.wait_stream(stream)
+    return results
+
+
 class TowerLayers(torch.autograd.Function):
-    """One layer of every tower, the towers concurrently (a thread each),
+    """One layer of every tower, the towers concurrently (see run_towers),
     forward and backward, through each tower's compiled kernels."""
 
     @staticmethod
-    def forward(ctx, pool: ThreadPoolExecutor, kernels: list[LayerKernels], *tensors):
+    def forward(ctx, pool: ThreadPoolExecutor, streams: list, kernels: list[LayerKernels], *tensors):
         n = len(kernels)
         xs, weights, biases, masks = (tensors[i * n:(i + 1) * n] for i in range(4))
-        results = list(pool.map(lambda t: kernels[t].forward(xs[t], weights[t], biases[t], masks[t]), range(n)))
-        ctx.pool, ctx.kernels, ctx.saved = pool, kernels, [saved for _, saved in results]
+        results = run_towers(pool, streams, lambda t: kernels[t].forward(xs[t], weights[t], biases[t], masks[t]))
+        ctx.pool, ctx.streams, ctx.kernels, ctx.saved = pool, streams, kernels, [saved for _, saved in results]
         ctx.weights = weights
         return tuple(out for out, _ in results)
 
     @staticmethod
     def backward(ctx, *dys):
         n = len(ctx.kernels)
-        need_input = any(ctx.needs_input_grad[2:2 + n])
-        grads = list(ctx.pool.map(lambda t: ctx.kernels[t].backward(dys[t].contiguous(), ctx.saved[t],
-                                                                   ctx.weights[t], need_input), range(n)))
+        need_input = any(ctx.needs_input_grad[3:3 + n])
+        grads = run_towers(ctx.pool, ctx.streams, lambda t: ctx.kernels[t].backward(
+            dys[t].contiguous(), ctx.saved[t], ctx.weights[t], need_input))
         dxs, dws, dbs = zip(*grads)
-        return (None, None, *dxs, *dws, *dbs, *[None] * n)
+        return (None, None, None, *dxs, *dws, *dbs, *[None] * n)
 
 
 class TowerAlexNet(nn.Module):
@@ -132,7 +156,7 @@ class TowerAlexNet(nn.Module):
     `towers[i]` holds tower i's parameters on `devices[i]`; forward copies
     activations between the devices at the exchanges only and runs both
     towers of every layer at once (a thread per tower, with half the
-    machine's TVM threads each on CPU). Build it with
+    machine's TVM threads each on CPU, a CUDA stream each on GPU). Build it with
     `AlexNet.compile(target, devices=(...))` or `TowerAlexNet.from_model`.
     """
 
@@ -150,6 +174,7 @@ class TowerAlexNet(nn.Module):
         threads = max(1, len(os.sched_getaffinity(0)) // TOWERS)
         self._pool = ThreadPoolExecutor(TOWERS, thread_name_prefix="tower",
                                         initializer=lambda: _set_tvm_threads(threads))
+        self._streams = [torch.cuda.Stream(d) if d.type == "cuda" else None for d in self.devices]
 
     @classmethod
     def from_model(cls, model, devices: tuple[str, str] = ("cpu", "cpu")) -> "TowerAlexNet":
@@ -183,8 +208,8 @@ class TowerAlexNet(nn.Module):
                 xs = [torch.cat([t.to(d) for t in xs], 1) for d in self.devices]
             modules = [getattr(tower, layer.name) for tower in self.towers]
             masks = [_dropout_mask(self._tower_layers[layer.name], t) if self.training else None for t in xs]
-            xs = TowerLayers.apply(self._pool, self._kernels[layer.name], *xs, *[m.weight for m in modules],
-                                   *[m.bias for m in modules], *masks)
+            xs = TowerLayers.apply(self._pool, self._streams, self._kernels[layer.name], *xs,
+                                   *[m.weight for m in modules], *[m.bias for m in modules], *masks)
         return torch.cat([t.to(self.devices[0]) for t in xs], 1)
 
 

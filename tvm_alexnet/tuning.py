@@ -22,6 +22,7 @@ import tempfile
 import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeoutError
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -266,6 +267,24 @@ def tuned_kernel(database: ms.database.Database, kernel: Kernel, batch: int,
     return None
 
 
+def log_batches(log_dir: str | os.PathLike, net: Network) -> list[int]:
+    """The batch sizes at which the log holds workloads of the network's
+    kernels (read from the workload file alone, which is quick; whether
+    their records beat the defaults for a target shows when building)."""
+    hashes, sizes = set(), set()
+    for _, value in _read_lines(Path(log_dir) / WORKLOADS):
+        try:
+            mod = ms.database.Workload.from_json(value).mod
+        except Exception:  # read_log warns about these where they matter
+            continue
+        hashes.add(tvm_ffi.structural_hash(mod))
+        shape = mod["main"].params[0].shape
+        if shape and isinstance(shape[0], tvm.tirx.IntImm):
+            sizes.add(int(shape[0]))
+    kernels = [k for k in net.kernels() if tunable(k)]
+    return sorted(b for b in sizes if any(tvm_ffi.structural_hash(task_module(k, b)) in hashes for k in kernels))
+
+
 def log_targets(database: ms.database.Database) -> list[tvm.target.Target]:
     """The distinct targets (by llvm mcpu / cuda arch) the log's records were tuned for."""
     targets = {}
@@ -357,8 +376,10 @@ class PoolBuilder(PyBuilder):
     workers pay
     that once, and only for their target (see import_intrinsics)."""
 
-    def __init__(self, workers: int, target_kind: str, timeout: float = 60.0):
+    def __init__(self, workers: int, target_kind: str, timeout: float | None = None):
         super().__init__()
+        # nvcc takes tens of seconds per candidate on a small machine; LLVM past a minute is stuck.
+        timeout = timeout or (300.0 if target_kind == "cuda" else 60.0)
         self.workers, self.target_kind, self.timeout = workers, target_kind, timeout
         self.seconds = 0.0
         self._pool = None
@@ -373,21 +394,29 @@ class PoolBuilder(PyBuilder):
         start = time.perf_counter()
         pool = self._start()
         futures = [pool.submit(_build_one, item.mod, item.target) for item in build_inputs]
-        results = []
+        results, stuck = [], False
         for future in futures:
             try:
                 results.append(BuilderResult(future.result(timeout=self.timeout), None))
             except BrokenProcessPool:  # a candidate crashed its worker: the pool is gone
                 self._pool = None
                 results.append(BuilderResult(None, "PoolBuilder: the build worker crashed"))
+            except FutureTimeoutError:
+                stuck = True
+                results.append(BuilderResult(None, f"PoolBuilder: no build after {self.timeout} s"))
             except Exception as e:  # a candidate that fails to build is a result, not a crash
                 results.append(BuilderResult(None, f"PoolBuilder: {type(e).__name__}: {e}"))
+        if stuck:  # LLVM can take hours on some candidates: free the worker and its core
+            self.close()
         self.seconds += time.perf_counter() - start
         return results
 
     def close(self) -> None:
+        """Stop the workers now, a build stuck in LLVM included (shutdown alone would wait for it)."""
         if self._pool is not None:
-            self._pool.shutdown(cancel_futures=True)
+            for process in list(self._pool._processes.values()):  # Python < 3.14 has no public way
+                process.kill()
+            self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
 
 
@@ -677,6 +706,7 @@ def tune(net: Network, batch: int, target: tvm.target.Target, log_dir: str | os.
     skipped = [t.kernel.name for t in progress if trials and t.budget == 0]
     builder = PoolBuilder(workers=_cores(), target_kind=target.kind.name)
     runner = QuietRunner()
+    runners = [runner]
     searched_log = ReadableRecords(database)
     start = time.perf_counter()
     try:
@@ -706,16 +736,22 @@ def tune(net: Network, batch: int, target: tvm.target.Target, log_dir: str | os.
                                        num_threads=_cores(), rand_state=-1 if seed is None else seed)
                         for t in searched]
             most = max(t.budget for t in searched)
+            # A candidate many times slower than the best known schedule teaches
+            # the search nothing that a timeout does not, and at batch 32 the
+            # worst random candidates take seconds per call: cut them short.
+            slowest = max((t.best_seconds for t in searched if t.best_seconds < math.inf), default=math.inf)
+            search_runner = QuietRunner(timeout=min(10.0, max(2.0, 20 * slowest)))
+            runners.append(search_runner)
             ms.tune_tasks(
                 tasks=contexts, task_weights=[1.0] * len(contexts), work_dir=str(log_dir / ".work"),
                 max_trials_global=remaining, max_trials_per_task=most,
-                num_trials_per_iter=min(trials_per_round, most), builder=builder, runner=runner,
+                num_trials_per_iter=min(trials_per_round, most), builder=builder, runner=search_runner,
                 database=searched_log,
                 measure_callbacks=ms.MeasureCallback.create("default") + [ProgressCallback(searched, report)],
                 task_scheduler="gradient")
     finally:
         builder.close()
-    return TuneResult(progress, time.perf_counter() - start, builder.seconds, runner.seconds, skipped,
+    return TuneResult(progress, time.perf_counter() - start, builder.seconds, sum(r.seconds for r in runners), skipped,
                       searched_log.rejected)
 
 
