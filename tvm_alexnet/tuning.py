@@ -21,8 +21,7 @@ import sys
 import tempfile
 import time
 import warnings
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeoutError
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -391,25 +390,44 @@ class PoolBuilder(PyBuilder):
         return self._pool
 
     def build(self, build_inputs: list[BuilderInput]) -> list[BuilderResult]:
+        # One candidate per worker at a time, so that each build's time runs
+        # from its start; a build past the timeout gets its pool killed (LLVM
+        # can take hours on some candidates, holding a core) and the other
+        # builds then running start again in a fresh pool.
         start = time.perf_counter()
-        pool = self._start()
-        futures = [pool.submit(_build_one, item.mod, item.target) for item in build_inputs]
-        results, stuck = [], False
-        for future in futures:
-            try:
-                results.append(BuilderResult(future.result(timeout=self.timeout), None))
-            except BrokenProcessPool:  # a candidate crashed its worker: the pool is gone
-                self._pool = None
-                results.append(BuilderResult(None, "PoolBuilder: the build worker crashed"))
-            except FutureTimeoutError:
-                stuck = True
-                results.append(BuilderResult(None, f"PoolBuilder: no build after {self.timeout} s"))
-            except Exception as e:  # a candidate that fails to build is a result, not a crash
-                results.append(BuilderResult(None, f"PoolBuilder: {type(e).__name__}: {e}"))
-        if stuck:  # LLVM can take hours on some candidates: free the worker and its core
-            self.close()
+        results: list[BuilderResult | None] = [None] * len(build_inputs)
+        queue, running = list(range(len(build_inputs))), {}
+        while queue or running:
+            pool = self._start()
+            while queue and len(running) < self.workers:
+                i = queue.pop(0)
+                item = build_inputs[i]
+                running[pool.submit(_build_one, item.mod, item.target)] = (i, time.perf_counter())
+            oldest = min(started for _, started in running.values())
+            done, _ = wait(running, timeout=max(0.0, oldest + self.timeout - time.perf_counter()),
+                           return_when=FIRST_COMPLETED)
+            for future in done:
+                i, _ = running.pop(future)
+                results[i] = self._result(future)
+            if not done:
+                for i, started in running.values():
+                    if time.perf_counter() - started >= self.timeout:
+                        results[i] = BuilderResult(None, f"PoolBuilder: no build after {self.timeout:.0f} s")
+                    else:
+                        queue.insert(0, i)
+                running.clear()
+                self.close()
         self.seconds += time.perf_counter() - start
         return results
+
+    def _result(self, future) -> BuilderResult:
+        try:
+            return BuilderResult(future.result(), None)
+        except BrokenProcessPool:  # a candidate crashed its worker: the pool is gone
+            self._pool = None
+            return BuilderResult(None, "PoolBuilder: the build worker crashed")
+        except Exception as e:  # a candidate that fails to build is a result, not a crash
+            return BuilderResult(None, f"PoolBuilder: {type(e).__name__}: {e}")
 
     def close(self) -> None:
         """Stop the workers now, a build stuck in LLVM included (shutdown alone would wait for it)."""
