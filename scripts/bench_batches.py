@@ -6,10 +6,10 @@ was not tuned for, against the nearest size it was tuned for.
 One model compiled for any batch size with the log (AlexNet.compile(target,
 tuning_log=LOG): the log's batch sizes run on their tuned builds, other
 sizes in chunks of those, the rest on the any-batch build with the default
-schedules), one compiled without the log, and the log's tuned builds
-themselves, timed interleaved round by round in this one process. Prints a
-Markdown table: images/s of each (the fastest round), and the any-batch model's images/s as a
-fraction of the nearest tuned batch size's.
+schedules) and one compiled without the log, each batch size timed right
+beside the nearest tuned build, round by round in this one process. Prints
+a Markdown table of images/s (the fastest round) and the any-batch model's
+images/s as a fraction of the nearest tuned build's.
 """
 
 from __future__ import annotations
