@@ -77,6 +77,21 @@ def test_resume_continues_to_the_budget(tuned_log):
     assert json.loads((log_dir / tuning.PROVENANCE).read_text())[-1]["tvm"]
 
 
+def test_failed_candidates_count_toward_the_budget(tuned_log, tmp_path):
+    from tvm.s_tir import meta_schedule as ms
+
+    log_dir = copy_log(tuned_log[0], tmp_path / "log")
+    kernel = next(k for k in network("paper", width=0.25, num_classes=10).kernels() if k.name == "conv3_conv")
+    mod = tuning.task_module(kernel, 2)
+    database = tuning.open_log(log_dir)
+    best = database.get_top_k(database.commit_workload(mod), 1)[0]
+    before = tuning.trials_done(database, mod, best.target)
+    assert before == len(records(log_dir))  # the log holds conv3 alone
+    database.commit_tuning_record(ms.database.TuningRecord(  # as MetaSchedule records a candidate that failed
+        best.trace, best.workload, [1e10], best.target, best.args_info))
+    assert tuning.trials_done(tuning.open_log(log_dir), mod, best.target) == before + 1
+
+
 def test_log_notes_the_default_schedule_time_once(tuned_log):
     log_dir, _ = tuned_log
     times = json.loads((log_dir / tuning.DEFAULTS).read_text())

@@ -335,7 +335,10 @@ def trials_done(database: ms.database.Database, mod: tvm.IRModule, target: tvm.t
     if not database.has_workload(mod):
         return 0
     workload = database.commit_workload(mod)
-    return sum(_same_target(r.target, target) for r in database.get_top_k(workload, 1 << 30))
+    # Not get_top_k: it leaves out the candidates that failed to build or run,
+    # and those spent the budget too.
+    return sum(r.workload.same_as(workload) and _same_target(r.target, target)
+               for r in database.get_all_tuning_records())
 
 
 # -- measuring -----------------------------------------------------------------------------------
