@@ -92,6 +92,14 @@ def test_failed_candidates_count_toward_the_budget(tuned_log, tmp_path):
     assert tuning.trials_done(tuning.open_log(log_dir), mod, best.target) == before + 1
 
 
+def test_convolutions_are_searched_in_their_default_schedules_space(tuned_log):
+    traces = [str(r.trace) for r in tuning.read_log(tuned_log[0]).get_all_tuning_records()]
+    # The default's repacked weights and its tile, with the row length a sampled choice.
+    assert traces and all("transform_layout" in t and "sample_categorical" in t for t in traces)
+    rows = {int(t.split("sample_categorical(candidates=")[1].split("decision=")[1].split(")")[0]) for t in traces}
+    assert len(rows) > 1  # the search tried more than one tile
+
+
 def test_log_notes_the_default_schedule_time_once(tuned_log):
     log_dir, _ = tuned_log
     times = json.loads((log_dir / tuning.DEFAULTS).read_text())
@@ -317,21 +325,23 @@ def test_backward_kernels_are_tasks_too(tmp_path):
     assert tuning.default_seconds(times, kernel, 2, build.parse_target("llvm")) > 0
 
 
-def test_a_record_whose_json_does_not_read_back_stays_out_of_the_log(tuned_log, tmp_path, monkeypatch):
+def test_a_record_whose_json_does_not_read_back_stays_out_of_the_log(tuned_log, tmp_path):
+    from tvm.s_tir import meta_schedule as ms
+
     record = tuning.read_log(tuned_log[0]).get_all_tuning_records()[0]
     log = tuning.ReadableRecords(tuning.open_log(tmp_path / "log"))
-    workload = log.commit_workload(record.workload.mod)
-
-    def unreadable(json_obj, workload):
-        raise ValueError("parallel_for_dynamic error")
-
-    with monkeypatch.context() as m:
-        m.setattr(tuning.ms.database.TuningRecord, "from_json", unreadable)
-        log.commit_tuning_record(record)
+    pool = tuning.task_module(next(k for k in network("paper", width=0.25, num_classes=10).kernels()
+                                   if k.name == "conv1_pool"), 2)
+    workload = log.commit_workload(pool)
+    # A trace of another kernel: JSONDatabase writes it, then refuses the file it wrote.
+    log.commit_tuning_record(ms.database.TuningRecord(
+        record.trace, workload, record.run_secs, record.target, ms.arg_info.ArgInfo.from_prim_func(pool["main"])))
     assert log.rejected == 1 and records(tmp_path / "log") == []
     assert len(log.get_top_k(workload, 5)) == 1  # the search still sees it
+    log.commit_workload(record.workload.mod)
     log.commit_tuning_record(record)
     assert log.rejected == 1 and len(records(tmp_path / "log")) == 1
+    assert len(tuning.read_log(tmp_path / "log").get_all_tuning_records()) == 1
 
 
 def test_a_repeated_workload_line_is_merged_before_tuning_appends(tuned_log, tmp_path):

@@ -24,17 +24,32 @@ def _blocks(sch: s_tir.Schedule) -> dict[str, object]:
     return {sch.get(b).name_hint: b for b in sch.get_child_blocks(sch.get_sblock("root"))}
 
 
-def conv2d(sch: s_tir.Schedule, kernel: Kernel, batch: int | None) -> None:
-    # Direct convolution with a register tile of `row` output pixels x 8
-    # output channels: per reduction step one weight vector is loaded and
-    # `row` input pixels are broadcast into `row` FMAs. The weights are
-    # repacked per call so that those 8 channels are contiguous. Also the
-    # input gradient, a convolution of the (dilated) output gradient with
-    # the flipped weights.
+def conv2d_tile(kernel: Kernel) -> tuple[int, int]:
+    """The default register tile of a convolution: (output channels, output pixels)."""
     channels, _, width = kernel.output
-    groups = kernel.attrs["groups"]
-    block = _largest_divisor(channels // groups, (LANES, 4, 2))
-    row = _largest_divisor(width, range(14, 3, -1))  # row accumulators + 2 registers <= 16
+    per_group = channels // kernel.attrs["groups"]
+    if kernel.op == "conv2d" and per_group % (2 * LANES) == 0:
+        # Two vectors of channels x 5 pixels (10 accumulators): measured at
+        # batch 1 and 32 1.0-1.9x one vector x 11-13 pixels. Without the
+        # pixel-major output layout (stride 4) a row that does not divide the
+        # width is 10x slower; conv1 takes 5 of 55 too.
+        row = 5 if kernel.attrs["stride"] == 1 else _largest_divisor(width, range(6, 2, -1))
+        return 2 * LANES, row
+    # The input gradient keeps one vector (the wider tile is not measured there).
+    return _largest_divisor(per_group, (LANES, 4, 2)), _largest_divisor(width, range(14, 3, -1))
+
+
+def conv2d(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, tile: tuple | None = None,
+           rows_outer: bool = False) -> None:
+    # Direct convolution with a register tile of `row` output pixels x
+    # `block` output channels (one or two vectors): per reduction step the
+    # weight vectors are loaded and `row` input pixels are broadcast into
+    # their FMAs. The weights are repacked per call so that those channels
+    # are contiguous. Also the input gradient, a convolution of the
+    # (dilated) output gradient with the flipped weights. `tile` and
+    # `rows_outer` (output rows outside channel blocks in the parallel loop)
+    # are what tuning searches; `row` may be a sampled variable.
+    block, row = tile or conv2d_tile(kernel)
     blocks = _blocks(sch)
     conv = blocks[next(n for n in blocks if "conv2d" in n)]
     if "bias_add" in blocks:
@@ -48,7 +63,8 @@ def conv2d(sch: s_tir.Schedule, kernel: Kernel, batch: int | None) -> None:
     n, f, y, x, rc, ry, rx = sch.get_loops(conv)
     f_out, f_in = sch.split(f, [None, block])
     x_out, x_in = sch.split(x, [None, row])
-    sch.reorder(n, f_out, y, x_out, rc, ry, rx, x_in, f_in)
+    outer = (n, y, f_out) if rows_outer else (n, f_out, y)
+    sch.reorder(*outer, x_out, rc, ry, rx, x_in, f_in)
     accumulate = sch.cache_write(conv, 0, "local")  # in registers
     if epilogue is not None:
         sch.compute_inline(accumulate)
@@ -60,12 +76,36 @@ def conv2d(sch: s_tir.Schedule, kernel: Kernel, batch: int | None) -> None:
         # vector of them (measured: conv2-5 at batch 32 gain 15-60%; the
         # stride-4 conv1 loses 20%, so it keeps the layout).
         sch.transform_layout(conv, ("write", 0), lambda n, f, y, x: (n, y, x, f))
-    sch.parallel(sch.fuse(n, f_out, y))
-    sch.vectorize(f_in)
+    sch.parallel(sch.fuse(*outer))
+    if block > LANES:
+        vectors, lanes = sch.split(f_in, [None, LANES])
+        sch.unroll(vectors)
+        sch.vectorize(lanes)
+    else:
+        sch.vectorize(f_in)
     sch.unroll(x_in)
     sch.vectorize(sch.get_loops(sch.decompose_reduction(conv, rc))[-1])
     for stage in (blocks["pad_temp"], packed):
         sch.parallel(sch.fuse(*sch.get_loops(stage)[:2]))
+
+
+def conv2d_space(sch: s_tir.Schedule, kernel: Kernel, batch: int) -> list[s_tir.Schedule]:
+    """The convolution's default schedule with its tile and loop order left
+    open, as MetaSchedule's design spaces: one per channel block and order,
+    the row length a sampled choice (register budget: row x block/8
+    accumulators + block/8 weights + 1 broadcast <= 16 registers)."""
+    per_group = kernel.output[0] // kernel.attrs["groups"]
+    blocks = [b for b in (LANES, 2 * LANES) if per_group % b == 0] or [conv2d_tile(kernel)[0]]
+    spaces = []
+    for block in blocks:
+        vectors = max(1, block // LANES)
+        rows = list(range(3, (16 - 1 - vectors) // vectors + 1))
+        for rows_outer in (False, True):
+            space = sch.copy()
+            row = space.sample_categorical(rows, [1 / len(rows)] * len(rows))
+            conv2d(space, kernel, batch, (block, row), rows_outer)
+            spaces.append(space)
+    return spaces
 
 
 def conv2d_grad_weight(sch: s_tir.Schedule, kernel: Kernel, batch: int | None) -> None:
@@ -254,6 +294,10 @@ SCHEDULES = {
     "relu_grad": elementwise, "avg_pool_grad": elementwise, "bias_grad": bias_grad,
     "lrn_grad": lrn_grad, "max_pool_grad": max_pool_grad,
 }
+
+
+# Ops whose default schedule tuning searches around (see tuning.search_space).
+SPACES = {"conv2d": conv2d_space, "conv2d_grad_input": conv2d_space}
 
 
 def default_schedule(func: tirx.PrimFunc, kernel: Kernel, batch: int | None) -> tirx.PrimFunc:

@@ -1,4 +1,4 @@
-# conv5_pool (max_pool) of paper, batch 1, for llvm-znver3: best of 27 trials in tuning_logs/llvm-znver3, 0.008 ms, 10.7 GFLOP/s
+# conv5_pool (max_pool) of paper, batch 1, for llvm-znver3: best of 29 trials in tuning_logs/llvm-znver3, 0.008 ms, 10.7 GFLOP/s
 # regenerate: tvm-alexnet schedules --tuning-log tuning_logs/llvm-znver3 --variant paper --batch 1 --target llvm
 # from tvm.script import tirx as T
 # from tvm.tirx.layout import Axis
