@@ -24,18 +24,24 @@ def _blocks(sch: s_tir.Schedule) -> dict[str, object]:
     return {sch.get(b).name_hint: b for b in sch.get_child_blocks(sch.get_sblock("root"))}
 
 
+def _pixel_major(kernel: Kernel) -> bool:
+    # Channels innermost in the accumulators too, or LLVM may gather each
+    # vector of them (measured: conv2-5 at batch 32 gain 15-60%; the
+    # stride-4 conv1 loses 20%, so it keeps the layout).
+    return kernel.op == "conv2d_grad_input" or kernel.attrs["stride"] == 1
+
+
 def conv2d_tile(kernel: Kernel) -> tuple[int, int]:
     """The default register tile of a convolution: (output channels, output pixels)."""
     channels, _, width = kernel.output
     per_group = channels // kernel.attrs["groups"]
-    if kernel.op == "conv2d" and per_group % (2 * LANES) == 0:
+    if per_group % (2 * LANES) == 0:
         # Two vectors of channels x 5 pixels (10 accumulators): measured at
-        # batch 1 and 32 1.0-1.9x one vector x 11-13 pixels. Without the
-        # pixel-major output layout (stride 4) a row that does not divide the
-        # width is 10x slower; conv1 takes 5 of 55 too.
-        row = 5 if kernel.attrs["stride"] == 1 else _largest_divisor(width, range(6, 2, -1))
-        return 2 * LANES, row
-    # The input gradient keeps one vector (the wider tile is not measured there).
+        # batch 32 1.0-1.6x one vector x 9-13 pixels (input gradients
+        # 1.05-1.45x), at batch 1 1.2-1.9x. Without the pixel-major output
+        # layout a row that does not divide the width runs 10x slower; conv1's
+        # 55 takes 5 too.
+        return 2 * LANES, 5 if _pixel_major(kernel) else _largest_divisor(width, range(6, 2, -1))
     return _largest_divisor(per_group, (LANES, 4, 2)), _largest_divisor(width, range(14, 3, -1))
 
 
@@ -71,10 +77,7 @@ def conv2d(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, tile: tuple |
         sch.reverse_compute_at(epilogue, x_out)
     else:
         sch.reverse_compute_at(accumulate, x_out)
-    if kernel.op == "conv2d_grad_input" or kernel.attrs["stride"] == 1:
-        # Channels innermost in the accumulators too, or LLVM may gather each
-        # vector of them (measured: conv2-5 at batch 32 gain 15-60%; the
-        # stride-4 conv1 loses 20%, so it keeps the layout).
+    if _pixel_major(kernel):
         sch.transform_layout(conv, ("write", 0), lambda n, f, y, x: (n, y, x, f))
     sch.parallel(sch.fuse(*outer))
     if block > LANES:
