@@ -231,10 +231,13 @@ def test_schedules_export_readable_tvmscript(tuned_log, tmp_path):
 
     log_dir = copy_log(tuned_log[0], tmp_path / "log", default_seconds=1e3)  # every record beats the default
     out = tmp_path / "out"
+    out.mkdir()
+    (out / "conv4_conv.py").write_text("# from a log whose conv4 record has since lost to its default\n")
+    (out / "notes.txt").write_text("not a schedule")
     result = CliRunner().invoke(main, ["schedules", "--tuning-log", str(log_dir), *TINY, "-o", str(out)],
                                 catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in out.iterdir()) == ["conv3_conv.py"]
+    assert sorted(p.name for p in out.iterdir()) == ["conv3_conv.py", "notes.txt"]
     text = (out / "conv3_conv.py").read_text()
     assert text.startswith("# conv3_conv (conv2d) of paper, batch 2") and "GFLOP/s" in text
     func = tvm.script.from_source(text)  # parses back

@@ -330,6 +330,13 @@ def schedules_cmd(tuning_log, variant, num_classes, width, lrn, batch, target, o
                            header + func.with_attr("global_symbol", kernel.name).script())
     names = [k.name for k in schedules]
     notes.print(f"wrote {len(names)} schedules to {output}: {', '.join(names) or 'none (no records)'}")
+    # A kernel whose record no longer beats its default would otherwise keep a file that builds do not use.
+    stale = [output / f"{k.name}.py" for k in net.compiled_kernels() if k.name not in names]
+    stale = [path for path in stale if path.exists()]
+    for path in stale:
+        path.unlink()
+    if stale:
+        notes.print(f"removed {len(stale)} no longer used: {', '.join(p.stem for p in stale)}")
 
 
 # -- kernels -----------------------------------------------------------------------------------

@@ -32,17 +32,22 @@ def _pixel_major(kernel: Kernel) -> bool:
 
 
 def conv2d_tile(kernel: Kernel) -> tuple[int, int]:
-    """The default register tile of a convolution: (output channels, output pixels)."""
+    """The default register tile of a convolution: (output channels, output pixels).
+
+    Measured in the any-batch build at batch 1 and 32 (one vector is 8
+    channels): two vectors x 5 pixels ran 1.2-1.45x one vector x 13 on the
+    13-wide conv3-5 and 1.2x one vector x 11 on conv1, but one vector x 9
+    ran 1.4x two x 5 on the 27-wide conv2. A tile of 13-14 pixels leaves
+    LLVM too few registers (0.65-0.8x); without the pixel-major output
+    layout (conv1) a row that does not divide the width runs 10x slower."""
     channels, _, width = kernel.output
     per_group = channels // kernel.attrs["groups"]
-    if per_group % (2 * LANES) == 0:
-        # Two vectors of channels x 5 pixels (10 accumulators): measured at
-        # batch 32 1.0-1.6x one vector x 9-13 pixels (input gradients
-        # 1.05-1.45x), at batch 1 1.2-1.9x. Without the pixel-major output
-        # layout a row that does not divide the width runs 10x slower; conv1's
-        # 55 takes 5 too.
-        return 2 * LANES, 5 if _pixel_major(kernel) else _largest_divisor(width, range(6, 2, -1))
-    return _largest_divisor(per_group, (LANES, 4, 2)), _largest_divisor(width, range(14, 3, -1))
+    if per_group % (2 * LANES):
+        return _largest_divisor(per_group, (LANES, 4, 2)), _largest_divisor(width, range(14, 3, -1))
+    if not _pixel_major(kernel):
+        return 2 * LANES, _largest_divisor(width, range(6, 2, -1))
+    row = _largest_divisor(width, range(12, 6, -1))
+    return (LANES, row) if row > 1 else (2 * LANES, 5)
 
 
 def conv2d(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, tile: tuple | None = None,

@@ -214,7 +214,8 @@ def _cpu_name() -> str:
     return platform.processor()
 
 
-def _same_target(a: tvm.target.Target, b: tvm.target.Target) -> bool:
+def same_target(a: tvm.target.Target, b: tvm.target.Target) -> bool:
+    """Whether a record for target `a` was tuned for `b`'s machine (llvm mcpu, cuda arch)."""
     keys = ("arch",) if a.kind.name == "cuda" else ("mcpu",)
     return a.kind.name == b.kind.name and all(str(a.attrs.get(k)) == str(b.attrs.get(k)) for k in keys)
 
@@ -227,7 +228,7 @@ def best_record(database: ms.database.Database, mod: tvm.IRModule, target: tvm.t
     workload = database.commit_workload(mod)
     for record in database.get_top_k(workload, 1 << 30):
         run_secs = [float(s) for s in record.run_secs or []]
-        if run_secs and max(run_secs) < FAILED and _same_target(record.target, target):
+        if run_secs and max(run_secs) < FAILED and same_target(record.target, target):
             return record
     return None
 
@@ -337,7 +338,7 @@ def trials_done(database: ms.database.Database, mod: tvm.IRModule, target: tvm.t
     workload = database.commit_workload(mod)
     # Not get_top_k: it leaves out the candidates that failed to build or run,
     # and those spent the budget too.
-    return sum(r.workload.same_as(workload) and _same_target(r.target, target)
+    return sum(r.workload.same_as(workload) and same_target(r.target, target)
                for r in database.get_all_tuning_records())
 
 
@@ -588,7 +589,7 @@ def _has_record(database: ms.database.Database, mod: tvm.IRModule, target: tvm.t
         return False
     text = str(trace)
     records = database.get_top_k(database.commit_workload(mod), 1 << 30)
-    return any(str(r.trace) == text and _same_target(r.target, target) for r in records)
+    return any(str(r.trace) == text and same_target(r.target, target) for r in records)
 
 
 def measure_and_record(database: ms.database.Database | None, mod: tvm.IRModule, target: tvm.target.Target,
@@ -676,7 +677,7 @@ def retarget(source: ms.database.Database, database: ms.database.Database, kerne
     records, seen = [], set()
     for record in source.get_top_k(source.commit_workload(mod), 1 << 30):
         text = str(record.trace)
-        if (_same_target(record.target, target) or text in seen or not record.run_secs
+        if (same_target(record.target, target) or text in seen or not record.run_secs
                 or max(float(t) for t in record.run_secs) >= FAILED):
             continue
         seen.add(text)
