@@ -2,7 +2,8 @@
 scheduled three ways, timed side by side in one process: the default tile
 before 2026-11-26 (one AVX2 vector of output channels x up to 14 pixels),
 today's default (two vectors x 5 pixels, `cpu_schedules.conv2d_tile`), and
-the best record of a tuning log (the tile search of `tune`).
+the best record of a tuning log (the tile search of `tune`), marked where a
+build does not use it as the log holds it slower than the default.
 
     python scripts/bench_conv_tiles.py [--tuning-log tuning_logs/llvm-znver3] [--batch 1 --batch 32]
 
@@ -45,6 +46,7 @@ def scheduled(kernel: spec.Kernel, batch: int, tile) -> tvm.IRModule:
 def main(tuning_log, batches, rounds):
     target = build.parse_target("llvm")
     database = tuning.read_log(tuning_log)
+    defaults = tuning.default_times(tuning_log)
     device = tvm.cpu()
     rng = np.random.default_rng(0)
     print("| kernel | batch | old tile | GFLOP/s | default tile | GFLOP/s | tuned record | GFLOP/s "
@@ -56,7 +58,8 @@ def main(tuning_log, batches, rounds):
                 continue
             mod = tuning.task_module(kernel, batch)
             record = tuning.best_record(database, mod, target)
-            tuned = tuning.tuned_kernel(database, kernel, batch, target)  # its best record, whatever the default's time
+            tuned = tuning.tuned_kernel(database, kernel, batch, target)  # the best record, whatever the default's time
+            used = tuning.tuned_kernel(database, kernel, batch, target, defaults) is not None
             schedules = {"old": scheduled(kernel, batch, old_tile(kernel)),
                          "default": scheduled(kernel, batch, None)}
             if tuned is not None:
@@ -76,6 +79,8 @@ def main(tuning_log, batches, rounds):
             space = "-" if record is None else "MetaSchedule"
             if record is not None and "transform_layout" in str(record.trace):
                 space = "tile search"
+            if record is not None and not used:
+                space += " (unused: slower than the default)"
             print(f"| {kernel.name} | {batch} | {old_tile(kernel)} | {gflops['old']:.1f} "
                   f"| {cpu_schedules.conv2d_tile(kernel)} | {gflops['default']:.1f} | {space} | {gflops['tuned']:.1f} "
                   f"| {gflops['default'] / gflops['old']:.2f} | {gflops['tuned'] / gflops['old']:.2f} |", flush=True)
