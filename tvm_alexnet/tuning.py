@@ -560,7 +560,7 @@ def search_space(kernel: Kernel, batch: int, target: tvm.target.Target) -> dict:
     """What the search draws candidates from, and how (TuneContext's
     arguments). For a CPU op whose default schedule has parameters, those
     parameters (measured: after 64 trials per convolution, MetaSchedule's
-    own candidates ran at 30-85% of the default schedules' speed; 32 trials
+    own candidates ran at 30-86% of the default schedules' speed; 32 trials
     in the defaults' own space find up to 1.2x), each round drawn afresh
     from them: records in the log from MetaSchedule's own space would
     otherwise seed the population, and the search spends its trials mutating
