@@ -7,6 +7,7 @@ where a build does not use it as the log holds it slower than the default.
 
     python scripts/bench_conv_tiles.py [--tuning-log tuning_logs/llvm-znver3] [--batch 1 --batch 32]
     python scripts/bench_conv_tiles.py --any-batch --tile 16x5 --tile 8x9   # as built without a log
+    python scripts/bench_conv_tiles.py --any-batch --gradients --batch 32   # the input gradients of training
 
 With `--any-batch` the kernels are built for a symbolic batch size (the
 build without a log, which training and untuned batch sizes run on) and no
@@ -55,8 +56,9 @@ def parse_tile(ctx, param, values) -> list[tuple[int, int]]:
 @click.option("--batch", "batches", type=int, multiple=True, default=(1, 32), show_default=True)
 @click.option("--tile", "tiles", multiple=True, callback=parse_tile, help="Also time this tile, e.g. 16x5.")
 @click.option("--any-batch", is_flag=True, help="Build for a symbolic batch size; no tuned records.")
+@click.option("--gradients", is_flag=True, help="The convolutions' input gradients instead (training's kernels).")
 @click.option("--rounds", type=int, default=5, show_default=True)
-def main(tuning_log, batches, tiles, any_batch, rounds):
+def main(tuning_log, batches, tiles, any_batch, gradients, rounds):
     target = build.parse_target("llvm")
     database = tuning.read_log(tuning_log)
     defaults = tuning.default_times(tuning_log)
@@ -66,16 +68,16 @@ def main(tuning_log, batches, tiles, any_batch, rounds):
     print("|---|---:|---|---|---:|---:|")
     for batch in batches:
         built_for = None if any_batch else batch
-        for kernel in spec.network("paper").kernels():
-            if kernel.op != "conv2d":
+        net = spec.network("paper")
+        for kernel in net.backward_kernels() if gradients else net.kernels():
+            if kernel.op != ("conv2d_grad_input" if gradients else "conv2d"):
                 continue
             schedules = {("old", old_tile(kernel)): scheduled(kernel, built_for, old_tile(kernel)),
                          ("default", cpu_schedules.conv2d_tile(kernel)): scheduled(kernel, built_for, None)}
             schedules.update({("given", tile): scheduled(kernel, built_for, tile) for tile in tiles})
             record = None if any_batch else tuning.best_record(database, tuning.task_module(kernel, batch), target)
             if record is not None:
-                # A record from the default's space repacks the weights; MetaSchedule's own never does.
-                space = "tile search" if "transform_layout" in str(record.trace) else "MetaSchedule"
+                space = "tile search" if tuning.in_default_space(record) else "MetaSchedule"
                 if tuning.tuned_kernel(database, kernel, batch, target, defaults) is None:
                     space += " (unused: slower than the default)"
                 func = tuning.tuned_kernel(database, kernel, batch, target)  # the best record, used or not

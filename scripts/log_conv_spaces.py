@@ -31,9 +31,8 @@ def main(tuning_log, batches, target):
             def gflops(seconds):
                 return f"{kernel.flops * batch / seconds / 1e9:.1f}" if seconds else "-"
 
-            # The default's space repacks the weights (a layout transform); MetaSchedule's never does.
-            own = [tuning.mean_seconds(r) for r in records if "transform_layout" in str(r.trace)]
-            stock = [tuning.mean_seconds(r) for r in records if "transform_layout" not in str(r.trace)]
+            own = [tuning.mean_seconds(r) for r in records if tuning.in_default_space(r)]
+            stock = [tuning.mean_seconds(r) for r in records if not tuning.in_default_space(r)]
             print(f"| {kernel.name} | {batch} | {gflops(tuning.default_seconds(times, kernel, batch, target))} "
                   f"| {gflops(min(own, default=None))} | {gflops(min(stock, default=None))} |")
 

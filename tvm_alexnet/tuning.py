@@ -572,6 +572,13 @@ def search_space(kernel: Kernel, batch: int, target: tvm.target.Target) -> dict:
             "search_strategy": ms.search_strategy.EvolutionarySearch(population_size=256, init_measured_ratio=0.0)}
 
 
+def in_default_space(record) -> bool:
+    """Whether a record came from a default schedule's space (search_space):
+    those repack the weights with a layout transform, which MetaSchedule's
+    own CPU candidates never do."""
+    return "transform_layout" in str(record.trace)
+
+
 def default_schedule(kernel: Kernel, batch: int):
     """The task of the kernel with its default CPU schedule applied (None for ops without one)."""
     from tvm.s_tir import Schedule
