@@ -82,3 +82,19 @@ def test_backward_kernel(compiled, variant, name):
     assert tuple(out.shape) == tuple(expected.shape)
     err = ((out.double() - expected).norm() / expected.norm()).item()
     assert err < 1e-5, f"{name}: relative error {err:.2e}"
+
+
+def test_max_pool_grad_ties_go_to_the_first_maximum(compiled):
+    """After a ReLU many windows hold equal maxima (zeros); each window's
+    gradient goes to its first maximum in row-major order, as torch's."""
+    model = compiled("paper", **SMALL)
+    kernel = next(k for k in model.spec.backward_kernels() if k.op == "max_pool_grad")
+    gen = torch.Generator().manual_seed(torch.seed())
+    x = torch.randint(-6, 2, (BATCH, *kernel.inputs[1]), generator=gen).double().relu().requires_grad_()
+    out = F.max_pool2d(x, kernel.attrs["size"], kernel.attrs["stride"])
+    dy = torch.randn(out.shape, generator=gen, dtype=torch.float64)
+    (expected,) = torch.autograd.grad(out, x, dy)
+    assert (out == 0).float().mean() > 0.1, "the input should have windows of tied zeros"
+    got = model.compiled.kernel(kernel.name)(dy.float(), x.detach().float())
+    err = ((got.double() - expected).norm() / expected.norm()).item()
+    assert err < 1e-6, f"{kernel.name}: relative error {err:.2e}"

@@ -226,10 +226,19 @@ def lrn_grad(sch: s_tir.Schedule, kernel: Kernel, batch: int | None) -> None:
 
 
 def max_pool_grad(sch: s_tir.Schedule, kernel: Kernel, batch: int | None) -> None:
+    # One image plane at a time: its windows' maxima and argmaxima stay in
+    # cache. Unrolled along rows, so that which windows hold a pixel (its
+    # column's parity and the edges) is known when compiling: 2-3x faster.
+    # The argmax unrolls by up to 16 columns (conv1's whole rows of 27: 1.4x slower).
     blocks = _blocks(sch)
-    for name in ("pool_argmax", "max_pool_grad"):
-        b, c, *_ = sch.get_loops(blocks[name])
-        sch.parallel(sch.fuse(b, c))
+    b, c, _, j = sch.get_loops(blocks["max_pool_grad"])
+    plane = sch.fuse(b, c)
+    sch.parallel(plane)
+    sch.unroll(j)
+    argmax = blocks["pool_argmax"]
+    sch.compute_at(argmax, plane)
+    _, _, j = sch.get_loops(argmax)
+    sch.unroll(sch.split(j, [None, _largest_divisor(sch.get(j).extent.value, range(16, 0, -1))])[1])
 
 
 def dense(sch: s_tir.Schedule, kernel: Kernel, batch: int | None) -> None:
