@@ -88,17 +88,19 @@ def lrn_grad(dy: te.Tensor, x: te.Tensor, *, size: int, alpha: float, beta: floa
     windows within `groups` channel groups."""
     n, channels, h, w = x.shape
     before, after = size // 2, (size - 1) // 2  # window(c) = c - before .. c + after
-    zero = tirx.const(0.0, x.dtype)
 
-    def inside(c):
-        return tirx.all(c >= 0, c < channels)
+    def zero_outside(value, c):
+        """value(nearest channel to c) where c is a channel, else 0: a load
+        clamped in bounds times 0 or 1 (see ops.lrn for why not a branch)."""
+        nearest = tirx.min(tirx.max(c, 0), channels - 1)
+        return value(nearest) * tirx.Cast(x.dtype, tirx.all(c >= 0, c < channels))
 
-    squares = te.compute((n, channels + size - 1, h, w), lambda b, c, i, j: te.if_then_else(
-        inside(c - before), x[b, c - before, i, j] * x[b, c - before, i, j], zero), name="lrn_square")
+    squares = te.compute((n, channels + size - 1, h, w), lambda b, c, i, j: zero_outside(
+        lambda m: x[b, m, i, j] * x[b, m, i, j], c - before), name="lrn_square")
     r = te.reduce_axis((0, size), "r")
 
     def grouped(c, j, value):
-        return value if groups == 1 else te.if_then_else(same_group(c, j, channels, groups), value, zero)
+        return value if groups == 1 else value * tirx.Cast(x.dtype, same_group(c, j, channels, groups))
 
     window = te.compute(x.shape, lambda b, c, i, j: te.sum(grouped(c, c + r - before, squares[b, c + r, i, j]),
                                                           axis=r), name="lrn_sum")
@@ -112,9 +114,8 @@ def lrn_grad(dy: te.Tensor, x: te.Tensor, *, size: int, alpha: float, beta: floa
 
     scaled = te.compute(x.shape, lambda b, c, i, j: power(scale[b, c, i, j]), name="lrn_power")
     # t_j = dy_j x_j s_j^(-beta-1), padded so that the reverse window needs no bounds.
-    t = te.compute((n, channels + size - 1, h, w), lambda b, c, i, j: te.if_then_else(
-        inside(c - after), dy[b, c - after, i, j] * x[b, c - after, i, j] * scaled[b, c - after, i, j]
-        / scale[b, c - after, i, j], zero), name="lrn_t")
+    t = te.compute((n, channels + size - 1, h, w), lambda b, c, i, j: zero_outside(
+        lambda m: dy[b, m, i, j] * x[b, m, i, j] * scaled[b, m, i, j] / scale[b, m, i, j], c - after), name="lrn_t")
     q = te.reduce_axis((0, size), "q")
     back = te.compute(x.shape, lambda b, c, i, j: te.sum(grouped(c, c + q - after, t[b, c + q, i, j]), axis=q),
                       name="lrn_back")
@@ -147,9 +148,12 @@ def max_pool_grad(dy: te.Tensor, x: te.Tensor, *, size: int, stride: int) -> te.
         wi, wj = i // stride - a, j // stride - e  # a window that may hold (i, j)
         di, dj = i - wi * stride, j - wj * stride
         hit = tirx.all(wi >= 0, wi < oh, wj >= 0, wj < ow, di < size, dj < size)
-        # Clamped, so that every load is in bounds and none needs a branch.
+        # Loads clamped in bounds, times 0 or 1: no branch, and no condition
+        # under which TVM's simplifier would drop a clamp (as it does in
+        # Select, whose both sides are loaded).
         ci, cj = tirx.min(tirx.max(wi, 0), oh - 1), tirx.min(tirx.max(wj, 0), ow - 1)
-        return dy[b, c, ci, cj] * tirx.Cast(dy.dtype, tirx.all(hit, index[b, c, ci, cj] == di * size + dj))
+        first = index[b, c, ci, cj] == di * size + dj
+        return dy[b, c, ci, cj] * tirx.Cast(dy.dtype, first) * tirx.Cast(dy.dtype, hit)
 
     # Each input pixel lies in at most ceil(size/stride) windows per axis.
     reach = range(-(-size // stride))
