@@ -26,9 +26,9 @@ def conv2_lrn(x: T.Buffer((n, T.int64(256), T.int64(27), T.int64(27)), "float32"
                         v_b = T.axis.spatial(n, b_c_fused // T.int64(256))
                         v_c = T.axis.spatial(T.int64(256), b_c_fused % T.int64(256))
                         v_i, v_j, v_r = T.axis.remap("SSR", [i, ax0, ax1])
-                        T.reads(lrn_sum[v_b, v_c, v_i, v_j], x[v_b, v_c + v_r - T.int64(2), v_i, v_j])
+                        T.reads(lrn_sum[v_b, v_c, v_i, v_j], x[v_b, T.min(T.max(v_c + v_r - T.int64(2), T.int64(0)), T.int64(255)), v_i, v_j])
                         T.writes(lrn_sum[v_b, v_c, v_i, v_j])
-                        lrn_sum[v_b, v_c, v_i, v_j] = lrn_sum[v_b, v_c, v_i, v_j] + T.if_then_else((v_c + v_r - T.int64(2)) // T.int64(128) == v_c // T.int64(128), T.if_then_else(T.int64(2) <= v_c + v_r and v_c + v_r < T.int64(258), x[v_b, v_c + v_r - T.int64(2), v_i, v_j] * x[v_b, v_c + v_r - T.int64(2), v_i, v_j], T.float32(0.0)), T.float32(0.0))
+                        lrn_sum[v_b, v_c, v_i, v_j] = lrn_sum[v_b, v_c, v_i, v_j] + x[v_b, T.min(T.max(v_c + v_r - T.int64(2), T.int64(0)), T.int64(255)), v_i, v_j] * x[v_b, T.min(T.max(v_c + v_r - T.int64(2), T.int64(0)), T.int64(255)), v_i, v_j] * T.Cast("float32", T.int64(2) <= v_c + v_r and v_c + v_r < T.int64(258)) * T.Cast("float32", (v_c + v_r - T.int64(2)) // T.int64(128) == v_c // T.int64(128))
             for j in T.vectorized(T.int64(27)):
                 with T.sblock("lrn"):
                     v_b = T.axis.spatial(n, b_c_fused // T.int64(256))

@@ -29,9 +29,9 @@ def conv2_lrn_grad(dy: T.Buffer((n, T.int64(256), T.int64(27), T.int64(27)), "fl
                         v_b = T.axis.spatial(n, b_c_fused // T.int64(256))
                         v_c = T.axis.spatial(T.int64(256), b_c_fused % T.int64(256))
                         v_i, v_j, v_r = T.axis.remap("SSR", [i, j, r])
-                        T.reads(lrn_sum[v_b, v_c, v_i, v_j], saved[v_b, v_c + v_r - T.int64(2), v_i, v_j])
+                        T.reads(lrn_sum[v_b, v_c, v_i, v_j], saved[v_b, T.min(T.max(v_c + v_r - T.int64(2), T.int64(0)), T.int64(255)), v_i, v_j])
                         T.writes(lrn_sum[v_b, v_c, v_i, v_j])
-                        lrn_sum[v_b, v_c, v_i, v_j] = lrn_sum[v_b, v_c, v_i, v_j] + T.if_then_else((v_c + v_r - T.int64(2)) // T.int64(128) == v_c // T.int64(128), T.if_then_else(T.int64(2) <= v_c + v_r and v_c + v_r < T.int64(258), saved[v_b, v_c + v_r - T.int64(2), v_i, v_j] * saved[v_b, v_c + v_r - T.int64(2), v_i, v_j], T.float32(0.0)), T.float32(0.0))
+                        lrn_sum[v_b, v_c, v_i, v_j] = lrn_sum[v_b, v_c, v_i, v_j] + saved[v_b, T.min(T.max(v_c + v_r - T.int64(2), T.int64(0)), T.int64(255)), v_i, v_j] * saved[v_b, T.min(T.max(v_c + v_r - T.int64(2), T.int64(0)), T.int64(255)), v_i, v_j] * T.Cast("float32", T.int64(2) <= v_c + v_r and v_c + v_r < T.int64(258)) * T.Cast("float32", (v_c + v_r - T.int64(2)) // T.int64(128) == v_c // T.int64(128))
     for b_c_fused in T.parallel(n * T.int64(256)):
         for i in range(T.int64(27)):
             for j in T.vectorized(T.int64(27)):
@@ -49,9 +49,9 @@ def conv2_lrn_grad(dy: T.Buffer((n, T.int64(256), T.int64(27), T.int64(27)), "fl
                     v_b = T.axis.spatial(n, b_c_fused // T.int64(260))
                     v_c = T.axis.spatial(T.int64(260), b_c_fused % T.int64(260))
                     v_i, v_j = T.axis.remap("SS", [i, j])
-                    T.reads(dy[v_b, v_c - T.int64(2), v_i, v_j], saved[v_b, v_c - T.int64(2), v_i, v_j], lrn_power[v_b, v_c - T.int64(2), v_i, v_j], lrn_sum[v_b, v_c - T.int64(2), v_i, v_j])
+                    T.reads(dy[v_b, T.min(T.max(v_c - T.int64(2), T.int64(0)), T.int64(255)), v_i, v_j], saved[v_b, T.min(T.max(v_c - T.int64(2), T.int64(0)), T.int64(255)), v_i, v_j], lrn_power[v_b, T.min(T.max(v_c - T.int64(2), T.int64(0)), T.int64(255)), v_i, v_j], lrn_sum[v_b, T.min(T.max(v_c - T.int64(2), T.int64(0)), T.int64(255)), v_i, v_j])
                     T.writes(lrn_t[v_b, v_c, v_i, v_j])
-                    lrn_t[v_b, v_c, v_i, v_j] = T.if_then_else(T.int64(2) <= v_c and v_c < T.int64(258), dy[v_b, v_c - T.int64(2), v_i, v_j] * saved[v_b, v_c - T.int64(2), v_i, v_j] * lrn_power[v_b, v_c - T.int64(2), v_i, v_j] / (T.float32(2.0) + T.float32(0.0001) * lrn_sum[v_b, v_c - T.int64(2), v_i, v_j]), T.float32(0.0))
+                    lrn_t[v_b, v_c, v_i, v_j] = dy[v_b, T.min(T.max(v_c - T.int64(2), T.int64(0)), T.int64(255)), v_i, v_j] * saved[v_b, T.min(T.max(v_c - T.int64(2), T.int64(0)), T.int64(255)), v_i, v_j] * lrn_power[v_b, T.min(T.max(v_c - T.int64(2), T.int64(0)), T.int64(255)), v_i, v_j] / (T.float32(2.0) + T.float32(0.0001) * lrn_sum[v_b, T.min(T.max(v_c - T.int64(2), T.int64(0)), T.int64(255)), v_i, v_j]) * T.Cast("float32", T.int64(2) <= v_c and v_c < T.int64(258))
     for b_c_fused in T.parallel(n * T.int64(256)):
         for i in range(T.int64(27)):
             for j_init in T.vectorized(T.int64(27)):
@@ -70,7 +70,7 @@ def conv2_lrn_grad(dy: T.Buffer((n, T.int64(256), T.int64(27), T.int64(27)), "fl
                         v_i, v_j, v_q = T.axis.remap("SSR", [i, j, q])
                         T.reads(lrn_back[v_b, v_c, v_i, v_j], lrn_t[v_b, v_c + v_q, v_i, v_j])
                         T.writes(lrn_back[v_b, v_c, v_i, v_j])
-                        lrn_back[v_b, v_c, v_i, v_j] = lrn_back[v_b, v_c, v_i, v_j] + T.if_then_else((v_c + v_q - T.int64(2)) // T.int64(128) == v_c // T.int64(128), lrn_t[v_b, v_c + v_q, v_i, v_j], T.float32(0.0))
+                        lrn_back[v_b, v_c, v_i, v_j] = lrn_back[v_b, v_c, v_i, v_j] + lrn_t[v_b, v_c + v_q, v_i, v_j] * T.Cast("float32", (v_c + v_q - T.int64(2)) // T.int64(128) == v_c // T.int64(128))
     for b_c_fused in T.parallel(n * T.int64(256)):
         for i in range(T.int64(27)):
             for j in T.vectorized(T.int64(27)):

@@ -9,12 +9,18 @@ n = TypeVar("n")
 def fc7_dense_grad_bias(dy: T.Buffer((n, T.int64(4096)), "float32"), bias_grad: T.Buffer((T.int64(4096),), "float32")):
     T.func_attr({"tirx.noalias": True})
     # with T.sblock("root"):
-    for c in T.parallel(T.int64(4096)):
-        for rn in range(n):
-            with T.sblock("bias_grad"):
-                v_c, v_rn = T.axis.remap("SR", [c, rn])
-                T.reads(dy[v_rn, v_c])
+    for c_0 in T.parallel(T.int64(128)):
+        for c_1_init in T.vectorized(T.int64(32)):
+            with T.sblock("bias_grad_init"):
+                v_c = T.axis.spatial(T.int64(4096), c_0 * T.int64(32) + c_1_init)
+                T.reads()
                 T.writes(bias_grad[v_c])
-                with T.init():
-                    bias_grad[v_c] = T.float32(0.0)
-                bias_grad[v_c] = bias_grad[v_c] + dy[v_rn, v_c]
+                bias_grad[v_c] = T.float32(0.0)
+        for rn in range(n):
+            for c_1 in T.vectorized(T.int64(32)):
+                with T.sblock("bias_grad_update"):
+                    v_c = T.axis.spatial(T.int64(4096), c_0 * T.int64(32) + c_1)
+                    v_rn = T.axis.reduce(n, rn)
+                    T.reads(bias_grad[v_c], dy[v_rn, v_c])
+                    T.writes(bias_grad[v_c])
+                    bias_grad[v_c] = bias_grad[v_c] + dy[v_rn, v_c]
