@@ -25,13 +25,14 @@ TUNE = ["tune", *TINY, "--kernel", "conv3_conv", "--trials", "8", "--trials-per-
 
 
 def copy_log(log_dir, to, default_seconds=None):
-    """A copy of the log; with `default_seconds`, every default schedule time set to it."""
+    """A copy of the log; with `default_seconds`, every default schedule time
+    set to it (and the side-by-side verdicts, which would overrule it, dropped)."""
     to.mkdir(parents=True, exist_ok=True)
     for name in (tuning.WORKLOADS, tuning.RECORDS):
         (to / name).write_bytes((log_dir / name).read_bytes())
     times = json.loads((log_dir / tuning.DEFAULTS).read_text())
     if default_seconds is not None:
-        times = {k: dict(v, seconds=default_seconds) for k, v in times.items()}
+        times = {k: dict(kernel=v["kernel"], batch=v["batch"], seconds=default_seconds) for k, v in times.items()}
     (to / tuning.DEFAULTS).write_text(json.dumps(times))
     return to
 
@@ -171,6 +172,23 @@ def test_record_slower_than_the_default_is_not_used(tuned_log, tmp_path):
         log = copy_log(log_dir, tmp_path / str(seconds), default_seconds=seconds)
         func = tuning.tuned_kernel(tuning.read_log(log), kernel, 2, llvm, tuning.default_times(log))
         assert (func is not None) == used
+
+
+def test_tune_ends_with_a_side_by_side_verdict_that_builds_follow(tuned_log, tmp_path):
+    log_dir, _ = tuned_log
+    kernel = next(k for k in network("paper", width=0.25, num_classes=10).kernels() if k.name == "conv3_conv")
+    llvm = build.parse_target("llvm")
+    times = json.loads((log_dir / tuning.DEFAULTS).read_text())
+    (key, entry), = [(k, v) for k, v in times.items() if v["kernel"] == "conv3_conv"]
+    best = tuning.best_record(tuning.read_log(log_dir), tuning.task_module(kernel, 2), llvm)
+    assert entry["settled"]["record"] == tuning._trace_digest(best.trace)
+    # The verdict overrules the recorded times, either way round.
+    for seconds, record_wins in ((1e3, False), (1e-12, True)):
+        log = copy_log(log_dir, tmp_path / str(seconds), default_seconds=seconds)
+        verdict = dict(times[key], seconds=seconds, settled=dict(entry["settled"], record_wins=record_wins))
+        (log / tuning.DEFAULTS).write_text(json.dumps({key: verdict}))
+        func = tuning.tuned_kernel(tuning.read_log(log), kernel, 2, llvm, tuning.default_times(log))
+        assert (func is not None) == record_wins
 
 
 def test_log_for_another_cpu_is_not_used(tuned_log):

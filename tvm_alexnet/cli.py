@@ -212,13 +212,13 @@ def tune_cmd(variant, num_classes, width, lrn, batch, target, trials, trials_per
         raise click.ClickException(f"interrupted; what was measured is in {log_dir}: run the same command "
                                    "to continue") from None
     table = Table(title=f"{variant} batch {batch}, {target}: best schedules in {log_dir}")
-    for col in ("kernel", "trials", "ms", "GFLOP/s"):
+    for col in ("kernel", "trials", "ms", "GFLOP/s", "builds use"):
         table.add_column(col, justify="left" if col == "kernel" else "right")
     for t in result.progress:
         if t.best_seconds < float("inf"):
-            table.add_row(t.kernel.name, str(t.done), f"{t.best_seconds * 1e3:.3f}", f"{t.gflops:.2f}")
+            table.add_row(t.kernel.name, str(t.done), f"{t.best_seconds * 1e3:.3f}", f"{t.gflops:.2f}", t.used)
         else:
-            table.add_row(t.kernel.name, str(t.done), "-", "-")
+            table.add_row(t.kernel.name, str(t.done), "-", "-", t.used)
     results.print(table)
     if result.skipped:
         notes.print(f"already at their trial budget: {', '.join(result.skipped)}")

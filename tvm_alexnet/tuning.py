@@ -242,16 +242,17 @@ def tuned_kernel(database: ms.database.Database, kernel: Kernel, batch: int,
                  target: tvm.target.Target, defaults: dict | None = None) -> tvm.tirx.PrimFunc | None:
     """The kernel scheduled by its best record for this batch and target, or
     None where the log has none, where its best is no faster than the
-    default schedule's time in `defaults` (default_times), or where its
-    record no longer applies (a warning then says which)."""
+    default schedule (`defaults`, from default_times: their side-by-side
+    timing by `settle` where there is one, else their recorded times), or
+    where its record no longer applies (a warning then says which)."""
     from tvm.s_tir import Schedule
 
     mod = task_module(kernel, batch)
     record = best_record(database, mod, target)
     if record is None:
         return None
-    default = default_seconds(defaults or {}, kernel, batch, target)
-    if default is not None and mean_seconds(record) >= default:
+    default = default_entry(defaults or {}, kernel, batch, target)
+    if default is not None and not _record_wins(record, default):
         return None
     for attempt in range(2):
         try:
@@ -529,6 +530,7 @@ class TaskProgress:
     done: int = 0  # trials in the log, before and during this run
     best_seconds: float = math.inf
     done_before: int = 0  # trials in the log when this run started
+    used: str = "-"  # what builds take after this run: "record" or "default" (CPU; see settle)
 
     @property
     def budget(self) -> int:
@@ -600,34 +602,40 @@ def _has_record(database: ms.database.Database, mod: tvm.IRModule, target: tvm.t
 
 
 def measure_and_record(database: ms.database.Database | None, mod: tvm.IRModule, target: tvm.target.Target,
-                       schedules: list, builder, runner) -> list[tuple[bool, float | None]]:
-    """Build and measure schedules of `mod` like tuning candidates and commit
-    those that run as records for `target`. Returns for each whether it
-    built and its mean seconds (None where it failed). For a GPU target on a
-    machine without one, they are only built: nothing is recorded. Without
-    a database they are only measured."""
+                       schedules: list, builder, runner, rounds: int = 1) -> list[tuple[bool, float | None]]:
+    """Build and measure schedules of `mod` like tuning candidates (all of
+    them in turn, `rounds` times; each one's fastest round counts) and
+    commit those that run as records for `target`. Returns for each whether
+    it built and its mean seconds (None where it failed). For a GPU target
+    on a machine without one, they are only built: nothing is recorded.
+    Without a database they are only measured."""
     args_info = ms.arg_info.ArgInfo.from_prim_func(mod["main"])
     built = builder.build([BuilderInput(sch.mod, target) for sch in schedules])
     ok = [(sch, b) for sch, b in zip(schedules, built) if b.error_msg is None]
     if target.kind.name == "cuda" and not tvm.cuda(0).exist:
         return [(b.error_msg is None, None) for b in built]
     device = "cpu" if target.kind.name == "llvm" else target.kind.name
-    ran = runner.run([RunnerInput(b.artifact_path, device, args_info) for _, b in ok])
-    seconds = {}
-    for (sch, _), future in zip(ok, ran):
-        result = future.result()
-        if result.error_msg is None and result.run_secs and max(float(t) for t in result.run_secs) < FAILED:
-            if database is not None:
+    fastest = {}  # id(schedule) -> its fastest run
+    for _ in range(rounds):
+        ran = runner.run([RunnerInput(b.artifact_path, device, args_info) for _, b in ok])
+        for (sch, _), future in zip(ok, ran):
+            result = future.result()
+            if result.error_msg is not None or not result.run_secs or max(map(float, result.run_secs)) >= FAILED:
+                continue
+            if id(sch) not in fastest or mean_seconds(result) < mean_seconds(fastest[id(sch)]):
+                fastest[id(sch)] = result
+    if database is not None:
+        for sch, _ in ok:
+            if id(sch) in fastest:
                 database.commit_tuning_record(ms.database.TuningRecord(
-                    sch.trace, database.commit_workload(mod), result.run_secs, target, args_info))
-            seconds[id(sch)] = mean_seconds(result)
-    return [(b.error_msg is None, seconds.get(id(sch))) for sch, b in zip(schedules, built)]
+                    sch.trace, database.commit_workload(mod), fastest[id(sch)].run_secs, target, args_info))
+    return [(b.error_msg is None, mean_seconds(fastest[id(sch)]) if id(sch) in fastest else None)
+            for sch, b in zip(schedules, built)]
 
 
 def _default_key(kernel: Kernel, batch: int, target: tvm.target.Target, sch) -> str:
     # The kernel's computation and its default schedule: a change to either is a new entry.
-    digest = hashlib.sha256(str(sch.trace).encode()).hexdigest()[:16]
-    return f"{target_dirname(target)}/{tvm_ffi.structural_hash(task_module(kernel, batch))}/{digest}"
+    return f"{target_dirname(target)}/{tvm_ffi.structural_hash(task_module(kernel, batch))}/{_trace_digest(sch.trace)}"
 
 
 def default_times(log_dir: str | os.PathLike) -> dict[str, dict]:
@@ -640,12 +648,29 @@ def default_times(log_dir: str | os.PathLike) -> dict[str, dict]:
         return {}
 
 
-def default_seconds(times: dict, kernel: Kernel, batch: int, target: tvm.target.Target) -> float | None:
+def default_entry(times: dict, kernel: Kernel, batch: int, target: tvm.target.Target) -> dict | None:
+    """The kernel's entry in defaults.json: its default schedule's `seconds`
+    and, once `settle`d, which of it and the best record was faster."""
     if not times or "cpu" not in target.keys:
         return None
     sch = default_schedule(kernel, batch)
-    entry = times.get(_default_key(kernel, batch, target, sch)) if sch is not None else None
+    return times.get(_default_key(kernel, batch, target, sch)) if sch is not None else None
+
+
+def default_seconds(times: dict, kernel: Kernel, batch: int, target: tvm.target.Target) -> float | None:
+    entry = default_entry(times, kernel, batch, target)
     return entry["seconds"] if entry else None
+
+
+def _trace_digest(trace) -> str:
+    return hashlib.sha256(str(trace).encode()).hexdigest()[:16]
+
+
+def _record_wins(record, entry: dict) -> bool:
+    settled = entry.get("settled")
+    if settled and settled["record"] == _trace_digest(record.trace):
+        return settled["record_wins"]
+    return mean_seconds(record) < entry["seconds"]
 
 
 def record_default(log_dir: Path, kernel: Kernel, batch: int, target: tvm.target.Target,
@@ -665,9 +690,39 @@ def record_default(log_dir: Path, kernel: Kernel, batch: int, target: tvm.target
     times = default_times(log_dir)
     key = _default_key(kernel, batch, target, sch)
     seconds = min(seconds, times.get(key, {}).get("seconds", math.inf))
-    times[key] = dict(kernel=kernel.name, batch=batch, seconds=seconds)
+    times[key] = dict(times.get(key, {}), kernel=kernel.name, batch=batch, seconds=seconds)
     _write_json(log_dir / DEFAULTS, times)
     return seconds
+
+
+def settle(log_dir: Path, database: ms.database.Database, kernel: Kernel, batch: int, target: tvm.target.Target,
+           builder, runner, rounds: int = 5) -> bool | None:
+    """Time the kernel's best record and its default schedule side by side
+    (in turn, `rounds` times) and note in defaults.json which was faster,
+    for builds to follow. Without this a record's one measurement met the
+    default's fastest of many, and on a shared machine a lucky default kept
+    better records unused (1.1-1.3x at batch 1). Returns whether the record
+    won; None where the kernel lacks either or one fails to run."""
+    from tvm.s_tir import Schedule
+
+    mod = task_module(kernel, batch)
+    record, default = best_record(database, mod, target), default_schedule(kernel, batch)
+    if record is None or default is None:
+        return None
+    tuned = Schedule(mod)
+    try:
+        record.trace.apply_to_schedule(tuned, remove_postproc=False)
+    except Exception:  # a record that no longer applies: builds warn and take the default
+        return None
+    (_, ours), (_, theirs) = measure_and_record(None, mod, target, [tuned, default], builder, runner, rounds)
+    if ours is None or theirs is None:
+        return None
+    times = default_times(log_dir)
+    entry = times.setdefault(_default_key(kernel, batch, target, default),
+                             dict(kernel=kernel.name, batch=batch, seconds=theirs))
+    entry["settled"] = dict(record=_trace_digest(record.trace), record_wins=ours < theirs)
+    _write_json(log_dir / DEFAULTS, times)
+    return ours < theirs
 
 
 def retarget(source: ms.database.Database, database: ms.database.Database, kernel: Kernel, batch: int,
@@ -809,6 +864,10 @@ def tune(net: Network, batch: int, target: tvm.target.Target, log_dir: str | os.
                 database=searched_log,
                 measure_callbacks=ms.MeasureCallback.create("default") + [ProgressCallback(searched, report)],
                 task_scheduler="gradient")
+        if "cpu" in target.keys:
+            for task in progress:
+                won = settle(log_dir, database, task.kernel, batch, target, builder, runner)
+                task.used = {True: "record", False: "default", None: "-"}[won]
     finally:
         builder.close()
     return TuneResult(progress, time.perf_counter() - start, builder.seconds, sum(r.seconds for r in runners), skipped,
