@@ -191,7 +191,7 @@ def tune_cmd(variant, num_classes, width, lrn, batch, target, trials, trials_per
 
     def report(task, progress):
         measured = sum(t.done - t.done_before for t in progress)
-        planned = min(trials, sum(t.trials - t.done_before for t in progress))
+        planned = min(trials, sum(max(0, t.trials - t.done_before) for t in progress))
         elapsed = time.perf_counter() - start
         eta = f"{elapsed / measured * max(planned - measured, 0) / 60:.1f} min" if measured else "-"
         notes.print(f"{task.kernel.name:<12} {task.done:>5}/{task.trials} trials  best {task.gflops:8.2f} GFLOP/s"

@@ -530,7 +530,7 @@ class TaskProgress:
     done: int = 0  # trials in the log, before and during this run
     best_seconds: float = math.inf
     done_before: int = 0  # trials in the log when this run started
-    used: str = "-"  # what builds take after this run: "record" or "default" (CPU; see settle)
+    used: str = "-"  # what builds take after this run: "record" or "default" (see settle)
 
     @property
     def budget(self) -> int:
@@ -866,8 +866,11 @@ def tune(net: Network, batch: int, target: tvm.target.Target, log_dir: str | os.
                 task_scheduler="gradient")
         if "cpu" in target.keys:
             for task in progress:
-                won = settle(log_dir, database, task.kernel, batch, target, builder, runner)
-                task.used = {True: "record", False: "default", None: "-"}[won]
+                settle(log_dir, database, task.kernel, batch, target, builder, runner)
+        defaults = default_times(log_dir)
+        for task in progress:
+            used = tuned_kernel(database, task.kernel, batch, target, defaults) is not None
+            task.used = "record" if used else "default"
     finally:
         builder.close()
     return TuneResult(progress, time.perf_counter() - start, builder.seconds, sum(r.seconds for r in runners), skipped,
