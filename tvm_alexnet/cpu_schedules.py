@@ -230,7 +230,7 @@ def elementwise(sch: s_tir.Schedule, kernel: Kernel, batch: int | None) -> None:
 def bias_grad(sch: s_tir.Schedule, kernel: Kernel, batch: int | None) -> None:
     # One sum per channel is one chain of dependent adds, bound by the adds'
     # latency: sum a row's columns apart (or, for dense layers, a vector of
-    # channels) and add those up at the end (3-12x faster).
+    # channels) and add those up at the end (3-15x faster).
     grad = _blocks(sch)["bias_grad"]
     loops = sch.get_loops(grad)
     if len(loops) == 2:  # (channels, images)
@@ -262,7 +262,7 @@ def lrn_grad(sch: s_tir.Schedule, kernel: Kernel, batch: int | None) -> None:
 def max_pool_grad(sch: s_tir.Schedule, kernel: Kernel, batch: int | None) -> None:
     # One image plane at a time: its windows' maxima and argmaxima stay in
     # cache. Unrolled along rows, so that which windows hold a pixel (its
-    # column's parity and the edges) is known when compiling: 2-3x faster.
+    # column's parity and the edges) is known when compiling: ~2x faster.
     # The argmax unrolls by up to 16 columns (conv1's whole rows of 27: 1.4x slower).
     blocks = _blocks(sch)
     b, c, _, j = sch.get_loops(blocks["max_pool_grad"])
