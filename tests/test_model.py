@@ -1,5 +1,8 @@
 """The torch module: parameter names, checkpoints, torchvision weights, bad input."""
 
+import os
+import stat
+
 import pytest
 import reference as ref
 import torch
@@ -7,6 +10,7 @@ from conftest import TorchvisionAlexNet, params_of, randomize
 
 from tvm_alexnet import AlexNet
 from tvm_alexnet.errors import UserError
+from tvm_alexnet.files import replaced_atomically, write_atomic
 from tvm_alexnet.runtime import batch_chunks
 from tvm_alexnet.weights import WeightsError
 
@@ -40,6 +44,24 @@ def test_safetensors_round_trip(tmp_path):
         ("paper", 10, 0.25, "caffe")
     for k, v in model.state_dict().items():
         assert torch.equal(v, loaded.state_dict()[k]), k
+
+
+def test_saved_files_get_the_mode_the_umask_gives_and_nothing_half_written(tmp_path):
+    """Atomic writes go through a temporary file, which mkstemp makes 0600."""
+    model = AlexNet("paper", width=0.25, num_classes=10)
+    old = os.umask(0o022)
+    try:
+        model.save(tmp_path / "ckpt.safetensors")
+        write_atomic(tmp_path / "report.json", "{}")
+        with pytest.raises(RuntimeError), replaced_atomically(tmp_path / "report.json") as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("interrupted")
+    finally:
+        os.umask(old)
+    for name in ("ckpt.safetensors", "report.json"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name
+    assert (tmp_path / "report.json").read_text() == "{}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.safetensors", "report.json"]  # no temporaries left
 
 
 def test_torch_state_dict_loads_with_weights_only(tmp_path):

@@ -238,17 +238,6 @@ def _replace_dir(staging: Path, final: Path) -> None:
         staging.rename(final)
 
 
-def write_atomic(path: Path, content: str | bytes) -> None:
-    """Write a whole file or nothing: a reader (or a crash) never sees half of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    with os.fdopen(fd, "wb" if isinstance(content, bytes) else "w") as f:
-        f.write(content)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def _publish(src: Path, out_dir: Path) -> Path:
     """Copy a build into a user's directory, each file replaced atomically
     and nothing else in the directory touched."""

@@ -17,6 +17,7 @@ from rich.table import Table
 from . import build, cuda, graph
 from .data import image_files, load_image
 from .errors import UserError
+from .files import write_atomic
 from .model import AlexNet
 from .preprocessing import PREPROCESSING
 from .spec import LRN_CONVENTIONS, VARIANTS, network
@@ -326,8 +327,7 @@ def schedules_cmd(tuning_log, variant, num_classes, width, lrn, batch, target, o
                                            f"{kernel.flops * batch / seconds / 1e9:.1f} GFLOP/s")
     for kernel, (func, about) in schedules.items():
         header = f"# {kernel.name} ({kernel.op}) of {variant}, {about}\n# regenerate: {regenerate}\n"
-        build.write_atomic(output / f"{kernel.name}.py",
-                           header + func.with_attr("global_symbol", kernel.name).script())
+        write_atomic(output / f"{kernel.name}.py", header + func.with_attr("global_symbol", kernel.name).script())
     names = [k.name for k in schedules]
     notes.print(f"wrote {len(names)} schedules to {output}: {', '.join(names) or 'none (no records)'}")
     # A kernel whose record no longer beats its default would otherwise keep a file that builds do not use.
@@ -481,8 +481,8 @@ def report_cmd(variant, num_classes, width, lrn, batches, target, tuning_log, re
         written = []
         if out is not None:
             stem = rp.basename(report)
-            build.write_atomic(out / f"{stem}.json", json.dumps(report, indent=1) + "\n")
-            build.write_atomic(out / f"{stem}.md", rp.markdown(report))
+            write_atomic(out / f"{stem}.json", json.dumps(report, indent=1) + "\n")
+            write_atomic(out / f"{stem}.md", rp.markdown(report))
             written += [out / f"{stem}.json", out / f"{stem}.md"]
         for folder in {plot, out} - {None}:
             written += rp.plot(report, folder)

@@ -191,7 +191,7 @@ class ColourPCA:
     def save(self, path: str | os.PathLike) -> None:
         import json
 
-        from .build import write_atomic
+        from .files import write_atomic
 
         write_atomic(Path(path), json.dumps({"eigvals": self.eigvals, "eigvecs": self.eigvecs}, indent=2))
 

@@ -390,7 +390,7 @@ def plot(report: dict, out_dir: str | os.PathLike) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .build import write_atomic
+    from .files import write_atomic
 
     out_dir = Path(out_dir)
     stem = basename(report)

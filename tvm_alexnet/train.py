@@ -21,9 +21,9 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .build import write_atomic
 from .data import Augmented, centre_crop, ten_crops
 from .errors import UserError
+from .files import write_atomic
 from .model import AlexNet
 from .parallel import Parallel, RankError, all_sum, shard
 

@@ -38,6 +38,7 @@ from tvm.s_tir.meta_schedule.runner import PyRunner, RunnerFuture, RunnerInput
 
 from . import cpu_schedules, cuda, graph
 from .errors import UserError
+from .files import write_atomic
 from .spec import Kernel, Network
 
 WORKLOADS = "database_workload.json"
@@ -131,10 +132,7 @@ def _read_lines(path: Path) -> list[tuple[str, object]]:
 
 
 def _write_lines(path: Path, lines: list[str]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write("".join(line + "\n" for line in lines))
-    os.replace(tmp, path)
+    write_atomic(path, "".join(line + "\n" for line in lines))
 
 
 def open_log(log_dir: str | os.PathLike) -> ms.database.JSONDatabase:
@@ -198,10 +196,7 @@ def _write_provenance(log_dir: Path, entries: list[dict]) -> None:
 
 
 def _write_json(path: Path, value) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(value, f, indent=2)
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(value, indent=2))
 
 
 def _cpu_name() -> str:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 
 from .errors import UserError
+from .files import replaced_atomically
 from .preprocessing import Preprocessing
 from .spec import Network
 
@@ -64,16 +64,8 @@ def save(path: str | os.PathLike, state: dict[str, torch.Tensor], metadata: dict
     """Write a safetensors file atomically: a crash leaves the old file whole."""
     from safetensors.torch import save_file
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    os.close(fd)
-    try:
+    with replaced_atomically(path) as tmp:
         save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def load(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
