@@ -130,7 +130,7 @@ def max_pool_grad(dy: te.Tensor, x: te.Tensor, *, size: int, stride: int) -> te.
     or reductions: each window's maximum and the first position holding it,
     then each input pixel sums its windows' gradients times 0 or 1 (an
     argmax reducer and if_then_else, whose branches random data mispredicts,
-    ran 5-8x slower with the schedule of then; dlight's GPU rules cannot
+    ran 5-8x slower, with the schedule it had then; dlight's GPU rules cannot
     reduce to an argmax)."""
     n, channels, oh, ow = dy.shape
     h, w = x.shape[2], x.shape[3]
