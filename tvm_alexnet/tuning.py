@@ -343,11 +343,19 @@ def trials_done(database: ms.database.Database, mod: tvm.IRModule, target: tvm.t
 
 def import_intrinsics(target_kind: str) -> None:
     """Register the tensor intrinsics MetaSchedule may use for this kind of
-    target, and only those. `import tvm.s_tir.tensor_intrin`, which
-    MetaSchedule does in every TuneContext and builder, parses every
-    intrinsic of every backend: ~80 s on this 2-core machine, 53 s of it
-    CUDA's. Registering the package without running its __init__ makes that
-    import a no-op."""
+    target, and only those (see _intrinsics_package_only)."""
+    _intrinsics_package_only()
+    importlib.import_module(f"tvm.s_tir.tensor_intrin.{'cuda' if target_kind == 'cuda' else 'x86'}")
+
+
+def _intrinsics_package_only() -> None:
+    """`import tvm.s_tir.tensor_intrin`, which MetaSchedule does in every
+    TuneContext and builder, parses every intrinsic of every backend: ~80 s
+    on this 2-core machine, 53 s of it CUDA's. Registering the package
+    without running its __init__ makes that import a no-op. Building a
+    scheduled module needs no intrinsic by name (tensorized blocks hold their
+    code), so the build workers stop here: checked on sm_90 tensor-core
+    candidates, which built (or failed) the same either way."""
     name = "tvm.s_tir.tensor_intrin"
     if name not in sys.modules:
         import tvm.s_tir
@@ -355,7 +363,6 @@ def import_intrinsics(target_kind: str) -> None:
         package = importlib.util.module_from_spec(importlib.util.find_spec(name))
         sys.modules[name] = package
         tvm.s_tir.tensor_intrin = package
-    importlib.import_module(f"{name}.{'cuda' if target_kind == 'cuda' else 'x86'}")
 
 
 def _build_one(mod: tvm.IRModule, target: tvm.target.Target) -> str:
@@ -372,21 +379,20 @@ class PoolBuilder(PyBuilder):
     The stock LocalBuilder starts a fresh pool for every batch, and each of its
     workers spends over a minute importing tensor intrinsics on a small
     machine, so with its 30 s timeout most candidates "fail to build". These
-    workers pay
-    that once, and only for their target (see import_intrinsics)."""
+    workers start once and import none (see _intrinsics_package_only)."""
 
     def __init__(self, workers: int, target_kind: str, timeout: float | None = None):
         super().__init__()
         # nvcc takes tens of seconds per candidate on a small machine; LLVM past a minute is stuck.
         timeout = timeout or (300.0 if target_kind == "cuda" else 60.0)
-        self.workers, self.target_kind, self.timeout = workers, target_kind, timeout
+        self.workers, self.timeout = workers, timeout
         self.seconds = 0.0
         self._pool = None
 
     def _start(self) -> ProcessPoolExecutor:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=import_intrinsics, initargs=(self.target_kind,))
+                                             initializer=_intrinsics_package_only)
         return self._pool
 
     def build(self, build_inputs: list[BuilderInput]) -> list[BuilderResult]:
