@@ -335,15 +335,43 @@ def test_logs_merge_keeps_each_record_once(tuned_log, tmp_path):
     assert notes[0].startswith("tune paper") and notes[-1].startswith("merged 0 records")
 
 
+def test_logs_prune_drops_records_no_kernel_has(tuned_log, tmp_path):
+    from tvm.s_tir import meta_schedule as ms
+
+    log_dir = copy_log(tuned_log[0], tmp_path / "log")
+    database = tuning.open_log(log_dir)
+    best = tuning.read_log(log_dir).get_all_tuning_records()[0]
+    wider = next(k for k in network("paper", width=0.5, num_classes=10).kernels() if k.name == "conv3_conv")
+    database.commit_tuning_record(ms.database.TuningRecord(  # as a kernel since changed left it
+        best.trace, database.commit_workload(tuning.task_module(wider, 2)), [1e-3], best.target, best.args_info))
+    before = records(log_dir)
+    workloads = (log_dir / tuning.WORKLOADS).read_text()
+    result = CliRunner().invoke(main, ["logs", str(log_dir), *TINY, "--prune"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "pruned 1 records of 1 workloads" in result.stderr
+    assert records(log_dir) == before[:-1]  # the others kept, in order
+    assert (log_dir / tuning.WORKLOADS).read_text() == workloads  # records name workloads by line
+    assert "pruned 1 records" in json.loads((log_dir / tuning.PROVENANCE).read_text())[-1]["note"]
+    again = CliRunner().invoke(main, ["logs", str(log_dir), *TINY, "--prune"], catch_exceptions=False)
+    assert "pruned 0 records of 0 workloads" in again.stderr and records(log_dir) == before[:-1]
+
+
 def test_backward_kernels_are_tasks_too(tmp_path):
-    result = CliRunner().invoke(main, ["tune", *TINY, "--kernel", "conv3_conv_grad_weight", "--trials", "0",
-                                       "--log-dir", str(tmp_path)], catch_exceptions=False)
+    result = CliRunner().invoke(main, ["tune", *TINY, "--kernel", "fc8_dense_grad_weight", "--trials", "2",
+                                       "--trials-per-round", "2", "--log-dir", str(tmp_path)],
+                                catch_exceptions=False)
     assert result.exit_code == 0, result.output
     kernel = next(k for k in network("paper", width=0.25, num_classes=10).backward_kernels()
-                  if k.name == "conv3_conv_grad_weight")
-    # --trials 0 measures the default schedule only
+                  if k.name == "fc8_dense_grad_weight")
     times = tuning.default_times(tmp_path)
     assert tuning.default_seconds(times, kernel, 2, build.parse_target("llvm")) > 0
+    shown = CliRunner().invoke(main, ["logs", str(tmp_path), *TINY], catch_exceptions=False)
+    rows = [line for line in shown.stdout.splitlines() if "grad" in line]
+    assert len(rows) == 1 and "fc8_dense_grad_weight" in rows[0] and float(rows[0].split("│")[2]) > 0, shown.stdout
+    assert "0/13" in shown.stdout  # coverage counts the forward kernels
+    # MetaSchedule takes minutes per candidate of max-pool's gradient: it is left to its default.
+    refused = CliRunner().invoke(main, ["tune", *TINY, "--kernel", "conv1_pool_grad", "--log-dir", str(tmp_path)])
+    assert refused.exit_code != 0 and "no tunable kernel 'conv1_pool_grad'" in refused.output
 
 
 def test_a_record_whose_json_does_not_read_back_stays_out_of_the_log(tuned_log, tmp_path):

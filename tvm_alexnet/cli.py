@@ -170,8 +170,9 @@ def tune_cmd(variant, num_classes, width, lrn, batch, target, trials, trials_per
 
     The gradient task scheduler hands trials to the kernels that take the
     most time. Records are appended as they are measured: interrupt it (Ctrl-C,
-    or kill) and run the same command again to continue. Dropout and softmax
-    are not tuned (microseconds). On a CPU the search starts from the default
+    or kill) and run the same command again to continue. Dropout, softmax and
+    the elementwise gradients are not tuned (microseconds), nor max-pool's
+    gradient (see tuning.tunable). On a CPU the search starts from the default
     schedules, which are recorded first.
 
     With --from, the best records of a log tuned for another target are
@@ -240,10 +241,14 @@ def tune_cmd(variant, num_classes, width, lrn, batch, target, trials, trials_per
               help="Batch sizes to report coverage for (repeatable).")
 @click.option("--merge-into", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Add every record of the LOG_DIRS (each distinct one once) to this log, and show it.")
-def logs_cmd(log_dirs, variant, num_classes, width, lrn, batches, merge_into):
+@click.option("--prune", is_flag=True,
+              help="Drop the records of workloads that no kernel of this network has (left by kernels changed "
+                   "since they were tuned, or by other variants: their records go too).")
+def logs_cmd(log_dirs, variant, num_classes, width, lrn, batches, merge_into, prune):
     """Show a tuning log: where it came from, its targets, and for each kernel
     of a variant the best GFLOP/s recorded per target and batch size. With
-    --merge-into, merge several logs (from other machines or targets) first."""
+    --merge-into, merge several logs (from other machines or targets) first;
+    with --prune, drop what no kernel of the variant can use."""
     from . import tuning
 
     net = network(variant, num_classes, width, lrn)
@@ -254,6 +259,9 @@ def logs_cmd(log_dirs, variant, num_classes, width, lrn, batches, merge_into):
     elif len(log_dirs) > 1:
         raise click.UsageError("several logs are shown merged: add --merge-into DIR")
     (log_dir,) = log_dirs
+    if prune:
+        dropped, workloads = tuning.prune(log_dir, net)
+        notes.print(f"pruned {dropped} records of {workloads} workloads that no kernel of {net.variant} has")
     database = tuning.read_log(log_dir)
     for entry in tuning.provenance(log_dir):
         notes.print(f"{entry['date']}  {entry['cpu']} ({entry['machine']}), TVM {entry['tvm']}: {entry['note']}")
@@ -266,20 +274,17 @@ def logs_cmd(log_dirs, variant, num_classes, width, lrn, batches, merge_into):
     columns = [(t, b) for t in targets for b in batches]
     for t, b in columns:
         table.add_column(f"{tuning.target_dirname(t)} b{b}", justify="right")
+    forward = [k for k in net.kernels() if tuning.tunable(k)]
     covered = dict.fromkeys(columns, 0)
-    kernels = [k for k in net.kernels() if tuning.tunable(k)]
-    for k in kernels:
-        row = [k.name]
-        for t, b in columns:
-            record = tuning.best_record(database, tuning.task_module(k, b), t)
-            if record is None:
-                row.append("-")
-                continue
-            covered[(t, b)] += 1
-            seconds = tuning.mean_seconds(record)
-            row.append(f"{k.flops * b / seconds / 1e9:.1f}")
-        table.add_row(*row)
-    table.add_row("coverage", *[f"{covered[c]}/{len(kernels)}" for c in columns])
+    for k in forward + [k for k in net.backward_kernels() if tuning.tunable(k)]:
+        best = {(t, b): tuning.best_record(database, tuning.task_module(k, b), t) for t, b in columns}
+        if k not in forward and not any(best.values()):
+            continue  # backward kernels are shown where tuned (tune --backward)
+        for c, record in best.items():
+            covered[c] += k in forward and record is not None
+        table.add_row(k.name, *["-" if record is None else f"{k.flops * b / tuning.mean_seconds(record) / 1e9:.1f}"
+                                for (t, b), record in best.items()])
+    table.add_row("coverage (forward)", *[f"{covered[c]}/{len(forward)}" for c in columns])
     results.print(table)
 
 

@@ -69,7 +69,11 @@ def task_module(kernel: Kernel, batch: int) -> tvm.IRModule:
 
 def tunable(kernel: Kernel) -> bool:
     # Elementwise kernels and small sums take microseconds: not worth a trial.
-    return kernel.op not in ("dropout", "softmax", "relu_grad", "bias_grad", "avg_pool_grad")
+    # Max-pool's gradient: MetaSchedule inlines the window max and the first
+    # max into the sums, an expression it takes minutes to simplify for each
+    # candidate (2 trials at width 0.25: 9.5 min), and the default schedule
+    # has no parameters to search.
+    return kernel.op not in ("dropout", "softmax", "relu_grad", "bias_grad", "avg_pool_grad", "max_pool_grad")
 
 
 # -- the log on disk -----------------------------------------------------------------------------
@@ -326,6 +330,45 @@ def merge(sources: list[str | os.PathLike], log_dir: str | os.PathLike) -> int:
     _write_provenance(log_dir, history)
     record_provenance(log_dir, None, f"merged {added} records from {', '.join(map(str, sources))}")
     return added
+
+
+def prune(log_dir: str | os.PathLike, net: Network) -> tuple[int, int]:
+    """Drop the records of every workload that is no kernel of `net` at the
+    batch size it holds: left by a kernel whose computation changed since it
+    was tuned, or by another variant (whose records go too). The workload
+    lines stay, as records name them by line number and rewriting both files
+    could not be one atomic step. Returns (records dropped, workloads
+    pruned); a workload that does not read is left to read_log's warning."""
+    log_dir = Path(log_dir)
+    repair(log_dir)
+    kernels = {k.name: k for k in net.kernels() + net.compiled_kernels()}.values()
+    hashes = {}  # batch -> the kernels' workload hashes at that batch
+
+    def known(mod: tvm.IRModule) -> bool:
+        shape = mod["main"].params[0].shape
+        if not (shape and isinstance(shape[0], tvm.tirx.IntImm)):
+            return False
+        batch = int(shape[0])
+        if batch not in hashes:
+            hashes[batch] = {tvm_ffi.structural_hash(task_module(k, batch)) for k in kernels}
+        return tvm_ffi.structural_hash(mod) in hashes[batch]
+
+    stale = set()
+    for i, (_, value) in enumerate(_read_lines(log_dir / WORKLOADS)):
+        try:
+            mod = ms.database.Workload.from_json(value).mod
+        except Exception:  # TVM raises its own error types for malformed JSON objects
+            continue
+        if not known(mod):
+            stale.add(i)
+    lines = _read_lines(log_dir / RECORDS)
+    kept = [line for line, value in lines if value[0] not in stale]
+    if len(kept) < len(lines):
+        _write_lines(log_dir / RECORDS, kept)
+        record_provenance(log_dir, None, f"pruned {len(lines) - len(kept)} records of workloads no kernel of "
+                                         f"{net.variant} (width {net.width:g}, {net.num_classes} classes) has")
+    pruned = {value[0] for _, value in lines} & stale
+    return len(lines) - len(kept), len(pruned)
 
 
 def trials_done(database: ms.database.Database, mod: tvm.IRModule, target: tvm.target.Target) -> int:
