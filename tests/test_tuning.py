@@ -223,6 +223,24 @@ def test_corrupt_log_names_file_and_line_and_falls_back(tuned_log, tmp_path):
     assert (bad / tuning.RECORDS).read_text().endswith(good)  # reading never rewrites a log
 
 
+def test_builds_read_only_the_best_record_that_reads(tuned_log, tmp_path):
+    log_dir = copy_log(tuned_log[0], tmp_path / "log")
+    fastest = min(records(log_dir), key=lambda r: sum(r[1][1]) / len(r[1][1]))
+    broken = [fastest[0], [[[["NoSuchInstruction", [], [], []]], []], [1e-9], *fastest[1][2:]]]
+    with open(log_dir / tuning.RECORDS, "a") as f:  # faster than any, but its trace does not replay
+        f.write(json.dumps(broken) + "\n")
+    kernel = next(k for k in network("paper", width=0.25, num_classes=10).kernels() if k.name == "conv3_conv")
+    task, target = tuning.task_module(kernel, 2), build.parse_target("llvm")
+    with pytest.warns(UserWarning, match=f"line {len(records(log_dir))} is not a MetaSchedule tuning record"):
+        best = tuning.read_log(log_dir, best_only=True)
+    assert len(best.get_all_tuning_records()) == 1
+    with pytest.warns(UserWarning):
+        full = tuning.read_log(log_dir)
+    assert len(full.get_all_tuning_records()) == len(records(log_dir)) - 1
+    assert str(tuning.best_record(best, task, target).trace) == str(tuning.best_record(full, task, target).trace)
+    assert tuning.best_record(best, task, target).run_secs[0].value == fastest[1][1][0]
+
+
 def test_foreign_file_falls_back_to_defaults(tmp_path):
     (tmp_path / tuning.WORKLOADS).write_text('["abc", "def"]\n')
     (tmp_path / tuning.RECORDS).write_text('[0, [1, 2, 3, 4]]\n')

@@ -98,7 +98,7 @@ def schedule(mod: tvm.IRModule, net: Network, batch: int | None, target: tvm.tar
     names of the tuned kernels."""
     tuned = []
     if tuning_log is not None and batch is not None:
-        database = tuning.read_log(tuning_log)
+        database = tuning.read_log(tuning_log, best_only=True)
         defaults = tuning.default_times(tuning_log)
         for kernel in net.compiled_kernels():
             func = tuning.tuned_kernel(database, kernel, batch, target, defaults)

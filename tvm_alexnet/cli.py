@@ -262,14 +262,14 @@ def logs_cmd(log_dirs, variant, num_classes, width, lrn, batches, merge_into, pr
     if prune:
         dropped, workloads = tuning.prune(log_dir, net)
         notes.print(f"pruned {dropped} records of {workloads} workloads that no kernel of {net.variant} has")
-    database = tuning.read_log(log_dir)
+    database = tuning.read_log(log_dir, best_only=True)
     for entry in tuning.provenance(log_dir):
         notes.print(f"{entry['date']}  {entry['cpu']} ({entry['machine']}), TVM {entry['tvm']}: {entry['note']}")
     targets = tuning.log_targets(database)
     if not targets:
         notes.print(f"{log_dir}: no tuning records yet")
         return
-    table = Table(title=f"{log_dir}: best GFLOP/s per kernel ({len(database.get_all_tuning_records())} records)")
+    table = Table(title=f"{log_dir}: best GFLOP/s per kernel ({tuning.record_count(log_dir)} records)")
     table.add_column("kernel")
     columns = [(t, b) for t in targets for b in batches]
     for t, b in columns:
