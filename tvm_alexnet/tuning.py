@@ -201,8 +201,8 @@ def read_log(log_dir: str | os.PathLike, best_only: bool = False) -> ms.database
 
 def _fastest_first(lines: list[tuple[int, object]]) -> list[list[tuple[int, object]]]:
     """The successful records of each workload and target (as same_target
-    tells them apart), fastest first, from their JSON alone; each line that
-    is not a record in MetaSchedule's shape alone, for read_log to warn about."""
+    tells them apart), fastest first, from their JSON alone; then each line
+    not in a record's shape in a group of its own, for read_log to warn about."""
     groups, malformed, targets = {}, [], {}
     for i, value in lines:
         try:
@@ -378,7 +378,7 @@ def prune(log_dir: str | os.PathLike, net: Network) -> tuple[int, int]:
     pruned); a workload that does not read is left to read_log's warning."""
     log_dir = Path(log_dir)
     repair(log_dir)
-    kernels = {k.name: k for k in net.kernels() + net.compiled_kernels()}.values()
+    kernels = net.kernels() + net.compiled_kernels()  # inference and training forms
     hashes = {}  # batch -> the kernels' workload hashes at that batch
 
     def known(mod: tvm.IRModule) -> bool:
