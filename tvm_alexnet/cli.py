@@ -282,10 +282,14 @@ def logs_cmd(log_dirs, variant, num_classes, width, lrn, batches, merge_into, pr
             continue  # backward kernels are shown where tuned (tune --backward)
         for c, record in best.items():
             covered[c] += k in forward and record is not None
-        table.add_row(k.name, *["-" if record is None else f"{k.flops * b / tuning.mean_seconds(record) / 1e9:.1f}"
+        table.add_row(k.name, *["-" if record is None else _gflops(k.flops * b / tuning.mean_seconds(record) / 1e9)
                                 for (t, b), record in best.items()])
     table.add_row("coverage (forward)", *[f"{covered[c]}/{len(forward)}" for c in columns])
     results.print(table)
+
+
+def _gflops(rate: float) -> str:
+    return f"{rate:.1f}" if rate >= 1 else f"{rate:.2g}"  # tiny kernels run below 0.05
 
 
 @main.command("schedules")
