@@ -15,8 +15,9 @@ from click.testing import CliRunner
 from tvm_alexnet import AlexNet
 from tvm_alexnet.cli import main
 from tvm_alexnet.data import Augmented, ColourPCA, Digits, FullImage, colour_pca, ten_crops
+from tvm_alexnet.parallel import Parallel
 from tvm_alexnet.preprocessing import PREPROCESSING
-from tvm_alexnet.train import CHECKPOINT, load_checkpoint
+from tvm_alexnet.train import CHECKPOINT, _load_states, load_checkpoint
 
 # A quick run: 192 digits, 6 batches of 32 per epoch, width 0.125.
 RUN = """
@@ -156,3 +157,16 @@ def test_image_folder_converts_and_skips_bad_images(tmp_path):
     with pytest.warns(UserWarning, match="c.jpg: not a readable image"):
         x, label = dataset[2]  # the unreadable one: skipped, the next image instead
     assert label == 1 and x.shape == (3, 256, 256)
+
+
+def test_resuming_an_unfused_optimizer_state_keeps_sgd_fused():
+    model = AlexNet("paper", 10, 0.125)
+    unfused = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)  # as checkpoints saved before fused SGD
+    for p in model.parameters():
+        p.grad = torch.randn_like(p)
+    unfused.step()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, fused=True)
+    _load_states(model, optimizer, {"model": model.state_dict(), "optimizer": unfused.state_dict()}, Parallel())
+    assert all(group["fused"] for group in optimizer.param_groups)
+    p = next(model.parameters())
+    assert torch.equal(optimizer.state[p]["momentum_buffer"], unfused.state[p]["momentum_buffer"])
