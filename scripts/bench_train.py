@@ -3,10 +3,11 @@
     python scripts/bench_train.py --batch 32 --rounds 3
 
 Both models start from the same weights and take the same batches in this
-one process, interleaved round by round (train mode, dropout on, SGD with the
-paper's momentum and weight decay, torch's fused SGD as `train`'s). Prints the median seconds per step of
-each and, for TVM, each layer's forward and backward kernel time (kernels
-timed alone on random inputs of the step's shapes).
+one process, interleaved round by round (train mode, dropout on, torch's
+fused SGD as `train` uses, with the paper's momentum and weight decay).
+Prints the median seconds per step of each and, for TVM, each layer's forward
+and backward kernel time (kernels timed alone on random inputs of the step's
+shapes).
 """
 
 from __future__ import annotations
