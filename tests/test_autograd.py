@@ -1,35 +1,79 @@
 """loss.backward() through the compiled layers: gradients and an SGD step against float64 torch."""
 
+from contextlib import contextmanager
+
 import pytest
 import torch
 import torch.nn.functional as F
 from conftest import randomize
 
 from tvm_alexnet import AlexNet
+from tvm_alexnet.autograd import LayerKernels
 from tvm_alexnet.spec import LRN_CONVENTIONS, POOL_SIZE, POOL_STRIDE
 
 SMALL = dict(width=0.25, num_classes=10)
 
 
-def reference_loss(model: AlexNet, params: dict, x: torch.Tensor, labels: torch.Tensor, masks=None):
-    """The network in float64 torch ops with the given parameters (and dropout masks)."""
+@contextmanager
+def decisions_recorded():
+    """Records the ReLU and max-pool decisions of every compiled layer run
+    inside: {compiled network: {kernel name: ReLU mask or pool argmax}}.
+
+    The float64 reference takes these decisions from the run it checks. Where
+    a ReLU's input or a pool window's two largest values lie within float32
+    rounding of each other, float32 and float64 may decide differently, and
+    a whole element's gradient then goes elsewhere: 1e-3 to 2e-2 relative at
+    conv1.weight in ~7% of random draws at width 0.25 (measured; one failed CI).
+    """
+    recorded = {}
+    forward = LayerKernels.forward
+
+    def recording(self, *args):
+        x, saved = forward(self, *args)
+        decisions = recorded.setdefault(self.compiled, {})
+        for k, tensors in zip(self.kernels, saved):
+            if k.attrs.get("relu"):
+                decisions[k.name] = (tensors[1] > 0).cpu()  # saved: the input and the ReLU's output
+            elif k.op == "max_pool":  # the first maximum, as the gradient kernel takes it
+                decisions[k.name] = F.max_pool2d(tensors[0], POOL_SIZE, POOL_STRIDE, return_indices=True)[1].cpu()
+        return x, saved
+
+    LayerKernels.forward = recording
+    try:
+        yield recorded
+    finally:
+        LayerKernels.forward = forward
+
+
+def reference_loss(model: AlexNet, params: dict, x: torch.Tensor, labels: torch.Tensor, decisions: dict,
+                   masks=None):
+    """The network in float64 torch ops with the given parameters (and
+    dropout masks), its ReLUs and max-pools deciding as `decisions` say."""
+
+    def relu(y, kernel):
+        return y * decisions[kernel]
+
+    def max_pool(y, kernel):
+        argmax = decisions[kernel]
+        return y.flatten(2).gather(2, argmax.flatten(2)).view(argmax.shape)
+
     net = model.spec
     for c in net.convs:
-        x = F.relu(F.conv2d(x, params[f"{c.name}.weight"], params[f"{c.name}.bias"], c.stride, c.padding, 1,
-                            c.groups))
+        x = relu(F.conv2d(x, params[f"{c.name}.weight"], params[f"{c.name}.bias"], c.stride, c.padding, 1, c.groups),
+                 f"{c.name}_conv")
         if c.lrn:
             p = LRN_CONVENTIONS[net.lrn]
             x = torch.cat([F.local_response_norm(part, p.size, alpha=p.alpha * p.size, beta=p.beta, k=p.k)
                            for part in x.chunk(net.lrn_groups, 1)], 1)
         if c.pool:
-            x = F.max_pool2d(x, POOL_SIZE, POOL_STRIDE)
+            x = max_pool(x, f"{c.name}_pool")
     if net.avgpool is not None:
         x = F.adaptive_avg_pool2d(x, net.avgpool)
     x = x.flatten(1)
     for d in net.dense:
         x = F.linear(x, params[f"{d.name}.weight"], params[f"{d.name}.bias"])
         if d.relu:
-            x = F.relu(x)
+            x = relu(x, f"{d.name}_dense")
         if masks is not None and d.dropout:
             x = x * masks[d.name]
     return F.cross_entropy(x, labels)
@@ -64,10 +108,11 @@ def test_whole_network_gradients_match_float64(small_models, variant):
     x = torch.randn(3, *model.spec.input_shape)
     labels = torch.randint(0, 10, (3,))
     model.zero_grad()
-    loss = F.cross_entropy(model(x), labels)
+    with decisions_recorded() as recorded:
+        loss = F.cross_entropy(model(x), labels)
     loss.backward()
     params = float64_params(model)
-    expected = reference_loss(model, params, x.double(), labels)
+    expected = reference_loss(model, params, x.double(), labels, recorded[model.compiled])
     grads = torch.autograd.grad(expected, list(params.values()))
     assert abs(loss.item() - expected.item()) / expected.item() < 1e-5
     for (name, p), g in zip(model.named_parameters(), grads):
@@ -96,35 +141,38 @@ def test_dropout_masks_reach_forward_and_backward(small_models):
     labels = torch.randint(0, 10, (4,))
     torch.manual_seed(7)
     model.zero_grad()
-    F.cross_entropy(model(x), labels).backward()
+    with decisions_recorded() as recorded:
+        loss = F.cross_entropy(model(x), labels)
+    loss.backward()
     torch.manual_seed(7)  # the same masks, drawn in the model's order: fc6, then fc7
     masks = {}
     for d in model.spec.dense:
         if d.dropout:
             masks[d.name] = torch.empty(4, d.out_features).bernoulli_(1 - d.dropout).div_(1 - d.dropout).double()
     params = float64_params(model)
-    grads = torch.autograd.grad(reference_loss(model, params, x.double(), labels, masks), list(params.values()))
-    # A wrong or missing mask is an O(1) error; 1e-2 leaves room for a max-pool window whose two largest
-    # values swap between float32 and float64 (seen once in CI: 1.2e-3 on conv1.weight).
-    for (name, p), g in zip(model.named_parameters(), grads):
-        assert rel(p.grad, g) < 1e-2, f"{name}: relative error {rel(p.grad, g):.2e}"
+    expected = reference_loss(model, params, x.double(), labels, recorded[model.compiled], masks)
+    grads = torch.autograd.grad(expected, list(params.values()))
+    for (name, p), g in zip(model.named_parameters(), grads):  # a wrong or missing mask is an O(1) error
+        assert rel(p.grad, g) < 1e-4, f"{name}: relative error {rel(p.grad, g):.2e}"
     assert 0.3 < (masks["fc6"] == 0).double().mean() < 0.7
 
 
-def test_one_sgd_step_equals_torch_reference(small_models):
+def test_one_sgd_step_equals_float64(small_models):
     model = small_models("paper").eval()
-    reference = AlexNet("paper", **SMALL).eval()
-    reference.load_state_dict(model.state_dict())
-    before = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    params = float64_params(model)
+    before = {k: v.detach().clone() for k, v in params.items()}
     x = torch.randn(4, *model.spec.input_shape)
     labels = torch.randint(0, 10, (4,))
-    steps = []
-    for m in (model, reference):
-        optimizer = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+
+    def sgd_step(parameters, loss):
+        optimizer = torch.optim.SGD(parameters, lr=0.01, momentum=0.9, weight_decay=5e-4)
         optimizer.zero_grad()
-        F.cross_entropy(m(x), labels).backward()
+        loss.backward()
         optimizer.step()
-        steps.append({k: v.detach().clone() for k, v in m.state_dict().items()})
-    for name in steps[0]:  # the updates, not the weights, which hardly move in one step
-        update, expected = steps[0][name] - before[name], (steps[1][name] - before[name]).double()
-        assert expected.norm() > 0 and rel(update, expected) < 1e-4, name
+
+    with decisions_recorded() as recorded:
+        sgd_step(model.parameters(), F.cross_entropy(model(x), labels))
+    sgd_step(params.values(), reference_loss(model, params, x.double(), labels, recorded[model.compiled]))
+    for name, p in model.state_dict().items():  # the updates, not the weights, which hardly move in one step
+        update, expected = p.double() - before[name], params[name].detach() - before[name]
+        assert expected.norm() > 0 and rel(update, expected) < 1e-4, f"{name}: {rel(update, expected):.2e}"

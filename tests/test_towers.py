@@ -10,7 +10,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 from conftest import randomize
-from test_autograd import float64_params, reference_loss, rel
+from test_autograd import decisions_recorded, float64_params, reference_loss, rel
 
 from tvm_alexnet import AlexNet
 from tvm_alexnet.errors import UserError
@@ -56,9 +56,12 @@ def single():
     return randomize(AlexNet("paper", **SMALL), seed=7).eval()
 
 
-def check_against_float64(single, x, labels, logits, loss, grads):
+def check_against_float64(single, x, labels, logits, loss, grads, decisions: list[dict]):
+    """`decisions`: each tower's ReLU and pool decisions (see decisions_recorded),
+    joined as the single model's channels and features are: tower A's first."""
     params = float64_params(single)
-    expected = reference_loss(single, params, x.double(), labels)
+    joined = {name: torch.cat([d[name] for d in decisions], 1) for name in decisions[0]}
+    expected = reference_loss(single, params, x.double(), labels, joined)
     expected_grads = torch.autograd.grad(expected, list(params.values()))
     assert abs(loss - expected.item()) / expected.item() < 1e-5
     for (name, _), g in zip(single.named_parameters(), expected_grads):
@@ -70,11 +73,12 @@ def test_two_device_contexts_in_one_process(single):
     assert isinstance(towers, TowerAlexNet) and not towers.training
     assert all(torch.equal(single.state_dict()[k], v) for k, v in towers.single_state_dict().items())
     x, labels = torch.randn(3, *single.spec.input_shape), torch.randint(0, 10, (3,))
-    logits = towers(x)
+    with decisions_recorded() as recorded:
+        logits = towers(x)
     loss = F.cross_entropy(logits, labels)
     loss.backward()
     grads = join([{n: p.grad for n, p in t.named_parameters()} for t in towers.towers])
-    check_against_float64(single, x, labels, logits, loss.item(), grads)
+    check_against_float64(single, x, labels, logits, loss.item(), grads, [recorded[c] for c in towers.compiled])
     with torch.no_grad():
         assert torch.allclose(towers(x), logits, rtol=0, atol=0)  # inference takes the same path
     towers.train()
@@ -90,11 +94,12 @@ def test_two_towers_on_one_gpu_each_on_its_stream(single):
     towers = single.compile(gpu_target(), devices=("cuda:0", "cuda:0"))
     assert all(s is not None for s in towers._streams) and towers._streams[0] != towers._streams[1]
     x, labels = torch.randn(5, *single.spec.input_shape), torch.randint(0, 10, (5,))
-    logits = towers(x)
+    with decisions_recorded() as recorded:
+        logits = towers(x)
     loss = F.cross_entropy(logits, labels.cuda())
     loss.backward()
     grads = join([{n: p.grad.cpu() for n, p in t.named_parameters()} for t in towers.towers])
-    check_against_float64(single, x, labels, logits.cpu(), loss.item(), grads)
+    check_against_float64(single, x, labels, logits.cpu(), loss.item(), grads, [recorded[c] for c in towers.compiled])
 
 
 def _tower_rank(rank: int, store: str, state: dict, x, labels, result: str):
@@ -102,10 +107,12 @@ def _tower_rank(rank: int, store: str, state: dict, x, labels, result: str):
     model = DistributedTowerAlexNet(network("paper", **SMALL))
     model.load_single_state_dict(state)
     model.compile("llvm").eval()
-    logits = model(x)
+    with decisions_recorded() as recorded:
+        logits = model(x)
     loss = F.cross_entropy(logits, labels)
     loss.backward()
     grads = join([dict(s) for s in _gather_grads(model)])
+    torch.save(recorded[model.compiled], f"{result}.decisions{rank}")
     if rank == 0:
         torch.save(dict(logits=logits.detach(), loss=loss.item(), grads=grads), result)
     dist.destroy_process_group()
@@ -123,5 +130,6 @@ def test_one_tower_per_process_over_gloo(single, tmp_path):
              nprocs=2)
     out = torch.load(tmp_path / "out.pt")
     assert out["logits"].shape == (2, 10)
-    check_against_float64(single, x, labels, out["logits"], out["loss"], out["grads"])
+    decisions = [torch.load(tmp_path / f"out.pt.decisions{rank}") for rank in (0, 1)]
+    check_against_float64(single, x, labels, out["logits"], out["loss"], out["grads"], decisions)
     assert math.isfinite(out["loss"])
