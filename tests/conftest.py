@@ -1,5 +1,7 @@
 import os
+import secrets
 import tempfile
+import zlib
 
 import numpy as np
 import pytest
@@ -10,6 +12,21 @@ from torch import nn
 os.environ["TVM_ALEXNET_CACHE"] = tempfile.mkdtemp(prefix="tvm-alexnet-test-cache-")
 
 from tvm_alexnet import AlexNet  # noqa: E402
+
+# Fresh random inputs every run; the header names the seed, and TEST_SEED=<seed> draws them again.
+TEST_SEED = int(os.environ.get("TEST_SEED") or secrets.randbelow(2**32))
+
+
+def pytest_report_header(config):
+    return f"random inputs from TEST_SEED={TEST_SEED}"
+
+
+@pytest.fixture(autouse=True)
+def test_seed(request) -> int:
+    """Each test's own seed, so a failure repeats whether the test runs alone or in the suite."""
+    seed = TEST_SEED ^ zlib.crc32(request.node.nodeid.encode())
+    torch.manual_seed(seed)
+    return seed
 
 
 def pytest_collection_modifyitems(config, items):
@@ -78,5 +95,5 @@ def compiled():
 
 
 @pytest.fixture
-def rng():
-    return np.random.default_rng()
+def rng(test_seed):
+    return np.random.default_rng(test_seed)

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 from PIL import Image
 
@@ -25,7 +26,7 @@ def assert_one_line_error(result, *fragments):
 
 
 def random_image(path, size=(300, 240), mode="RGB"):
-    rng = np.random.default_rng()
+    rng = np.random.default_rng(torch.randint(2**62, ()).item())  # torch's generator: conftest seeds it per test
     channels = {"RGB": 3, "RGBA": 4, "L": 1}[mode]
     pixels = rng.integers(0, 256, (size[1], size[0], channels), dtype=np.uint8)
     Image.fromarray(pixels.squeeze(-1) if channels == 1 else pixels, mode).save(path)

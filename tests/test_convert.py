@@ -105,23 +105,23 @@ def bvlc(tmp_path_factory):
     return layers, folder / "bvlc_alexnet.npy", folder / "bvlc_alexnet.safetensors"
 
 
-def test_bvlc_npy_matches_caffe_reference(bvlc, tmp_path):
+def test_bvlc_npy_matches_caffe_reference(bvlc, tmp_path, rng):
     layers, _, checkpoint = bvlc
     model = AlexNet.load(checkpoint).eval()
     assert (model.spec.variant, model.spec.lrn, model.spec.width, model.spec.num_classes) == \
         ("paper", "caffe", 0.25, 1000)
     assert model.preprocessing == CAFFE
     model.compile("llvm")
-    paths, pixels = save_images(tmp_path, 2, 227, np.random.default_rng())
+    paths, pixels = save_images(tmp_path, 2, 227, rng)
     x = torch.stack([load_image(p, 227, model.preprocessing, resize=False) for p in paths])
     with torch.no_grad():
         out = model(x).numpy()
     assert rel_error(out, caffe_reference(layers, pixels)) < 1e-5
 
 
-def test_run_prints_imagenet_names_of_converted_weights(bvlc, tmp_path):
+def test_run_prints_imagenet_names_of_converted_weights(bvlc, tmp_path, rng):
     layers, _, checkpoint = bvlc
-    (path,), pixels = save_images(tmp_path, 1, 227, np.random.default_rng())
+    (path,), pixels = save_images(tmp_path, 1, 227, rng)
     logits = caffe_reference(layers, pixels)[0]
     result = invoke("run", "--weights", checkpoint, path, "--no-resize")
     assert result.exit_code == 0, result.output
@@ -136,10 +136,10 @@ def test_run_prints_imagenet_names_of_converted_weights(bvlc, tmp_path):
     assert np.abs(logits[printed] - top5).max() < 1e-4 * np.abs(top5).max(), (line, top5, logits[printed])
 
 
-def test_eval_with_label_file(bvlc, tmp_path):
+def test_eval_with_label_file(bvlc, tmp_path, rng):
     """Labels set to the reference's centre-crop prediction: centre top-1 error must be 0."""
     layers, _, checkpoint = bvlc
-    paths, pixels = save_images(tmp_path / "val", 3, 256, np.random.default_rng())
+    paths, pixels = save_images(tmp_path / "val", 3, 256, rng)
     top = (256 - 227) // 2
     labels = caffe_reference(layers, pixels[:, top:top + 227, top:top + 227]).argmax(1)
     wnids = {i: n for n, i in imagenet.wordnet_index().items()}
@@ -224,7 +224,7 @@ def test_convert_keeps_an_existing_output(bvlc, tmp_path):
     assert out.read_bytes() == b"precious"
 
 
-def test_torchvision_pth_matches_torchvision_reference(tmp_path):
+def test_torchvision_pth_matches_torchvision_reference(tmp_path, rng):
     torch.manual_seed(5)
     tv = TorchvisionAlexNet().eval()
     torch.save(tv.state_dict(), tmp_path / "alexnet.pth")
@@ -233,7 +233,7 @@ def test_torchvision_pth_matches_torchvision_reference(tmp_path):
     model = AlexNet.load(tmp_path / "tv.safetensors").eval()
     assert model.spec.variant == "torchvision" and model.preprocessing == PREPROCESSING["torchvision"]
     model.compile("llvm")
-    paths, pixels = save_images(tmp_path, 2, 224, np.random.default_rng())
+    paths, pixels = save_images(tmp_path, 2, 224, rng)
     x = torch.stack([load_image(p, 224, model.preprocessing, resize=False) for p in paths])
     # torchvision's transforms: ToTensor (/255), Normalize(ImageNet mean, std).
     normalised = (torch.from_numpy(pixels).double().permute(0, 3, 1, 2) / 255
