@@ -13,12 +13,12 @@ os.environ["TVM_ALEXNET_CACHE"] = tempfile.mkdtemp(prefix="tvm-alexnet-test-cach
 
 from tvm_alexnet import AlexNet  # noqa: E402
 
-# Fresh random inputs every run; the header names the seed, and TEST_SEED=<seed> draws them again.
+# Fresh random inputs every run; the summary names the seed, and TEST_SEED=<seed> draws them again.
 TEST_SEED = int(os.environ.get("TEST_SEED") or secrets.randbelow(2**32))
 
 
-def pytest_report_header(config):
-    return f"random inputs from TEST_SEED={TEST_SEED}"
+def pytest_terminal_summary(terminalreporter):
+    terminalreporter.write_line(f"random inputs from TEST_SEED={TEST_SEED}")
 
 
 @pytest.fixture(autouse=True)
