@@ -591,7 +591,7 @@ def run_cmd(inputs, weights, variant, num_classes, width, lrn, target, batch_siz
         for batch in images.split(batch_size):
             batch = batch.to(device)
             start = time.perf_counter()
-            out = model(batch) if logits else model.predict(batch)
+            out = model(batch)
             if device.type == "cuda":
                 torch.cuda.synchronize()
             seconds += time.perf_counter() - start
@@ -602,7 +602,9 @@ def run_cmd(inputs, weights, variant, num_classes, width, lrn, target, batch_siz
         if logits:
             click.echo(f"{name}: {json.dumps([round(v, 6) for v in out.tolist()])}")
             continue
-        probs, idx = out.topk(min(top, net.num_classes))
+        # Ranked by logit: probabilities too small for float32 all read 0 and would tie.
+        idx = out.topk(min(top, net.num_classes)).indices
+        probs = out.double().softmax(-1)[idx]
         best = ", ".join(f"{p:.4f} {labels[i]} ({i})" if labels else f"{p:.4f} class {i}"
                          for p, i in zip(probs.tolist(), idx.tolist()))
         click.echo(f"{name}: {best}")

@@ -100,7 +100,8 @@ def evaluate(model: AlexNet, loader, ten_crop: bool = False, progress: bool = Fa
     with torch.no_grad():
         for x, labels in tqdm(loader, desc="eval", leave=False, disable=not progress):
             crops = ten_crops(x, size) if ten_crop else [centre_crop(x, size)]
-            probs = sum(_logits(model, c.contiguous()).softmax(-1) for c in crops) / len(crops)
+            # float64: float32 probabilities underflow to tied zeros, which topk could rank either way
+            probs = sum(_logits(model, c.contiguous()).double().softmax(-1) for c in crops) / len(crops)
             loss += F.nll_loss(probs.clamp_min(1e-12).log(), labels, reduction="sum").item()
             best = probs.topk(min(5, probs.shape[1]), dim=1).indices
             top1 += (best[:, 0] != labels).sum().item()
