@@ -8,10 +8,12 @@ import subprocess
 import sys
 import time
 import warnings
+from pathlib import Path
 
 import pytest
 import reference as ref
 import torch
+import tvm_ffi
 from click.testing import CliRunner
 from conftest import params_of, randomize
 
@@ -428,3 +430,42 @@ def test_a_repeated_workload_line_is_merged_before_tuning_appends(tuned_log, tmp
         warnings.simplefilter("error")  # an unreadable line would warn
         read = tuning.read_log(log_dir).get_all_tuning_records()
     assert len(read) == 1 and str(read[0].trace) == str(record.trace)
+
+
+@pytest.mark.parametrize("killed_before", ["writing the workloads", "moving the records", "moving the workloads"])
+def test_a_repair_killed_midway_is_finished_or_undone(tuned_log, tmp_path, monkeypatch, killed_before):
+    """A repair renumbers the records and merges the workload lines: two new
+    files, moved into place one after the other. Killed anywhere, the next
+    read of the log finds each record's own workload."""
+    record = tuning.read_log(tuned_log[0]).get_all_tuning_records()[0]
+    log_dir = tmp_path / "log"
+    log = tuning.open_log(log_dir)
+    log.commit_workload(tuning.task_module(network("paper", width=0.25, num_classes=10).kernels()[1], 2))
+    log.commit_workload(record.workload.mod)
+    log.commit_tuning_record(record)
+    first, second = (log_dir / tuning.WORKLOADS).read_text().splitlines(keepends=True)
+    (log_dir / tuning.WORKLOADS).write_text(first + first + second)  # the other workload twice
+    (log_dir / tuning.RECORDS).write_text(re.sub(r"^\[1,", "[2,", (log_dir / tuning.RECORDS).read_text()))
+    destination = {"writing the workloads": tuning.WORKLOADS + tuning.PENDING,
+                   "moving the records": tuning.RECORDS, "moving the workloads": tuning.WORKLOADS}[killed_before]
+    replace = os.replace
+
+    def killed(src, dst):
+        if Path(dst) == log_dir / destination:
+            raise KeyboardInterrupt  # stands in for the kill
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        tuning.repair(log_dir)
+    monkeypatch.undo()
+    assert (log_dir / (tuning.RECORDS + tuning.PENDING)).exists() != (killed_before == "moving the workloads")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        (read,) = tuning.read_log(log_dir).get_all_tuning_records()
+    assert tvm_ffi.structural_equal(read.workload.mod, record.workload.mod)
+    assert str(read.trace) == str(record.trace)
+    assert not list(log_dir.glob("*" + tuning.PENDING))
+    tuning.open_log(log_dir)  # repairs what is left to repair
+    assert (log_dir / tuning.WORKLOADS).read_text() == first + second
+    assert json.loads((log_dir / tuning.RECORDS).read_text())[0] == 1

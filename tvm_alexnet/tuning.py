@@ -43,6 +43,7 @@ from .spec import Kernel, Network
 
 WORKLOADS = "database_workload.json"
 RECORDS = "database_tuning_record.json"
+PENDING = ".repaired"  # a repair's new file, before it is moved into place
 PROVENANCE = "log.json"
 # Measured times of the default schedules. They are kept beside MetaSchedule's
 # files, not in them: a later measurement replaces an earlier one (one taken on
@@ -88,6 +89,7 @@ def repair(log_dir: Path) -> int:
     Repeated workloads matter: JSONDatabase numbers a new workload by how
     many distinct ones it holds, not by its line, so after a repeated line
     every new record points at the wrong workload (and fails to read back)."""
+    finish_repair(log_dir)
     dropped = 0
     workloads = _read_lines(log_dir / WORKLOADS)
     records = _read_lines(log_dir / RECORDS)
@@ -116,9 +118,24 @@ def repair(log_dir: Path) -> int:
             continue
         good_records.append(re.sub(r"^\[\s*\d+", f"[{renumber[value[0]]}", line, count=1))
     if dropped:
-        _write_lines(log_dir / RECORDS, good_records)
-        _write_lines(log_dir / WORKLOADS, list(first))
+        _write_lines(log_dir / (RECORDS + PENDING), good_records)
+        _write_lines(log_dir / (WORKLOADS + PENDING), list(first))
+        finish_repair(log_dir)
     return dropped
+
+
+def finish_repair(log_dir: Path) -> None:
+    """Move a repair's two files into place: the records, then the workloads.
+    The renumbered records fit only the merged workloads, and two moves are
+    not one atomic step, so a repair a kill interrupted is finished here (or,
+    killed before its workloads were written, undone)."""
+    records, workloads = log_dir / (RECORDS + PENDING), log_dir / (WORKLOADS + PENDING)
+    if workloads.exists():
+        if records.exists():
+            os.replace(records, log_dir / RECORDS)
+        os.replace(workloads, log_dir / WORKLOADS)
+    elif records.exists():
+        records.unlink()
 
 
 def _read_lines(path: Path) -> list[tuple[str, object]]:
@@ -153,13 +170,15 @@ def open_log(log_dir: str | os.PathLike) -> ms.database.JSONDatabase:
 
 
 def read_log(log_dir: str | os.PathLike, best_only: bool = False) -> ms.database.MemoryDatabase:
-    """A log to read, in memory; the files are left as they are. A workload
-    or record that cannot be read is skipped with a warning naming the file
-    and line, so its kernels fall back to the default schedule. With
+    """A log to read, in memory; the files are left as they are (but for
+    finishing a repair a kill interrupted). A workload or record that cannot
+    be read is skipped with a warning naming the file and line, so its
+    kernels fall back to the default schedule. With
     `best_only`, only the fastest successful record of each workload and
     target that reads (what best_record gives, and all builds use): reading
     a record replays its trace, ~10 ms each, 18 s for the shipped log."""
     log_dir = Path(log_dir)
+    finish_repair(log_dir)
     if not (log_dir / WORKLOADS).exists():
         raise LogError(f"{log_dir}: no tuning log here ({WORKLOADS} missing)")
     database = ms.database.MemoryDatabase()
@@ -373,8 +392,8 @@ def prune(log_dir: str | os.PathLike, net: Network) -> tuple[int, int]:
     """Drop the records of every workload that is no kernel of `net` at the
     batch size it holds: left by a kernel whose computation changed since it
     was tuned, or by another variant (whose records go too). The workload
-    lines stay, as records name them by line number and rewriting both files
-    could not be one atomic step. Returns (records dropped, workloads
+    lines stay: records name them by line number, and dropping lines would
+    renumber every record after them. Returns (records dropped, workloads
     pruned); a workload that does not read is left to read_log's warning."""
     log_dir = Path(log_dir)
     repair(log_dir)
