@@ -118,16 +118,23 @@ def conv2d_space(sch: s_tir.Schedule, kernel: Kernel, batch: int) -> list[s_tir.
     return spaces
 
 
-def conv2d_grad_weight(sch: s_tir.Schedule, kernel: Kernel, batch: int | None) -> None:
+def conv2d_grad_weight_block(kernel: Kernel) -> int:
+    """Output channels per task of the weight gradient (see conv2d_grad_weight)."""
+    out_channels, _, _, k = kernel.output
+    return _largest_divisor(out_channels // kernel.attrs["groups"],
+                            [LANES * m for m in range(max(1, min(2, 12 // k)), 0, -1)] + [4, 2])
+
+
+def conv2d_grad_weight(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, block: int | None = None) -> None:
     # dW[o, i, h, w] = sum over images and output pixels of dy * x, per group.
-    # The output gradient is repacked as (channel block, n, oh, ow, 8-32
+    # The output gradient is repacked as (channel block, n, oh, ow, 8 or 16
     # channels) so that a vector of output channels is one load; the register
     # tile is (kernel width) x (that block), the reduction runs over images
-    # and output pixels.
-    out_channels, _, _, k = kernel.output
-    groups = kernel.attrs["groups"]
-    block = _largest_divisor(out_channels // groups, [LANES * m for m in range(max(1, min(4, 12 // k)), 0, -1)]
-                             + [4, 2])
+    # and output pixels. Every task streams its block of the output gradient:
+    # at 32 channels that is 0.7 MB for conv3-5 at batch 32, more than a
+    # core's L2, and 16 ran 1.3-1.8x faster (at batch 32 and 128; 8 ran
+    # slower than 32; scripts/bench_grad_weight.py). `block` overrides it.
+    block = block or conv2d_grad_weight_block(kernel)
     blocks = _blocks(sch)
     grad = blocks["conv2d_grad_weight"]
     packed = sch.cache_read(grad, 0, "global")
