@@ -132,8 +132,8 @@ def conv2d_grad_weight(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, b
     # tile is (kernel width) x (that block), the reduction runs over images
     # and output pixels. Every task streams its block of the output gradient:
     # at 32 channels that is 0.7 MB for conv3-5 at batch 32, more than a
-    # core's L2, and 16 ran 1.3-1.8x faster (at batch 32 and 128; 8 ran
-    # slower than 32; scripts/bench_grad_weight.py). `block` overrides it.
+    # core's L2, and 16 ran 1.1-1.55x faster (conv3-5 at batch 32 and 128;
+    # 8 ran slower than 32; scripts/bench_grad_weight.py). `block` overrides it.
     block = block or conv2d_grad_weight_block(kernel)
     blocks = _blocks(sch)
     grad = blocks["conv2d_grad_weight"]
