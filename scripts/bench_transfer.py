@@ -21,6 +21,7 @@ import os
 os.environ.setdefault("TVM_NUM_THREADS", str(len(os.sched_getaffinity(0))))
 
 import argparse  # noqa: E402
+import math  # noqa: E402
 import shutil  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -28,14 +29,19 @@ from pathlib import Path  # noqa: E402
 from tvm_alexnet import build, spec, tuning  # noqa: E402
 
 
-def default_seconds(log_dir: Path, kernel, batch: int, target) -> float:
+def default_seconds(log_dir: Path, kernel, batch: int, target) -> float | None:
     return tuning.default_seconds(tuning.default_times(log_dir), kernel, batch, target)
 
 
 def best_seconds(log_dir: Path, kernel, batch: int, target) -> float:
     """What a build with the log gets: its best record, or the default schedule where that is faster."""
     record = tuning.best_record(tuning.read_log(log_dir), tuning.task_module(kernel, batch), target)
-    return min(tuning.mean_seconds(record) if record else float("inf"), default_seconds(log_dir, kernel, batch, target))
+    default = default_seconds(log_dir, kernel, batch, target)
+    return min(tuning.mean_seconds(record) if record else math.inf, default or math.inf)
+
+
+def ms(seconds: float | None) -> str:
+    return f"{seconds * 1e3:.3f}" if seconds is not None else "-"
 
 
 def main() -> None:
@@ -71,18 +77,23 @@ def main() -> None:
           f"top {args.top_k} re-targeted\n")
     print("| kernel | default ms | full tuning ms | transfer ms | transfer / full speed |")
     print("|---|---:|---:|---:|---:|")
-    totals = [0.0, 0.0, 0.0]
-    for k in kernels:
-        row = [default_seconds(args.work / "full", k, args.batch, target),
-               best_seconds(args.work / "full", k, args.batch, target),
-               best_seconds(args.work / "transfer", k, args.batch, target)]
-        totals = [a + b for a, b in zip(totals, row)]
-        print(f"| {k.name} | {row[0] * 1e3:.3f} | {row[1] * 1e3:.3f} | {row[2] * 1e3:.3f} | {row[1] / row[2]:.2f} |")
-    default, full, transfer = totals
-    print(f"| all | {default * 1e3:.3f} | {full * 1e3:.3f} | {transfer * 1e3:.3f} | {full / transfer:.2f} |")
-    share = (default / transfer - 1) / (default / full - 1) if default > full else float("nan")
-    print(f"\ntransfer reaches {100 * full / transfer:.0f}% of the full tuning's speed "
-          f"({100 * share:.0f}% of its speed-up over the default schedules) in "
+    rows = [(k.name, default_seconds(args.work / "full", k, args.batch, target),
+             best_seconds(args.work / "full", k, args.batch, target),
+             best_seconds(args.work / "transfer", k, args.batch, target)) for k in kernels]
+    # GPU targets note no default times (their default, dlight, is not measured): "-" and no speed-up share
+    defaults = [d for _, d, _, _ in rows]
+    default = sum(defaults) if None not in defaults else None
+    full, transfer = sum(r[2] for r in rows), sum(r[3] for r in rows)
+    for name, d, f, t in [*rows, ("all", default, full, transfer)]:
+        print(f"| {name} | {ms(d)} | {ms(f)} | {ms(t)} | {f / t:.2f} |")
+    if default is None:
+        share = "no default times to compare with"
+    elif default > full:
+        share = (f"{100 * (default / transfer - 1) / (default / full - 1):.0f}% of its speed-up "
+                 "over the default schedules")
+    else:
+        share = "the full tuning found nothing faster than the default schedules"
+    print(f"\ntransfer reaches {100 * full / transfer:.0f}% of the full tuning's speed ({share}) in "
           f"{100 * wall['transfer'] / wall['full']:.0f}% of its time "
           f"({wall['transfer'] / 60:.1f} vs {wall['full'] / 60:.1f} min)")
 
