@@ -10,6 +10,7 @@ import time
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 import reference as ref
 import torch
@@ -212,6 +213,24 @@ def test_cli_compile_reports_tuned_and_fallback(tuned_log, tmp_path):
     assert "conv1_conv" in result.stderr.split("default schedule")[1]
 
 
+def test_train_uses_the_log(tuned_log, tmp_path, rng):
+    from PIL import Image
+
+    log_dir = copy_log(tuned_log[0], tmp_path / "log", default_seconds=1e3)  # every record beats the default
+    for split in ("train", "val"):
+        for label in ("a", "b"):
+            (tmp_path / "data" / split / label).mkdir(parents=True)
+            Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(
+                tmp_path / "data" / split / label / "x.png")
+    result = CliRunner().invoke(main, ["train", "--data", str(tmp_path / "data"), "--width", "0.25", "--batch-size",
+                                       "2", "--epochs", "1", "--workers", "0", "--tuning-log", str(log_dir),
+                                       "--out", str(tmp_path / "run")], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    kernels = len(network("paper", 2, 0.25).compiled_kernels())
+    assert f"{log_dir}: 1 of {kernels} kernels tuned at batch 2" in result.stderr  # conv3_conv
+    assert (tmp_path / "run" / "weights.safetensors").exists()
+
+
 def test_corrupt_log_names_file_and_line_and_falls_back(tuned_log, tmp_path):
     bad = copy_log(tuned_log[0], tmp_path / "bad", default_seconds=1e3)
     good = (bad / tuning.RECORDS).read_text()
@@ -389,6 +408,10 @@ def test_backward_kernels_are_tasks_too(tmp_path):
     rows = [line for line in shown.stdout.splitlines() if "grad" in line]
     assert len(rows) == 1 and "fc8_dense_grad_weight" in rows[0] and float(rows[0].split("│")[2]) > 0, shown.stdout
     assert "0/13" in shown.stdout  # coverage counts the forward kernels
+    forced = copy_log(tmp_path, tmp_path / "forced", default_seconds=1e3)  # the record beats the default
+    exported = CliRunner().invoke(main, ["schedules", "--tuning-log", str(forced), *TINY, "-o", str(tmp_path / "sch")],
+                                  catch_exceptions=False)
+    assert exported.exit_code == 0 and [p.name for p in (tmp_path / "sch").iterdir()] == ["fc8_dense_grad_weight.py"]
     # MetaSchedule takes minutes per candidate of max-pool's gradient: it is left to its default.
     refused = CliRunner().invoke(main, ["tune", *TINY, "--kernel", "conv1_pool_grad", "--log-dir", str(tmp_path)])
     assert refused.exit_code != 0 and "no tunable kernel 'conv1_pool_grad'" in refused.output

@@ -325,7 +325,7 @@ def schedules_cmd(tuning_log, variant, num_classes, width, lrn, batch, target, o
         database = tuning.read_log(tuning_log)
         defaults = tuning.default_times(tuning_log)
         schedules = {}
-        for kernel in net.kernels():
+        for kernel in net.compiled_kernels():
             func = tuning.tuned_kernel(database, kernel, batch, tvm_target, defaults)
             if func is not None:
                 task = tuning.task_module(kernel, batch)
@@ -772,8 +772,10 @@ def _data_sets(data: Path | None, demo: bool, variant: str):
                    "processes are data-parallel).")
 @click.option("--dist-timeout", type=click.FloatRange(min=1), default=300, show_default=True,
               help="Under torchrun: seconds a rank waits for the others before it gives up with an error.")
+@tuning_log_option
 def train_cmd(data, demo, variant, width, lrn, init, epochs, batch_size, lr, momentum, weight_decay, lr_factor,
-              patience, pca_file, workers, checkpoint_every, seed, target, out, resume, towers, dist_timeout):
+              patience, pca_file, workers, checkpoint_every, seed, target, out, resume, towers, dist_timeout,
+              tuning_log):
     """Train with the paper's recipe: every layer's forward and backward compiled by TVM.
 
     SGD (momentum 0.9, weight decay 5e-4, batch 128), learning rate 0.01
@@ -819,8 +821,17 @@ def train_cmd(data, demo, variant, width, lrn, init, epochs, batch_size, lr, mom
 
         local = DistributedTowerAlexNet(model.spec)
         local.load_single_state_dict(model.state_dict())  # the same initial weights as one process
-    with notes.status(f"compiling forward and backward kernels for {target}, batch {recipe.batch_size} ..."):
-        local.compile(target, batch=recipe.batch_size // parallel.data_shards)
+    shard = recipe.batch_size // parallel.data_shards
+    log = None
+    with notes.status(f"compiling forward and backward kernels for {target}, batch {shard} ..."):
+        if parallel.mode == "towers":  # a log holds the whole network's kernels; a tower's are half as wide
+            local.compile(target, batch=shard)
+        else:
+            log = _tuning_log(tuning_log, model.spec, shard, build.parse_target(target))
+            local.compile(target, batch=shard, tuning_log=log)
+    if log and parallel.main:
+        notes.print(f"{log}: {len(local.compiled.manifest.tuned)} of {len(model.spec.compiled_kernels())} kernels "
+                    f"tuned at batch {shard}, the rest on the default schedules")
     history = train(local, train_set, val_set, recipe, out, resume=resume, pca=pca, log=notes.print,
                     parallel=parallel)
     if parallel.mode == "towers":
