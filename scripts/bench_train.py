@@ -1,10 +1,13 @@
 """One training step (forward, loss, backward, SGD): TVM vs torch eager, side by side.
 
     python scripts/bench_train.py --batch 32 --rounds 3
+    python scripts/bench_train.py --batch 32 --tuning-log tuning_logs/llvm-znver3   # + TVM with the log
 
 Both models start from the same weights and take the same batches in this
 one process, interleaved round by round (train mode, dropout on, torch's
 fused SGD as `train` uses, with the paper's momentum and weight decay).
+With --tuning-log a third model runs TVM with the log's records for the
+batch size (forward and backward kernels; the rest on default schedules).
 Prints the median seconds per step of each and, for TVM, each layer's forward
 and backward kernel time (kernels timed alone on random inputs of the step's
 shapes).
@@ -64,6 +67,7 @@ def main() -> None:
     parser.add_argument("--variant", default="paper")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--tuning-log", default=None, help="also time TVM with this log's records")
     args = parser.parse_args()
     torch.set_num_threads(len(os.sched_getaffinity(0)))
     torch.manual_seed(0)
@@ -72,9 +76,16 @@ def main() -> None:
     eager_model.load_state_dict(tvm_model.state_dict())
     start = time.perf_counter()
     tvm_model.compile("llvm", batch=args.batch)
-    print(f"{args.variant}, batch {args.batch}, float32, {len(os.sched_getaffinity(0))} threads, "
-          f"torch {torch.__version__} (TVM build {time.perf_counter() - start:.1f} s)\n")
     engines = {"torch eager": Eager(eager_model), "TVM": tvm_model}
+    if args.tuning_log:
+        tuned_model = AlexNet(args.variant).train()
+        tuned_model.load_state_dict(tvm_model.state_dict())
+        tuned = tuned_model.compile("llvm", batch=args.batch, tuning_log=args.tuning_log).compiled.manifest.tuned
+        engines["TVM, tuned"] = tuned_model
+    print(f"{args.variant}, batch {args.batch}, float32, {len(os.sched_getaffinity(0))} threads, "
+          f"torch {torch.__version__} (TVM builds {time.perf_counter() - start:.1f} s)"
+          + (f"; {args.tuning_log}: {len(tuned)} kernels tuned: {', '.join(tuned)}" if args.tuning_log else "")
+          + "\n")
     optimizers = {name: torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4, fused=True)
                   for name, m in engines.items()}  # as tvm_alexnet.train's
     times = {name: [] for name in engines}
@@ -93,13 +104,15 @@ def main() -> None:
         t = statistics.median(t)
         print(f"| {name} | {t:.3f} | {args.batch / t:.1f} | {eager / t:.2f}x |")
 
-    print("\n| layer | TVM forward ms | TVM backward ms |")
-    print("|---|---:|---:|")
-    per_layer = kernel_seconds(tvm_model, args.batch)
-    for layer, (fwd, bwd) in per_layer.items():
-        print(f"| {layer} | {fwd * 1e3:.1f} | {bwd * 1e3:.1f} |")
-    total = [sum(v[i] for v in per_layer.values()) for i in (0, 1)]
-    print(f"| all | {total[0] * 1e3:.1f} | {total[1] * 1e3:.1f} |")
+    compiled = [name for name in engines if name != "torch eager"]
+    print("\n| layer | " + " | ".join(f"{name} forward ms | {name} backward ms" for name in compiled) + " |")
+    print("|---|" + "---:|---:|" * len(compiled))
+    per_layer = [kernel_seconds(engines[name], args.batch) for name in compiled]
+    for layer in per_layer[0]:
+        print(f"| {layer} | " + " | ".join(f"{t[layer][0] * 1e3:.1f} | {t[layer][1] * 1e3:.1f}" for t in per_layer)
+              + " |")
+    totals = [f"{sum(v[i] for v in t.values()) * 1e3:.1f}" for t in per_layer for i in (0, 1)]
+    print("| all | " + " | ".join(totals) + " |")
 
 
 if __name__ == "__main__":
