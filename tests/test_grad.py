@@ -74,7 +74,19 @@ def case(model, kernel, gen):
 @pytest.mark.parametrize("variant,name", [(v, k.name) for v in ("paper", "torchvision", "ungrouped")
                                           for k in network(v, **SMALL).backward_kernels()])
 def test_backward_kernel(compiled, test_seed, variant, name):
-    model = compiled(variant, **SMALL)
+    check_backward_kernel(compiled(variant, **SMALL), name, test_seed)
+
+
+def test_lrn_grad_across_all_channels(compiled, test_seed):
+    """Caffe's (and torch's) LRN: windows across the towers, k=1, alpha/n."""
+    model = compiled("paper", lrn="caffe", **SMALL)
+    for kernel in model.spec.backward_kernels():
+        if kernel.op == "lrn_grad":
+            assert kernel.attrs["groups"] == 1 and kernel.attrs["k"] == 1
+            check_backward_kernel(model, kernel.name, test_seed)
+
+
+def check_backward_kernel(model, name, test_seed):
     kernel = next(k for k in model.spec.backward_kernels() if k.name == name)
     gen = torch.Generator().manual_seed(test_seed)
     inputs, params, expected = case(model, kernel, gen)

@@ -257,13 +257,26 @@ def bias_grad(sch: s_tir.Schedule, kernel: Kernel, batch: int | None) -> None:
 
 
 def lrn_grad(sch: s_tir.Schedule, kernel: Kernel, batch: int | None) -> None:
+    # One image at a time, its channels in parallel: LRN couples channels
+    # only, so an image's window sums and terms stay in cache from one stage
+    # to the next instead of each stage streaming the whole batch through
+    # memory, and the power is recomputed where it is used instead of
+    # stored. Batch 32: 1.6-2x one pass over the batch per stage; batch 1:
+    # 0.9x, 0.03 ms (scripts/bench_lrn_grad.py).
     blocks = _blocks(sch)
-    sch.compute_inline(blocks["lrn_square"])
-    sch.compute_inline(blocks["lrn_scale"])
-    for name in ("lrn_sum", "lrn_back"):
-        _rows(sch, blocks[name], reduction=True)
-    for name in ("lrn_power", "lrn_t", "lrn_grad"):
-        _rows(sch, blocks[name])
+    for name in ("lrn_square", "lrn_scale", "lrn_power"):
+        sch.compute_inline(blocks[name])
+    image = sch.get_loops(blocks["lrn_grad"])[0]
+    for name in ("lrn_back", "lrn_t", "lrn_sum"):  # each before what it reads
+        sch.compute_at(blocks[name], image)
+    for name in ("lrn_sum", "lrn_t", "lrn_back", "lrn_grad"):
+        _, channels, _, columns, *window = sch.get_loops(blocks[name])
+        if window:
+            sch.reorder(*window, columns)
+        sch.parallel(channels)
+        sch.vectorize(columns)
+        if window:
+            sch.decompose_reduction(blocks[name], window[0])
 
 
 def max_pool_grad(sch: s_tir.Schedule, kernel: Kernel, batch: int | None) -> None:
