@@ -2,7 +2,7 @@
 # Everything this project checks on a lent GPU, from the project root, once
 # TVM is installed (../shared/gpu/README.md) and with .gpu3 from
 # scripts/pack-gpu-deps.sh present:
-#     source .gpu2/install.sh && bash scripts/gpu-checks.sh            # about 9.5 minutes
+#     source .gpu2/install.sh && bash scripts/gpu-checks.sh            # at most ~9.7 minutes
 #     source .gpu2/install.sh && bash scripts/gpu-checks.sh transfer   # a second call, if time is left
 # Results go to $OUT (the device tool brings that folder back); commit
 # $OUT/tuning_logs/cuda-sm_90 as tuning_logs/cuda-sm_90 and the tables as
@@ -29,7 +29,7 @@ if [ "${1:-}" = transfer ]; then
 fi
 
 # Issue 7: two towers on cuda:0 (a stream each); the CUDA network and kernels against float64.
-timeout 200 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_cuda.py tests/test_towers.py \
+timeout 180 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_cuda.py tests/test_towers.py \
   2>&1 | tail -30 | tee "$out/pytest-gpu.txt"
 # Issue 7: a training step, both towers on cuda:0 against the unsplit network.
 timeout 120 python3 scripts/bench_towers.py --batch 128 --rounds 3 --target "cuda:$arch" 2>&1 \

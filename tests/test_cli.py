@@ -138,6 +138,11 @@ def test_bad_batch(tmp_path):
     assert_one_line_error(invoke("compile", *SMALL, "--batch", "zero", "-o", tmp_path), "--batch", "'zero'")
 
 
+def test_missing_tuning_log(tmp_path):
+    assert_one_line_error(invoke("run", "--random", "1", *SMALL, "--tuning-log", tmp_path / "nope"),
+                          "--tuning-log", "nope: no such tuning log folder")
+
+
 def test_kernels_time():
     result = invoke("kernels", *SMALL, "--time", "--batch", "2")
     assert result.exit_code == 0, result.output

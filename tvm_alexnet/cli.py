@@ -85,8 +85,14 @@ def network_options(f):
 
 target_option = click.option("--target", default="llvm", show_default=True,
                              help="Where the kernels run (see `tvm-alexnet --help`).")
+def _tuning_log_folder(ctx, param, value: str) -> str:
+    if value not in ("auto", "none") and not Path(value).is_dir():
+        raise click.BadParameter(f"{value}: no such tuning log folder (or 'auto', 'none')")
+    return value
+
+
 tuning_log_option = click.option(
-    "--tuning-log", default="auto", show_default=True,
+    "--tuning-log", default="auto", show_default=True, callback=_tuning_log_folder,
     help="A tuning log folder, 'auto' (the repository's log for the target, where it was tuned for this network "
          "and batch size) or 'none' (default schedules).")
 

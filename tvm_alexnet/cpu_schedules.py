@@ -261,13 +261,13 @@ def lrn_grad(sch: s_tir.Schedule, kernel: Kernel, batch: int | None) -> None:
     # only, so an image's window sums and terms stay in cache from one stage
     # to the next instead of each stage streaming the whole batch through
     # memory, and the power is recomputed where it is used instead of
-    # stored. Batch 32: 1.6-2x one pass over the batch per stage; batch 1:
-    # 0.9x, 0.03 ms (scripts/bench_lrn_grad.py).
+    # stored. Batch 32 and 128: 1.6-2.9x one pass over the batch per stage;
+    # batch 1: 0.96x, 0.01-0.02 ms (scripts/bench_lrn_grad.py).
     blocks = _blocks(sch)
     for name in ("lrn_square", "lrn_scale", "lrn_power"):
         sch.compute_inline(blocks[name])
     image = sch.get_loops(blocks["lrn_grad"])[0]
-    for name in ("lrn_back", "lrn_t", "lrn_sum"):  # each before what it reads
+    for name in ("lrn_back", "lrn_t", "lrn_sum"):  # a block follows its readers under the loop
         sch.compute_at(blocks[name], image)
     for name in ("lrn_sum", "lrn_t", "lrn_back", "lrn_grad"):
         _, channels, _, columns, *window = sch.get_loops(blocks[name])
