@@ -2,7 +2,7 @@
 # Everything this project checks on a lent GPU, from the project root, once
 # TVM is installed (../shared/gpu/README.md) and with .gpu3 from
 # scripts/pack-gpu-deps.sh present:
-#     source .gpu2/install.sh && bash scripts/gpu-checks.sh            # at most ~9.7 minutes
+#     source .gpu2/install.sh && bash scripts/gpu-checks.sh            # limits: 9.3 minutes
 #     source .gpu2/install.sh && bash scripts/gpu-checks.sh transfer   # a second call, if time is left
 # Results go to $OUT (the device tool brings that folder back); commit
 # $OUT/tuning_logs/cuda-sm_90 as tuning_logs/cuda-sm_90 and the tables as

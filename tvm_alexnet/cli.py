@@ -85,6 +85,8 @@ def network_options(f):
 
 target_option = click.option("--target", default="llvm", show_default=True,
                              help="Where the kernels run (see `tvm-alexnet --help`).")
+
+
 def _tuning_log_folder(ctx, param, value: str) -> str:
     if value not in ("auto", "none") and not Path(value).is_dir():
         raise click.BadParameter(f"{value}: no such tuning log folder (or 'auto', 'none')")
