@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -24,70 +23,12 @@ from tvm import relax
 from . import cpu_schedules, cuda, graph, tuning
 from .errors import UserError
 from .spec import Network
+from .target import TargetError, device_for, host_cpu, is_gpu, num_cores, parse_target  # noqa: F401
 
 PACKAGE_DIR = Path(__file__).parent
 # The files whose contents decide what a build contains.
-_KERNEL_SOURCES = ["spec.py", "graph.py", "build.py", "cpu_schedules.py",
+_KERNEL_SOURCES = ["spec.py", "graph.py", "build.py", "target.py", "cpu_schedules.py",
                    *sorted(f"ops/{p.name}" for p in (PACKAGE_DIR / "ops").glob("*.py"))]
-
-
-class TargetError(UserError):
-    """A target that cannot be parsed or built for."""
-
-
-def host_cpu() -> str:
-    return tvm.target.codegen.llvm_get_system_cpu()
-
-
-def num_cores() -> int:
-    return len(os.sched_getaffinity(0))
-
-
-# Per-block limits common to every NVIDIA GPU since sm_50 (TVM's nvidia/* tags use the same).
-CUDA_LIMITS = {"max_num_threads": 1024, "max_threads_per_block": 1024, "thread_warp_size": 32,
-               "max_shared_memory_per_block": 49152, "registers_per_block": 65536}
-
-
-def parse_target(text: str) -> tvm.target.Target:
-    """`llvm` (this CPU), `llvm:znver3` (another CPU model), `cuda:sm_90`, or
-    a JSON dict such as {"kind": "cuda", "arch": "sm_80"}."""
-    text = text.strip()
-    if text.startswith("{"):
-        try:
-            config = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise TargetError(f"target {text!r} is not valid JSON: {e.msg} at column {e.colno}") from None
-        if not isinstance(config, dict) or "kind" not in config:
-            raise TargetError(f"target {text!r} must be a JSON object with a \"kind\"")
-    else:
-        kind, _, arg = text.partition(":")
-        if kind == "llvm":
-            cpu = arg or host_cpu()
-            if not tvm.target.codegen.llvm_is_valid_cpu(cpu, "x86_64-unknown-linux-gnu") and cpu != host_cpu():
-                raise TargetError(f"target {text!r}: unknown CPU model {cpu!r} for LLVM")
-            config = {"kind": "llvm", "mcpu": cpu, "num-cores": num_cores()}
-        elif kind == "cuda":
-            if not re.fullmatch(r"sm_\d+a?", arg):
-                raise TargetError(f"target {text!r}: expected cuda:sm_XX, e.g. cuda:sm_90")
-            config = {"kind": "cuda", "arch": arg}
-        else:
-            raise TargetError(f"target {text!r}: expected llvm, llvm:CPU, cuda:sm_XX or a JSON object")
-    if config["kind"] == "cuda":
-        config.setdefault("host", {"kind": "llvm", "mcpu": host_cpu()})
-        for key, value in CUDA_LIMITS.items():  # MetaSchedule's GPU rules need them
-            config.setdefault(key, value)
-    try:
-        return tvm.target.Target(config)
-    except Exception as e:  # TVM raises its own error types for bad configs
-        raise TargetError(f"target {text!r} is not valid: {str(e).splitlines()[-1]}") from None
-
-
-def is_gpu(target: tvm.target.Target) -> bool:
-    return "gpu" in target.keys
-
-
-def device_for(target: tvm.target.Target) -> tvm.runtime.Device:
-    return tvm.cuda(0) if target.kind.name == "cuda" else tvm.cpu(0)
 
 
 def schedule(mod: tvm.IRModule, net: Network, batch: int | None, target: tvm.target.Target,

@@ -40,6 +40,7 @@ from . import cpu_schedules, cuda, graph
 from .errors import UserError
 from .files import write_atomic
 from .spec import Kernel, Network
+from .target import cpu_name, same_target, target_dirname  # noqa: F401
 
 WORKLOADS = "database_workload.json"
 RECORDS = "database_tuning_record.json"
@@ -54,13 +55,6 @@ FAILED = 1e10  # MetaSchedule's run time for a candidate that failed
 
 class LogError(UserError):
     """A tuning log that cannot be read."""
-
-
-def target_dirname(target: tvm.target.Target) -> str:
-    """tuning_logs/ folder name: llvm-znver3, cuda-sm_90."""
-    if target.kind.name == "cuda":
-        return f"cuda-{target.attrs['arch']}"
-    return f"{target.kind.name}-{target.attrs.get('mcpu', 'generic')}"
 
 
 def task_module(kernel: Kernel, batch: int) -> tvm.IRModule:
@@ -247,7 +241,7 @@ def record_provenance(log_dir: Path, target: tvm.target.Target | None, note: str
     """Append who made this log, where and when, to log.json."""
     _write_provenance(log_dir, provenance(log_dir) + [dict(
         date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), machine=platform.node(),
-        cpu=_cpu_name(), target=None if target is None else json.loads(str(target)), tvm=tvm.__version__,
+        cpu=cpu_name(), target=None if target is None else json.loads(str(target)), tvm=tvm.__version__,
         note=note)])
 
 
@@ -257,22 +251,6 @@ def _write_provenance(log_dir: Path, entries: list[dict]) -> None:
 
 def _write_json(path: Path, value) -> None:
     write_atomic(path, json.dumps(value, indent=2))
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
-
-
-def same_target(a: tvm.target.Target, b: tvm.target.Target) -> bool:
-    """Whether a record for target `a` was tuned for `b`'s machine (llvm mcpu, cuda arch)."""
-    keys = ("arch",) if a.kind.name == "cuda" else ("mcpu",)
-    return a.kind.name == b.kind.name and all(str(a.attrs.get(k)) == str(b.attrs.get(k)) for k in keys)
 
 
 def best_record(database: ms.database.Database, mod: tvm.IRModule, target: tvm.target.Target):
