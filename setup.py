@@ -8,7 +8,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["tvm_alexnet", "tvm_alexnet.*"]),
-    package_data={"tvm_alexnet": ["report.schema.json"]},
+    package_data={"tvm_alexnet": ["report.schema.json", "tuning_logs/*/*.json"]},  # the shipped tuning logs
     install_requires=[
         "apache-tvm==0.27.0.post1",
         # 0.1.15.x segfaults in tvm.ir.save_json (every MetaSchedule database write).
@@ -32,6 +32,10 @@ setup(
         "cloudpickle",
         "xgboost-cpu",
     ],
-    extras_require={"test": ["pytest"]},
+    extras_require={
+        "test": ["pytest"],
+        # scripts/bench_engines.py: ONNX Runtime, and torch.onnx's exporter (onnx, onnxscript)
+        "bench": ["onnxruntime", "onnx", "onnxscript"],
+    },
     entry_points={"console_scripts": ["tvm-alexnet=tvm_alexnet.cli:main"]},
 )

@@ -5,7 +5,7 @@
 #     source .gpu2/install.sh && bash scripts/gpu-checks.sh            # limits: 9.3 minutes
 #     source .gpu2/install.sh && bash scripts/gpu-checks.sh transfer   # a second call, if time is left
 # Results go to $OUT (the device tool brings that folder back); commit
-# $OUT/tuning_logs/cuda-sm_90 as tuning_logs/cuda-sm_90 and the tables as
+# $OUT/tuning_logs/cuda-sm_90 as tvm_alexnet/tuning_logs/cuda-sm_90 and the tables as
 # bench-logs/. Each step has its own time limit, so that one that runs long
 # costs only its own results; tuning is stopped by SIGINT, which leaves a
 # valid log that the same command continues.

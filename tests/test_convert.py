@@ -8,15 +8,13 @@ import re
 import numpy as np
 import pytest
 import torch
-from conftest import TorchvisionAlexNet
+from helpers import TorchvisionAlexNet, assert_one_line_error, invoke
 from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image
-from test_cli import assert_one_line_error, invoke
 
 from tvm_alexnet import AlexNet, imagenet
-from tvm_alexnet.cli import _validation_set
 from tvm_alexnet.convert import read_bvlc_npy
-from tvm_alexnet.data import load_image
+from tvm_alexnet.data import InputError, load_image, validation_set
 from tvm_alexnet.preprocessing import CAFFE, PREPROCESSING
 from tvm_alexnet.weights import WeightsError
 
@@ -249,13 +247,13 @@ def test_validation_labels_from_folders_and_file_names(tmp_path):
     for wnid in ("n01440764", "n15075141"):
         (tmp_path / "folders" / wnid).mkdir(parents=True)
         Image.new("RGB", (8, 8)).save(tmp_path / "folders" / wnid / "a.png")
-    dataset = _validation_set(tmp_path / "folders", None, None, 1000)
+    dataset = validation_set(tmp_path / "folders", None, None, 1000)
     assert [label for _, label in dataset.samples] == [0, 999]
     (tmp_path / "flat").mkdir()
     for name in ("ILSVRC2012_val_00000001.JPEG", "ILSVRC2012_val_00050000.JPEG"):
         Image.new("RGB", (8, 8)).save(tmp_path / "flat" / name, format="JPEG")
-    dataset = _validation_set(tmp_path / "flat", None, None, 1000)
+    dataset = validation_set(tmp_path / "flat", None, None, 1000)
     assert [label for _, label in dataset.samples] == [65, 355]
     Image.new("RGB", (8, 8)).save(tmp_path / "flat" / "other.jpg")
-    with pytest.raises(Exception, match="other.jpg is not an ILSVRC2012 validation image name"):
-        _validation_set(tmp_path / "flat", None, None, 1000)
+    with pytest.raises(InputError, match="other.jpg is not an ILSVRC2012 validation image name"):
+        validation_set(tmp_path / "flat", None, None, 1000)

@@ -6,7 +6,7 @@ import pytest
 import reference as ref
 import torch
 from click.testing import CliRunner
-from conftest import params_of, randomize
+from helpers import gpu_target, params_of, randomize
 
 from tvm_alexnet import AlexNet, build, cuda
 from tvm_alexnet.cli import main
@@ -14,6 +14,7 @@ from tvm_alexnet.runtime import CompiledNetwork
 from tvm_alexnet.spec import network
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
 def test_cuda_build_has_every_kernel(arch):
     net = network("paper")
@@ -32,11 +33,6 @@ def test_kernels_cli_prints_cuda_source():
     assert result.exit_code == 0
     assert 'extern "C" __global__' in result.stdout and "conv2_lrn_kernel" in result.stdout
     assert "conv1_conv_kernel" not in result.stdout
-
-
-def gpu_target() -> str:
-    major, minor = torch.cuda.get_device_capability()
-    return f"cuda:sm_{major}{minor}"
 
 
 @pytest.mark.gpu

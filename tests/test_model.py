@@ -6,7 +6,7 @@ import stat
 import pytest
 import reference as ref
 import torch
-from conftest import TorchvisionAlexNet, params_of, randomize
+from helpers import TorchvisionAlexNet, params_of, randomize
 
 from tvm_alexnet import AlexNet
 from tvm_alexnet.errors import UserError

@@ -3,7 +3,7 @@
 import pytest
 import reference as ref
 import torch
-from conftest import params_of
+from helpers import params_of
 
 
 @pytest.mark.parametrize("variant", ["paper", "torchvision", "ungrouped"])
@@ -23,8 +23,7 @@ def test_torch_reference_path_matches_float64(compiled, rng, variant):
     model = compiled(variant)
     x = rng.standard_normal((2, *model.spec.input_shape))
     with torch.no_grad():
-        out = model.double().reference_forward(torch.from_numpy(x))
-    model.float()
+        out = model.double().reference_forward(torch.from_numpy(x))  # the fixture's model is this test's own copy
     assert ref.rel_error(out.numpy(), ref.forward(model.spec, params_of(model), x)) < 1e-10
 
 
@@ -43,12 +42,9 @@ def test_training_mode_applies_dropout_kernels(compiled, rng):
     model = compiled("paper", width=0.25, num_classes=10)
     x = rng.standard_normal((4, *model.spec.input_shape))
     torch.manual_seed(123)
-    model.train()
-    try:
-        with torch.no_grad():
-            out = model(torch.from_numpy(x).float())
-    finally:
-        model.eval()
+    model.train()  # the fixture's model is this test's own copy
+    with torch.no_grad():
+        out = model(torch.from_numpy(x).float())
     # The same masks, drawn in the same order from the same seed.
     torch.manual_seed(123)
     net, p = model.spec, params_of(model)

@@ -8,15 +8,20 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
-from conftest import randomize
+from helpers import randomize
 
 from tvm_alexnet import AlexNet
 from tvm_alexnet.train import CHECKPOINT, load_checkpoint
+
+# Every test starts processes that each compile and train: tens of seconds each.
+pytestmark = pytest.mark.slow
 
 SMALL = dict(width=0.25, num_classes=10)
 
@@ -40,7 +45,7 @@ def _ddp_rank(rank, store, state, x, labels, result):
 
 
 def test_data_parallel_step_equals_one_process_step(compiled, tmp_path):
-    single = compiled("paper", **SMALL).eval()
+    single = compiled("paper", **SMALL).eval()  # this test's own copy: it loads weights and steps SGD on it
     state = randomize(AlexNet("paper", **SMALL), seed=11).state_dict()
     x, labels = torch.randn(4, *single.spec.input_shape), torch.randint(0, 10, (4,))
     mp.spawn(_ddp_rank, args=(str(tmp_path / "store"), state, x, labels, str(tmp_path / "after")), nprocs=2)
@@ -57,36 +62,7 @@ def test_data_parallel_step_equals_one_process_step(compiled, tmp_path):
 
 
 # train() under a launcher: 128 digits, batches of 32, width 0.125.
-RUN = """
-import sys, time, torch
-from tvm_alexnet import AlexNet
-from tvm_alexnet.data import Digits, FullImage
-from tvm_alexnet.parallel import close, from_environment
-from tvm_alexnet.preprocessing import PREPROCESSING
-from tvm_alexnet.towers import DistributedTowerAlexNet
-from tvm_alexnet.train import Recipe, train
-out, towers, epochs, pause = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
-parallel = from_environment(towers, timeout_s=60)
-prep = FullImage(PREPROCESSING["paper"])
-train_set = torch.utils.data.Subset(Digits(True, prep), range(128))
-val_set = torch.utils.data.Subset(Digits(False, prep), range(32))
-torch.manual_seed(0)
-model = AlexNet("paper", 10, 0.125)
-model.reset_parameters("torch")
-if parallel.mode == "towers":
-    model_state = model.state_dict()
-    model = DistributedTowerAlexNet(model.spec)
-    model.load_single_state_dict(model_state)
-model.compile("llvm", batch=32 // parallel.data_shards)
-step = torch.optim.SGD.step
-def slow(self, *a, **k):  # slower steps, so that a test can kill a rank mid-run
-    time.sleep(pause)
-    return step(self, *a, **k)
-torch.optim.SGD.step = slow
-train(model, train_set, val_set, Recipe(batch_size=32, epochs=epochs, workers=0, checkpoint_every=1), out,
-      resume=True, progress=False, parallel=parallel)
-close(parallel)
-"""
+RUN = Path(__file__).parent / "scripts" / "train_parallel.py"
 
 
 def launch(out, world, towers=1, epochs=1, pause=0.0):
@@ -100,7 +76,7 @@ def launch(out, world, towers=1, epochs=1, pause=0.0):
                    MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), TVM_NUM_THREADS="1")
         if world == 1:
             env.pop("WORLD_SIZE")
-        procs.append(subprocess.Popen([sys.executable, "-c", RUN, str(out), str(towers), str(epochs), str(pause)],
+        procs.append(subprocess.Popen([sys.executable, str(RUN), str(out), str(towers), str(epochs), str(pause)],
                                       env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
     return procs
 

@@ -4,6 +4,10 @@ from tvm_alexnet.spec import LRN_CONVENTIONS, SpecError, network
 
 
 def test_parameter_counts():
+    # Weights plus biases by hand: conv1 96 * 363 + 96 = 34_944, conv2 256 * 1_200 + 256 = 307_456,
+    # conv3 384 * 2_304 + 384 = 885_120, conv4 384 * 1_728 + 384 = 663_936, conv5 256 * 1_728 + 256 = 442_624,
+    # fc6 4_096 * 9_216 + 4_096 = 37_752_832, fc7 4_096 * 4_096 + 4_096 = 16_781_312, fc8 1_000 * 4_096 + 1_000
+    # = 4_097_000: 60_965_224. Ungrouped adds 256 * 1_200 + 384 * 1_728 + 256 * 1_728 = 1_413_120.
     assert network("paper").num_params == 60_965_224
     assert network("torchvision").num_params == 61_100_840
     assert network("ungrouped").num_params == 62_378_344
@@ -40,13 +44,36 @@ def test_paper_towers_and_lrn():
     assert (lrn.size, lrn.alpha, lrn.beta, lrn.k) == (5, 1e-4, 0.75, 2.0)
 
 
-def test_flops_from_the_formula():
+# FLOPs per image of the paper's network, worked out by hand from the paper's
+# layer sizes: a conv is 2 * (outputs) * (inputs per group * k * k), a dense
+# layer 2 * in * out, an LRN (2 * size + 3) = 13 per element (5 squares, 5 adds
+# with k's, alpha's multiply, the power, the divide), a 3x3 max-pool 9 per output.
+PAPER_FLOPS = {
+    "conv1_conv": 210_830_400,  # 2 * (96 * 55 * 55 = 290_400) * (3 * 11 * 11 = 363)
+    "conv1_lrn": 3_775_200,  # 290_400 * 13
+    "conv1_pool": 629_856,  # (96 * 27 * 27 = 69_984) * 9
+    "conv2_conv": 447_897_600,  # 2 * (256 * 27 * 27 = 186_624) * (48 * 5 * 5 = 1_200): two towers of 48 channels
+    "conv2_lrn": 2_426_112,  # 186_624 * 13
+    "conv2_pool": 389_376,  # (256 * 13 * 13 = 43_264) * 9
+    "conv3_conv": 299_040_768,  # 2 * (384 * 13 * 13 = 64_896) * (256 * 3 * 3 = 2_304): across the towers
+    "conv4_conv": 224_280_576,  # 2 * 64_896 * (192 * 3 * 3 = 1_728)
+    "conv5_conv": 149_520_384,  # 2 * 43_264 * 1_728
+    "conv5_pool": 82_944,  # (256 * 6 * 6 = 9_216) * 9
+    "fc6_dense": 75_497_472,  # 2 * 9_216 * 4_096
+    "fc7_dense": 33_554_432,  # 2 * 4_096 * 4_096
+    "fc8_dense": 8_192_000,  # 2 * 4_096 * 1_000
+}
+
+
+def test_flops_worked_out_by_hand():
     net = network("paper")
-    kernels = {k.name: k for k in net.kernels()}
-    assert kernels["conv1_conv"].flops == 2 * 96 * 55 * 55 * 3 * 11 * 11
-    assert kernels["conv2_conv"].flops == 2 * 256 * 27 * 27 * 48 * 5 * 5
-    assert kernels["fc6_dense"].flops == 2 * 9216 * 4096
-    assert net.flops() == sum(k.flops for k in net.kernels() if k.op != "softmax")
+    assert {k.name: k.flops for k in net.kernels() if k.op != "softmax"} == PAPER_FLOPS
+    # 1_331_569_728 in the convs + 117_243_904 dense + 6_201_312 LRN + 1_102_176 pools;
+    # the convs and dense layers are 724_406_816 multiply-adds.
+    assert net.flops() == 1_456_117_120
+    # Ungrouped: conv2, conv4, conv5 see all 96, 384, 384 channels (twice the
+    # grouped FLOPs: +447_897_600 + 224_280_576 + 149_520_384), and no LRN (-6_201_312).
+    assert network("ungrouped").flops() == 2_271_614_368
 
 
 def test_width_and_classes():

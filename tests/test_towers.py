@@ -9,8 +9,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
-from conftest import randomize
-from test_autograd import decisions_recorded, float64_params, reference_loss, rel
+from helpers import decisions_recorded, float64_params, gpu_target, randomize, reference_loss, rel
 
 from tvm_alexnet import AlexNet
 from tvm_alexnet.errors import UserError
@@ -51,8 +50,9 @@ def test_split_and_join_are_exact():
     assert all(torch.equal(state[k], v) for k, v in join(parts).items())
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def single():
+    """The single-device model the towers are checked against: each test its own (cheap: not compiled)."""
     return randomize(AlexNet("paper", **SMALL), seed=7).eval()
 
 
@@ -69,7 +69,7 @@ def check_against_float64(single, x, labels, logits, loss, grads, decisions: lis
 
 
 def test_two_device_contexts_in_one_process(single):
-    towers = single.compile("llvm", devices=("cpu", "cpu"))
+    towers = TowerAlexNet.from_model(single, ("cpu", "cpu")).compile("llvm")
     assert isinstance(towers, TowerAlexNet) and not towers.training
     assert all(torch.equal(single.state_dict()[k], v) for k, v in towers.single_state_dict().items())
     x, labels = torch.randn(3, *single.spec.input_shape), torch.randint(0, 10, (3,))
@@ -89,9 +89,7 @@ def test_two_device_contexts_in_one_process(single):
 
 @pytest.mark.gpu
 def test_two_towers_on_one_gpu_each_on_its_stream(single):
-    from test_cuda import gpu_target
-
-    towers = single.compile(gpu_target(), devices=("cuda:0", "cuda:0"))
+    towers = TowerAlexNet.from_model(single, ("cuda:0", "cuda:0")).compile(gpu_target())
     assert all(s is not None for s in towers._streams) and towers._streams[0] != towers._streams[1]
     x, labels = torch.randn(5, *single.spec.input_shape), torch.randint(0, 10, (5,))
     with decisions_recorded() as recorded:

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,44 +15,21 @@ from click.testing import CliRunner
 
 from tvm_alexnet import AlexNet
 from tvm_alexnet.cli import main
-from tvm_alexnet.data import Augmented, ColourPCA, Digits, FullImage, colour_pca, ten_crops
+from tvm_alexnet.data import Augmented, ColourPCA, Digits, FullImage, InputError, colour_pca, ten_crops
 from tvm_alexnet.parallel import Parallel
 from tvm_alexnet.preprocessing import PREPROCESSING
 from tvm_alexnet.train import CHECKPOINT, _load_states, load_checkpoint
 
 # A quick run: 192 digits, 6 batches of 32 per epoch, width 0.125.
-RUN = """
-import sys, torch
-from tvm_alexnet import AlexNet
-from tvm_alexnet.data import Digits, FullImage
-from tvm_alexnet.preprocessing import PREPROCESSING
-from tvm_alexnet.train import Recipe, train
-out = sys.argv[1]
-prep = FullImage(PREPROCESSING["paper"])
-train_set = torch.utils.data.Subset(Digits(True, prep), range(192))
-val_set = torch.utils.data.Subset(Digits(False, prep), range(64))
-torch.manual_seed(0)
-model = AlexNet("paper", 10, 0.125)
-model.reset_parameters("torch")
-model.compile("llvm", batch=32)
-if len(sys.argv) > 2:  # slower steps, so that a test can kill it mid-epoch
-    import time
-    step = torch.optim.SGD.step
-    def slow(self, *a, **k):
-        time.sleep(float(sys.argv[2]))
-        return step(self, *a, **k)
-    torch.optim.SGD.step = slow
-train(model, train_set, val_set, Recipe(batch_size=32, epochs=2, workers=0, checkpoint_every=2), out,
-      resume=True, progress=False)
-model.save(out + "/weights.safetensors")
-"""
+RUN = Path(__file__).parent / "scripts" / "train_digits.py"
 
 
 def run(out, *extra, **kwargs):
-    return subprocess.Popen([sys.executable, "-c", RUN, str(out), *map(str, extra)], stdout=subprocess.DEVNULL,
+    return subprocess.Popen([sys.executable, str(RUN), str(out), *map(str, extra)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, **kwargs)
 
 
+@pytest.mark.slow
 def test_demo_learns_and_evaluates(tmp_path):
     result = CliRunner().invoke(main, ["train", "--demo", "--epochs", "1", "--workers", "0", "--out",
                                        str(tmp_path)], catch_exceptions=False)
@@ -68,6 +46,7 @@ def test_demo_learns_and_evaluates(tmp_path):
     assert "centre" in result.stdout and "10-crop" in result.stdout
 
 
+@pytest.mark.slow
 def test_resume_after_kill_continues_with_the_same_batches(tmp_path):
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     assert run(whole).wait(timeout=600) == 0
@@ -134,7 +113,10 @@ def test_pca_file_round_trip_and_errors(tmp_path):
     pca.save(tmp_path / "pca.json")
     assert ColourPCA.load(tmp_path / "pca.json") == pca
     (tmp_path / "bad.json").write_text('{"eigvals": [1, 2]}')
-    with pytest.raises(Exception, match="not a colour PCA file"):
+    with pytest.raises(InputError, match=r"bad\.json: not a colour PCA file \('eigvecs'\)"):
+        ColourPCA.load(tmp_path / "bad.json")
+    (tmp_path / "bad.json").write_text('{"eigvals": [1, 2], "eigvecs": [[1, 0, 0], [0, 1, 0], [0, 0, 1]]}')
+    with pytest.raises(InputError, match=r"bad\.json: not a colour PCA file \(expected 3 eigenvalues and a 3x3"):
         ColourPCA.load(tmp_path / "bad.json")
 
 

@@ -16,7 +16,7 @@ import reference as ref
 import torch
 import tvm_ffi
 from click.testing import CliRunner
-from conftest import params_of, randomize
+from helpers import params_of, randomize
 
 from tvm_alexnet import AlexNet, build, tuning
 from tvm_alexnet.cli import main
@@ -48,11 +48,12 @@ def records(log_dir):
 @pytest.fixture(scope="module")
 def tuned_log(tmp_path_factory):
     """A log tuned in a process killed with SIGKILL after its first round,
-    then resumed by the same command."""
+    then resumed by the same command. Minutes of tuning: every test that
+    uses it is marked slow."""
     log_dir = tmp_path_factory.mktemp("log")
     stderr = log_dir.parent / "tune-stderr.txt"
     with open(stderr, "w") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "tvm_alexnet.cli", *TUNE, "--log-dir", str(log_dir)],
+        proc = subprocess.Popen([sys.executable, "-m", "tvm_alexnet", *TUNE, "--log-dir", str(log_dir)],
                                 stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline and proc.poll() is None:
@@ -71,6 +72,7 @@ def tuned_log(tmp_path_factory):
     return log_dir, first
 
 
+@pytest.mark.slow
 def test_resume_continues_to_the_budget(tuned_log):
     log_dir, first = tuned_log
     lines = records(log_dir)  # every line parses: the half line is gone
@@ -82,6 +84,7 @@ def test_resume_continues_to_the_budget(tuned_log):
     assert json.loads((log_dir / tuning.PROVENANCE).read_text())[-1]["tvm"]
 
 
+@pytest.mark.slow
 def test_failed_candidates_count_toward_the_budget(tuned_log, tmp_path):
     from tvm.s_tir import meta_schedule as ms
 
@@ -97,6 +100,7 @@ def test_failed_candidates_count_toward_the_budget(tuned_log, tmp_path):
     assert tuning.trials_done(tuning.open_log(log_dir), mod, best.target) == before + 1
 
 
+@pytest.mark.slow
 def test_convolutions_are_searched_in_their_default_schedules_space(tuned_log):
     traces = [str(r.trace) for r in tuning.read_log(tuned_log[0]).get_all_tuning_records()]
     # The default's repacked weights and its tile, with the row length a sampled choice.
@@ -104,6 +108,7 @@ def test_convolutions_are_searched_in_their_default_schedules_space(tuned_log):
     assert len({tuple(re.findall(r"decision=(\d+)", t)) for t in traces}) > 1  # not one tile over and over
 
 
+@pytest.mark.slow
 def test_log_notes_the_default_schedule_time_once(tuned_log):
     log_dir, _ = tuned_log
     times = json.loads((log_dir / tuning.DEFAULTS).read_text())
@@ -111,6 +116,7 @@ def test_log_notes_the_default_schedule_time_once(tuned_log):
     assert len(entries) == 1 and entries[0]["batch"] == 2 and entries[0]["seconds"] > 0  # one entry after resume
 
 
+@pytest.mark.slow
 def test_a_slow_default_measurement_is_corrected_by_the_next(tuned_log, tmp_path):
     log_dir = copy_log(tuned_log[0], tmp_path / "log", default_seconds=100.0)  # as if measured on a loaded machine
     kernel = next(k for k in network("paper", width=0.25, num_classes=10).kernels() if k.name == "conv3_conv")
@@ -128,7 +134,7 @@ def test_a_build_past_the_timeout_fails_and_frees_its_worker():
     from tvm.s_tir.meta_schedule.builder import BuilderInput
 
     kernel = next(k for k in network("paper", width=0.25, num_classes=10).kernels() if k.name == "conv3_conv")
-    candidate = BuilderInput(tuning.default_schedule(kernel, 2).mod, build.parse_target("llvm"))
+    candidate = BuilderInput(tuning.default_schedule(kernel, 2, build.parse_target("llvm")).mod, build.parse_target("llvm"))
     builder = tuning.PoolBuilder(workers=1, target_kind="llvm", timeout=0.001)  # less than a worker's start
     try:
         (result,) = builder.build([candidate])
@@ -140,17 +146,21 @@ def test_a_build_past_the_timeout_fails_and_frees_its_worker():
         builder.close()
 
 
-def test_compile_with_log_matches_float64(tuned_log, rng):
-    log_dir, _ = tuned_log
+@pytest.mark.slow
+def test_compile_with_log_matches_float64(tuned_log, tmp_path, rng):
+    log_dir = copy_log(tuned_log[0], tmp_path / "log", default_seconds=1e3)  # every record beats the default
+    in_log = {v["kernel"] for v in json.loads((log_dir / tuning.DEFAULTS).read_text()).values()}
+    assert in_log == {"conv3_conv"}
     model = randomize(AlexNet("paper", width=0.25, num_classes=10), seed=3).eval()
     model.compile("llvm", batch=2, tuning_log=log_dir)
-    assert set(model.compiled.manifest.tuned) <= {"conv3_conv"}
+    assert sorted(model.compiled.manifest.tuned) == sorted(in_log)  # the tuned schedules are what runs below
     x = rng.standard_normal((2, *model.spec.input_shape))
     with torch.no_grad():
         out = model(torch.from_numpy(x).float())
     assert ref.rel_error(out.numpy(), ref.forward(model.spec, params_of(model), x)) < 1e-5
 
 
+@pytest.mark.slow
 def test_any_batch_compile_runs_tuned_chunks(tuned_log, tmp_path, rng):
     log_dir = copy_log(tuned_log[0], tmp_path / "log", default_seconds=1e3)  # every record beats the default
     model = randomize(AlexNet("paper", width=0.25, num_classes=10), seed=4).eval()
@@ -167,6 +177,7 @@ def test_any_batch_compile_runs_tuned_chunks(tuned_log, tmp_path, rng):
     assert ref.rel_error(out.numpy(), ref.forward(model.spec, params_of(model), x)) < 1e-5
 
 
+@pytest.mark.slow
 def test_record_slower_than_the_default_is_not_used(tuned_log, tmp_path):
     log_dir, _ = tuned_log
     kernel = next(k for k in network("paper", width=0.25, num_classes=10).kernels() if k.name == "conv3_conv")
@@ -177,6 +188,7 @@ def test_record_slower_than_the_default_is_not_used(tuned_log, tmp_path):
         assert (func is not None) == used
 
 
+@pytest.mark.slow
 def test_tune_ends_with_a_side_by_side_verdict_that_builds_follow(tuned_log, tmp_path):
     log_dir, _ = tuned_log
     kernel = next(k for k in network("paper", width=0.25, num_classes=10).kernels() if k.name == "conv3_conv")
@@ -184,7 +196,7 @@ def test_tune_ends_with_a_side_by_side_verdict_that_builds_follow(tuned_log, tmp
     times = json.loads((log_dir / tuning.DEFAULTS).read_text())
     (key, entry), = [(k, v) for k, v in times.items() if v["kernel"] == "conv3_conv"]
     best = tuning.best_record(tuning.read_log(log_dir), tuning.task_module(kernel, 2), llvm)
-    assert entry["settled"]["record"] == tuning._trace_digest(best.trace)
+    assert entry["settled"]["record"] == tuning.trace_digest(best.trace)
     # The verdict overrules the recorded times, either way round.
     for seconds, record_wins in ((1e3, False), (1e-12, True)):
         log = copy_log(log_dir, tmp_path / str(seconds), default_seconds=seconds)
@@ -194,6 +206,7 @@ def test_tune_ends_with_a_side_by_side_verdict_that_builds_follow(tuned_log, tmp
         assert (func is not None) == record_wins
 
 
+@pytest.mark.slow
 def test_log_for_another_cpu_is_not_used(tuned_log):
     log_dir, _ = tuned_log
     net = network("paper", width=0.25, num_classes=10)
@@ -204,6 +217,7 @@ def test_log_for_another_cpu_is_not_used(tuned_log):
     assert tuning.tuned_kernel(database, kernel, 4, build.parse_target("llvm")) is None  # other batch
 
 
+@pytest.mark.slow
 def test_cli_compile_reports_tuned_and_fallback(tuned_log, tmp_path):
     log_dir = copy_log(tuned_log[0], tmp_path / "log", default_seconds=1e3)  # every record beats the default
     result = CliRunner().invoke(main, ["compile", *TINY, "--tuning-log", str(log_dir), "-o", str(tmp_path)],
@@ -213,6 +227,7 @@ def test_cli_compile_reports_tuned_and_fallback(tuned_log, tmp_path):
     assert "conv1_conv" in result.stderr.split("default schedule")[1]
 
 
+@pytest.mark.slow
 def test_train_uses_the_log(tuned_log, tmp_path, rng):
     from PIL import Image
 
@@ -231,6 +246,7 @@ def test_train_uses_the_log(tuned_log, tmp_path, rng):
     assert (tmp_path / "run" / "weights.safetensors").exists()
 
 
+@pytest.mark.slow
 def test_corrupt_log_names_file_and_line_and_falls_back(tuned_log, tmp_path):
     bad = copy_log(tuned_log[0], tmp_path / "bad", default_seconds=1e3)
     good = (bad / tuning.RECORDS).read_text()
@@ -244,6 +260,7 @@ def test_corrupt_log_names_file_and_line_and_falls_back(tuned_log, tmp_path):
     assert (bad / tuning.RECORDS).read_text().endswith(good)  # reading never rewrites a log
 
 
+@pytest.mark.slow
 def test_builds_read_only_the_best_record_that_reads(tuned_log, tmp_path):
     log_dir = copy_log(tuned_log[0], tmp_path / "log")
     fastest = min(records(log_dir), key=lambda r: sum(r[1][1]) / len(r[1][1]))
@@ -272,6 +289,7 @@ def test_foreign_file_falls_back_to_defaults(tmp_path):
     assert "tuned from" in result.stderr and "none" in result.stderr.split("default schedule")[0]
 
 
+@pytest.mark.slow
 def test_logs_shows_targets_and_coverage(tuned_log):
     log_dir, _ = tuned_log
     result = CliRunner().invoke(main, ["logs", str(log_dir), "--width", "0.25", "--num-classes", "10",
@@ -283,6 +301,7 @@ def test_logs_shows_targets_and_coverage(tuned_log):
     assert "tune paper" in result.stderr  # provenance
 
 
+@pytest.mark.slow
 def test_schedules_export_readable_tvmscript(tuned_log, tmp_path):
     import tvm
 
@@ -312,6 +331,7 @@ def test_schedules_export_defaults(tmp_path):
     assert "T.parallel" in loops and "T.vectorized" in loops  # scheduled, not the naive loop nest
 
 
+@pytest.mark.slow
 def test_retarget_to_another_cpu_measures_and_records(tuned_log, tmp_path):
     log_dir, _ = tuned_log
     skylake = build.parse_target("llvm:skylake")
@@ -345,6 +365,7 @@ def sampled_cuda_log(log_dir, arch: str, kernel_name: str, count: int) -> None:
             candidate.sch.trace, database.commit_workload(mod), [1e-3 * (i + 1)], target, candidate.args_info))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason="on a GPU machine the re-targeted records are measured")
 def test_retarget_sm80_to_sm90_builds_with_nvcc(tmp_path):
     sampled_cuda_log(tmp_path / "sm_80", "sm_80", "fc6_dense", 3)
@@ -356,6 +377,7 @@ def test_retarget_sm80_to_sm90_builds_with_nvcc(tmp_path):
     assert "3 records, 3 apply, 3 build, 0 measured and recorded" in result.stderr
 
 
+@pytest.mark.slow
 def test_logs_merge_keeps_each_record_once(tuned_log, tmp_path):
     log_dir, _ = tuned_log
     out = tmp_path / "merged"
@@ -374,6 +396,7 @@ def test_logs_merge_keeps_each_record_once(tuned_log, tmp_path):
     assert notes[0].startswith("tune paper") and notes[-1].startswith("merged 0 records")
 
 
+@pytest.mark.slow
 def test_logs_prune_drops_records_no_kernel_has(tuned_log, tmp_path):
     from tvm.s_tir import meta_schedule as ms
 
@@ -395,6 +418,7 @@ def test_logs_prune_drops_records_no_kernel_has(tuned_log, tmp_path):
     assert "pruned 0 records of 0 workloads" in again.stderr and records(log_dir) == before[:-1]
 
 
+@pytest.mark.slow
 def test_backward_kernels_are_tasks_too(tmp_path):
     result = CliRunner().invoke(main, ["tune", *TINY, "--kernel", "fc8_dense_grad_weight", "--trials", "2",
                                        "--trials-per-round", "2", "--log-dir", str(tmp_path)],
@@ -417,6 +441,7 @@ def test_backward_kernels_are_tasks_too(tmp_path):
     assert refused.exit_code != 0 and "no tunable kernel 'conv1_pool_grad'" in refused.output
 
 
+@pytest.mark.slow
 def test_a_record_whose_json_does_not_read_back_stays_out_of_the_log(tuned_log, tmp_path):
     from tvm.s_tir import meta_schedule as ms
 
@@ -436,6 +461,7 @@ def test_a_record_whose_json_does_not_read_back_stays_out_of_the_log(tuned_log, 
     assert len(tuning.read_log(tmp_path / "log").get_all_tuning_records()) == 1
 
 
+@pytest.mark.slow
 def test_a_repeated_workload_line_is_merged_before_tuning_appends(tuned_log, tmp_path):
     """JSONDatabase numbers a new workload by its count of distinct ones: after a
     repeated line, every record appended would point at the wrong workload."""
@@ -455,6 +481,7 @@ def test_a_repeated_workload_line_is_merged_before_tuning_appends(tuned_log, tmp
     assert len(read) == 1 and str(read[0].trace) == str(record.trace)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("killed_before", ["writing the workloads", "moving the records", "moving the workloads"])
 def test_a_repair_killed_midway_is_finished_or_undone(tuned_log, tmp_path, monkeypatch, killed_before):
     """A repair renumbers the records and merges the workload lines: two new

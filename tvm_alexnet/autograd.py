@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 
+from .ops import op_of
 from .runtime import CompiledNetwork
 from .spec import Network
 
@@ -28,18 +29,15 @@ class LayerKernels:
         call = self.compiled.kernel
         saved = []
         for k in self.kernels:
-            if k.op == "dropout":
-                if mask is None:  # evaluation: dropout is the identity
-                    saved.append([])
-                    continue
-                y = call(k.name)(x, mask)
-                saved.append([mask])
-            elif k.params:
-                y = call(k.name)(x, weight, bias)
-                saved.append([x, y])  # the input for dW, the ReLU's output for its gradient
-            else:
-                y = call(k.name)(x)
-                saved.append([x] if k.op in ("lrn", "max_pool") else [])
+            op = op_of(k)
+            if op.masked and mask is None:  # evaluation: dropout is the identity
+                saved.append([])
+                continue
+            args = [x, mask] if op.masked else [x, weight, bias] if k.params else [x]
+            y = call(k.name)(*args)
+            # The input for dW (and LRN's and max-pool's gradients), the ReLU's output for its gradient.
+            kept = {"input": x, "output": y, "mask": mask}
+            saved.append([kept[name] for name in op.saves])
             x = y
         return x, saved
 
@@ -48,9 +46,9 @@ class LayerKernels:
         call = self.compiled.kernel
         dw = db = None
         for k, tensors in zip(reversed(self.kernels), reversed(saved)):
-            if k.op == "dropout":
+            if op_of(k).masked:
                 if tensors:
-                    dy = call(k.name)(dy, tensors[0])  # the same mask
+                    dy = call(k.name)(dy, *tensors)  # its own gradient, with the same mask
             elif k.params:
                 x, y = tensors
                 if k.attrs["relu"]:

@@ -1,33 +1,36 @@
-"""Compile a network for a target, cache the library on disk, load it back.
+"""Compile a network for a target and cache the build on disk.
 
 A build is one shared library holding the Relax VM functions (`forward` and
 one per layer) and every kernel as a destination-passing function, plus a
-manifest.json describing the kernels. Builds are cached under a key of the
-network spec, batch, target, TVM version and this package's kernel sources.
+manifest.json describing the kernels and the library (see artifact.py).
+Builds are cached under a key of the network spec, batch, target, TVM
+version and this package's kernel sources.
 """
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import os
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+import warnings
 from pathlib import Path
 
 import tvm
 from tvm import relax
 
-from . import cpu_schedules, cuda, graph, tuning
-from .errors import UserError
+from . import artifact, cuda, graph, tuning
+from .artifact import LIBRARY, MANIFEST, ArtifactError, Manifest, cache_dir  # noqa: F401
+from .ops import default_schedule
 from .spec import Network
-from .target import TargetError, device_for, host_cpu, is_gpu, num_cores, parse_target  # noqa: F401
+from .target import TargetError, device_for, host_cpu, is_gpu, num_cores, parse_target, vector_unit  # noqa: F401
 
 PACKAGE_DIR = Path(__file__).parent
 # The files whose contents decide what a build contains.
-_KERNEL_SOURCES = ["spec.py", "graph.py", "build.py", "target.py", "cpu_schedules.py",
+_KERNEL_SOURCES = ["spec.py", "graph.py", "build.py", "artifact.py", "target.py",
                    *sorted(f"ops/{p.name}" for p in (PACKAGE_DIR / "ops").glob("*.py"))]
 
 
@@ -35,7 +38,7 @@ def schedule(mod: tvm.IRModule, net: Network, batch: int | None, target: tvm.tar
              tuning_log: str | os.PathLike | None = None) -> tuple[tvm.IRModule, list[str]]:
     """Give every kernel a schedule for the target: the best record of the
     tuning log where it has one for this kernel, batch and target, else the
-    default: cpu_schedules on CPU, dlight on GPU. Returns the module and the
+    default: the op's (ops.registry) on CPU, dlight on GPU. Returns the module and the
     names of the tuned kernels."""
     tuned = []
     if tuning_log is not None and batch is not None:
@@ -47,9 +50,10 @@ def schedule(mod: tvm.IRModule, net: Network, batch: int | None, target: tvm.tar
                 mod[kernel.name] = func.with_attr("global_symbol", kernel.name)
                 tuned.append(kernel.name)
     if not is_gpu(target):
+        unit = vector_unit(target)
         for kernel in net.compiled_kernels():
             if kernel.name not in tuned:
-                mod[kernel.name] = cpu_schedules.default_schedule(mod[kernel.name], kernel, batch)
+                mod[kernel.name] = default_schedule(mod[kernel.name], kernel, batch, unit)
     else:
         from tvm.s_tir import dlight as dl
 
@@ -86,33 +90,6 @@ def compile_module(net: Network, batch: int | None, target: tvm.target.Target,
     return tvm.compile(mod, target, relax_pipeline=_relax_pipeline(target)), tuned
 
 
-@dataclass
-class Manifest:
-    variant: str
-    width: float
-    num_classes: int
-    lrn: str | None
-    batch: int | None
-    target: dict
-    tvm_version: str
-    build_seconds: float
-    kernels: list[dict]
-    functions: list[str]
-    tuning_log: str | None = None
-    tuned: list[str] = field(default_factory=list)  # kernels scheduled from the log; the rest use defaults
-
-    def save(self, path: Path) -> None:
-        path.write_text(json.dumps(asdict(self), indent=2))
-
-    @classmethod
-    def load(cls, path: Path) -> "Manifest":
-        return cls(**json.loads(path.read_text()))
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("TVM_ALEXNET_CACHE", Path.home() / ".cache" / "tvm-alexnet"))
-
-
 def build_key(net: Network, batch: int | None, target: tvm.target.Target,
               tuning_log: str | os.PathLike | None = None) -> str:
     h = hashlib.sha256()
@@ -126,21 +103,44 @@ def build_key(net: Network, batch: int | None, target: tvm.target.Target,
     return h.hexdigest()[:16]
 
 
-LIBRARY = "alexnet.so"
-MANIFEST = "manifest.json"
-
-
 def build(net: Network, target: tvm.target.Target, batch: int | None = None, out_dir: Path | None = None,
           tuning_log: str | os.PathLike | None = None, use_cache: bool = True) -> Path:
     """Compile `net` for `target` into a directory holding the library and
     its manifest; return the directory. Kernels with a record in
     `tuning_log` for this batch and target get its schedule. With `out_dir`
-    unset the build goes to (or comes from) the cache."""
-    cached = cache_dir() / f"{net.variant}-{build_key(net, batch, target, tuning_log)}"
-    if use_cache and (cached / MANIFEST).exists():
-        if out_dir is None:
-            return cached
-        return _publish(cached, Path(out_dir))
+    unset the build goes to (or comes from) the cache.
+
+    A cache entry whose files do not match its manifest (a truncated
+    library) is built again, with a warning; a bad library is never
+    returned or copied to `out_dir`. Where the cache cannot be written (a
+    read-only folder, TVM_ALEXNET_CACHE naming a file), the build goes to a
+    temporary cache for this process instead, with a warning, found before
+    compiling."""
+    name = f"{net.variant}-{build_key(net, batch, target, tuning_log)}"
+    cached = cache_dir() / name
+    if use_cache and _usable(cached):
+        return cached if out_dir is None else _publish(cached, Path(out_dir))
+    try:
+        staging = _staging(cached.parent)
+    except OSError as e:
+        fallback = _temporary_cache()
+        warnings.warn(f"build cache {cached.parent} cannot be written ({e.strerror or e}); "
+                      f"building into {fallback}, for this process only")
+        cached = fallback / name
+        if use_cache and _usable(cached):
+            return cached if out_dir is None else _publish(cached, Path(out_dir))
+        staging = _staging(fallback)
+    try:
+        _compile_into(staging, net, batch, target, tuning_log)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    _replace_dir(staging, cached)
+    return cached if out_dir is None else _publish(cached, Path(out_dir))
+
+
+def _compile_into(staging: Path, net: Network, batch: int | None, target: tvm.target.Target,
+                  tuning_log: str | os.PathLike | None) -> None:
     start = time.perf_counter()
     executable, tuned = compile_module(net, batch, target, tuning_log)
     if target.kind.name == "cuda":
@@ -156,11 +156,39 @@ def build(net: Network, target: tvm.target.Target, batch: int | None = None, out
         functions=[layer.name for layer in net.layers] + ["forward"],
         tuning_log=None if tuning_log is None else str(tuning_log), tuned=tuned,
     )
-    staging = Path(tempfile.mkdtemp(prefix=".build-", dir=_ensure(cached.parent)))
     executable.export_library(str(staging / LIBRARY))
+    manifest.files = {LIBRARY: artifact.describe(staging / LIBRARY)}
     manifest.save(staging / MANIFEST)
-    _replace_dir(staging, cached)
-    return cached if out_dir is None else _publish(cached, Path(out_dir))
+
+
+def _usable(entry: Path) -> bool:
+    """Whether a cache entry is there and its files match its manifest
+    (one that does not is built again, with a warning)."""
+    if not (entry / MANIFEST).exists():
+        return False
+    try:
+        artifact.check(entry)
+    except ArtifactError as e:
+        warnings.warn(f"{e}; building it again")
+        return False
+    return True
+
+
+def _staging(root: Path) -> Path:
+    """A fresh folder in the cache `root` to build into."""
+    return Path(tempfile.mkdtemp(prefix=".build-", dir=_ensure(root)))
+
+
+_fallback_cache: Path | None = None
+
+
+def _temporary_cache() -> Path:
+    """This process's cache where the usual one cannot be written, removed when it exits."""
+    global _fallback_cache
+    if _fallback_cache is None:
+        _fallback_cache = Path(tempfile.mkdtemp(prefix="tvm-alexnet-cache-"))
+        atexit.register(shutil.rmtree, _fallback_cache, True)
+    return _fallback_cache
 
 
 def _ensure(path: Path) -> Path:
@@ -180,12 +208,19 @@ def _replace_dir(staging: Path, final: Path) -> None:
 
 
 def _publish(src: Path, out_dir: Path) -> Path:
-    """Copy a build into a user's directory, each file replaced atomically
-    and nothing else in the directory touched."""
+    """Copy a build into a user's directory, each file checked against the
+    manifest and then replaced atomically, nothing else in the directory touched."""
+    manifest = artifact.check(src)
     _ensure(out_dir)
     for name in (LIBRARY, MANIFEST):
         fd, tmp = tempfile.mkstemp(prefix=f".{name}-", dir=out_dir)
         os.close(fd)
-        shutil.copy2(src / name, tmp)
-        os.replace(tmp, out_dir / name)
+        try:
+            shutil.copy2(src / name, tmp)
+            if name in manifest.files:
+                artifact.check_file(Path(tmp), manifest.files[name])
+            os.replace(tmp, out_dir / name)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
     return out_dir

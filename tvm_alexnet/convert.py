@@ -144,6 +144,8 @@ def _checked(array: np.ndarray, shape: tuple[int, ...], what: str, net: Network)
                            f"(from conv1 and fc8: width {net.width:g}, {net.num_classes} classes)")
     if not np.issubdtype(array.dtype, np.floating):
         raise WeightsError(f"{what} have dtype {array.dtype}, expected a float")
+    if not np.isfinite(array).all() or np.abs(array).max(initial=0) > np.finfo(np.float32).max:
+        raise WeightsError(f"{what} hold non-finite values (nan or inf, or beyond float32's range)")
     return array
 
 

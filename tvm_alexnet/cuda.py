@@ -7,6 +7,8 @@ machine that built it, GPU or not.
 
 from __future__ import annotations
 
+import re
+
 import tvm
 
 
@@ -16,6 +18,13 @@ def source(module) -> str:
         if lib.kind == "cuda":
             return lib.inspect_source()
     return ""
+
+
+def kernel_source(code: str, name: str) -> str:
+    """The __global__ functions in `code` generated for one kernel (dlight
+    may split a kernel into several)."""
+    parts = re.split(r'(?=extern "C" __global__)', code)
+    return "".join(p for p in parts if re.search(rf"\b{re.escape(name)}_kernel(_\d+)?\(", p.split("{")[0]))
 
 
 def _walk(module):

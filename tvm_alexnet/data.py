@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,10 +17,36 @@ from .preprocessing import Preprocessing
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff"}
 RESIZE = 256  # shorter side, before the centre crop
+# Images over 50 Mpixel are refused before they are decoded: a small file can
+# declare a huge image (a decompression bomb) that would fill the memory of every
+# data worker. 50 Mpixel is above common cameras' 45 and below PIL's own 89.5.
+MAX_PIXELS = 50_000_000
 
 
 class InputError(UserError):
     """An input image or path that cannot be used."""
+
+
+def open_image(path: Path) -> Image.Image:
+    """The decoded image at `path`; InputError if it cannot be read or
+    declares more than MAX_PIXELS pixels (checked before decoding)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            with Image.open(path) as img:
+                w, h = img.size
+                if w * h > MAX_PIXELS:
+                    raise InputError(f"{path}: image is {w}x{h}, over the limit of {MAX_PIXELS:,} pixels "
+                                     "(refused undecoded: it may be a decompression bomb)")
+                img.load()
+        except InputError:
+            raise
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise InputError(f"{path}: image is over the limit of {MAX_PIXELS:,} pixels "
+                             "(refused undecoded: it may be a decompression bomb)") from None
+        except (UnidentifiedImageError, OSError, ValueError, EOFError, SyntaxError) as e:
+            raise InputError(f"{path}: not a readable image ({e})") from None
+    return img
 
 
 def image_files(paths: list[str | os.PathLike]) -> list[Path]:
@@ -42,11 +69,7 @@ def load_image(path: Path, size: int, prep: Preprocessing, resize: bool = True) 
     """A (3, size, size) float32 tensor: shorter side scaled to 256 and the
     centre cropped (with `resize`), or the image as it is (without, then it
     must be size x size)."""
-    try:
-        with Image.open(path) as img:
-            img.load()
-    except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise InputError(f"{path}: not a readable image ({e})") from None
+    img = open_image(path)
     if img.mode != "RGB":
         channels = len(img.getbands())
         raise InputError(f"{path}: image has {channels} channel{'s' * (channels != 1)} (mode {img.mode}), "
@@ -70,26 +93,87 @@ def centre_crop_image(img: Image.Image, size: int) -> Image.Image:
 
 class LabelledImages(torch.utils.data.Dataset):
     """(image file, class) samples. An image that cannot be read is reported
-    with its path and skipped (the next one is used); one that is not RGB
-    (grey, palette, RGBA, CMYK) is converted."""
+    with its path and is None in the data set: `loader` batches skip and
+    count it, Augmented puts the next image in its place. One that is not RGB
+    (grey, palette, RGBA, CMYK) is converted. InputError naming `source` (by
+    default the samples' common folder) when not one image can be read."""
 
-    def __init__(self, samples: list[tuple[Path, int]], transform):
+    def __init__(self, samples: list[tuple[Path, int]], transform, source: str | os.PathLike | None = None):
         self.samples, self.transform = samples, transform
+        self._check_readable(source)
+
+    def _check_readable(self, source) -> None:
+        # Up front, so a folder of unreadable files is one error naming it, not a data worker's traceback.
+        first = None
+        for path, _ in self.samples:
+            try:
+                open_image(path)
+                return
+            except InputError as e:
+                first = first or e
+        if first is not None:
+            source = source or os.path.commonpath([str(Path(p).parent) for p, _ in self.samples])
+            raise InputError(f"{source}: none of its {len(self.samples)} images can be read (the first: {first})")
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, index: int):
-        for attempt in range(len(self.samples)):
-            path, label = self.samples[(index + attempt) % len(self.samples)]
+        path, label = self.samples[index]
+        try:
+            img = open_image(path)
+        except InputError as e:
+            warnings.warn(f"{e}; skipped")
+            return None
+        return self.transform(img.convert("RGB")), label  # a no-op for RGB
+
+
+def skip_unreadable(samples: list) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """A DataLoader's collate_fn: (images, labels, skipped), the images that
+    could not be read (None) left out and counted."""
+    kept = [s for s in samples if s is not None]
+    if not kept:
+        return torch.empty(0), torch.empty(0, dtype=torch.long), len(samples)
+    x, labels = torch.utils.data.default_collate(kept)
+    return x, labels, len(samples) - len(kept)
+
+
+def loader(dataset, batch_size: int, workers: int, **kwargs) -> torch.utils.data.DataLoader:
+    """Batches of (images, labels, skipped) for evaluation: unreadable images skipped and counted."""
+    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=workers,
+                                       collate_fn=skip_unreadable, **kwargs)
+
+
+def unwrapped(batches: Iterable) -> Iterator:
+    """`batches` (a DataLoader) with a data worker's UserError raised as
+    itself: the loader re-raises it with the worker's whole traceback as its
+    message, which the command line would print after `error:`."""
+    it = iter(batches)
+    while True:
+        try:
+            batch = next(it)
+        except StopIteration:
+            return
+        except UserError as e:
+            text = str(e)
+            if "\nOriginal Traceback" not in text:
+                raise
+            # The traceback's last line is "<module>.<class>: <message>".
+            message = text.rstrip().splitlines()[-1].split(": ", 1)[-1]
             try:
-                with Image.open(path) as img:
-                    img = img.convert("RGB")  # a no-op for RGB
-            except (UnidentifiedImageError, OSError, ValueError) as e:
-                warnings.warn(f"{path}: not a readable image ({e}); skipped")
-                continue
-            return self.transform(img), label
-        raise InputError("no readable image in the data set")
+                error = type(e)(message)
+            except Exception:  # a subclass whose constructor takes other arguments
+                error = UserError(message)
+            raise error from None
+        yield batch
+
+
+def random_images(count: int, shape: tuple[int, ...], batch: int,
+                  generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:
+    """`count` N(0, 1) images of `shape` in batches of up to `batch`, drawn as
+    they are needed: only one batch is ever held."""
+    for start in range(0, count, batch):
+        yield torch.randn(min(batch, count - start), *shape, generator=generator)
 
 
 class ImageFolder(LabelledImages):
@@ -110,7 +194,7 @@ class ImageFolder(LabelledImages):
                    for f in sorted((root / name).rglob("*")) if f.suffix.lower() in IMAGE_SUFFIXES]
         if not samples:
             raise InputError(f"{root}: no images in class folders (expected root/<class>/<image>)")
-        super().__init__(samples, transform)
+        super().__init__(samples, transform, root)
 
 
 class ImageList(LabelledImages):
@@ -142,7 +226,7 @@ class ImageList(LabelledImages):
             samples.append((root / parts[0], label))
         if not samples:
             raise InputError(f"{labels}: lists no images")
-        super().__init__(samples, transform)
+        super().__init__(samples, transform, f"{root} (listed in {labels})")
 
 
 class Digits(torch.utils.data.Dataset):
@@ -215,7 +299,10 @@ def colour_pca(dataset, images: int = 2000, seed: int = 0) -> ColourPCA:
     order = np.random.default_rng(seed).permutation(len(dataset))[:images]
     total, outer, count = np.zeros(3), np.zeros((3, 3)), 0
     for i in order:
-        x = dataset[int(i)][0].double().reshape(3, -1).numpy()
+        sample = dataset[int(i)]
+        if sample is None:  # unreadable, and warned about
+            continue
+        x = sample[0].double().reshape(3, -1).numpy()
         total += x.sum(1)
         outer += x @ x.T
         count += x.shape[1]
@@ -229,7 +316,9 @@ class Augmented(torch.utils.data.Dataset):
     `crop` x `crop` window, a random horizontal flip, and (with `pca`) colour
     noise along the principal components of RGB. The randomness of each
     sample depends only on (seed, epoch, index), so an interrupted epoch
-    resumes with the very same batches."""
+    resumes with the very same batches. An unreadable image (None) is
+    replaced by the next readable one: a batch must be full, since the
+    compiled model is built for one batch size."""
 
     def __init__(self, dataset, crop: int, seed: int, pca: ColourPCA | None = None, flip: bool = True):
         self.dataset, self.crop, self.seed, self.pca, self.flip = dataset, crop, seed, pca, flip
@@ -239,7 +328,15 @@ class Augmented(torch.utils.data.Dataset):
         return len(self.dataset)
 
     def __getitem__(self, index: int):
-        x, label = self.dataset[index]
+        size = len(self.dataset)
+        sample = self.dataset[index]
+        for step in range(1, size):
+            if sample is not None:
+                break
+            sample = self.dataset[(index + step) % size]
+        if sample is None:
+            raise InputError("no image of the training set can be read")
+        x, label = sample
         gen = torch.Generator().manual_seed(hash((self.seed, self.epoch, index)) % 2**63)
         top, left = torch.randint(0, x.shape[-1] - self.crop + 1, (2,), generator=gen).tolist()
         x = x[:, top:top + self.crop, left:left + self.crop]
@@ -275,3 +372,44 @@ def ten_crops(x: torch.Tensor, size: int) -> list[torch.Tensor]:
     crops = [x[..., top:top + size, left:left + size] for top, left in ((0, 0), (0, far), (far, 0), (far, far))]
     crops.append(centre_crop(x, size))
     return crops + [c.flip(-1) for c in crops]
+
+
+def training_sets(root: str | os.PathLike | None, transform) -> tuple[torch.utils.data.Dataset,
+                                                                      torch.utils.data.Dataset, list[str]]:
+    """(train, validation, class names): the ImageFolders ROOT/train and
+    ROOT/val, or with no ROOT the demo digits."""
+    if root is None:
+        return Digits(True, transform), Digits(False, transform), Digits.classes
+    root = Path(root)
+    train_set, val_set = ImageFolder(root / "train", transform), ImageFolder(root / "val", transform)
+    if train_set.classes != val_set.classes:
+        raise InputError(f"{root}/train and {root}/val hold different class folders")
+    return train_set, val_set, train_set.classes
+
+
+def validation_set(root: str | os.PathLike, labels: str | os.PathLike | None, transform,
+                   num_classes: int) -> LabelledImages:
+    """Validation images of a network with `num_classes` outputs: ROOT/<class>/
+    folders, a flat ROOT with a `labels` file (see ImageList), or a flat ROOT
+    of ILSVRC2012 validation images, labelled by their file names. Class
+    folders and labels may be ImageNet WordNet ids where there are 1000 classes."""
+    from . import imagenet
+
+    root = Path(root)
+    index = imagenet.wordnet_index() if num_classes == imagenet.CLASSES else None
+    if labels is not None:
+        dataset = ImageList(root, labels, transform, index)
+    elif any(p.is_dir() for p in root.iterdir()):
+        folders = {p.name for p in root.iterdir() if p.is_dir()}
+        dataset = ImageFolder(root, transform, index if index and folders <= index.keys() else None)
+    else:
+        samples = [(f, imagenet.val_label(f)) for f in image_files([root])]
+        unknown = [f for f, label in samples if label is None]
+        if unknown:
+            raise InputError(f"{unknown[0]} is not an ILSVRC2012 validation image name and no labels file "
+                             "was given")
+        dataset = LabelledImages(samples, transform)
+    largest = max(label for _, label in dataset.samples)
+    if largest >= num_classes:
+        raise InputError(f"{root}: label {largest} is out of range for a network with {num_classes} classes")
+    return dataset

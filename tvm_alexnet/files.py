@@ -39,3 +39,22 @@ def write_atomic(path: str | os.PathLike, content: str | bytes) -> None:
         f.write(content)
         f.flush()
         os.fsync(f.fileno())
+
+
+def check_writable(folder: str | os.PathLike, what: str) -> None:
+    """Create `folder` if needed and write (then remove) a probe file in it,
+    so an unwritable place fails before hours of work are spent; UserError
+    naming the folder and `what` was to be written there otherwise."""
+    from .errors import UserError
+
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        reason = e.strerror or type(e).__name__
+        if isinstance(e, (FileExistsError, NotADirectoryError)):
+            reason = "a file is in the way of the folder"
+        raise UserError(f"{folder}: cannot write the {what} there ({reason})") from None

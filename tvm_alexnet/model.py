@@ -12,23 +12,10 @@ from torch import nn
 from . import build, tuning, weights
 from .autograd import CompiledLayer, LayerKernels
 from .errors import UserError
+from .layers import layer_modules, torch_lrn, walk_layers
 from .preprocessing import PREPROCESSING, Preprocessing
 from .runtime import CompiledNetwork, batch_chunks
 from .spec import LRN_CONVENTIONS, POOL_SIZE, POOL_STRIDE, Conv, Network, network
-
-
-def torch_lrn(x: torch.Tensor, size: int, alpha: float, beta: float, k: float, groups: int) -> torch.Tensor:
-    """The spec's LRN in torch ops, windows within each channel group (torch
-    divides alpha by the size; ours multiplies the plain sum)."""
-    return torch.cat([F.local_response_norm(part, size, alpha=alpha * size, beta=beta, k=k)
-                      for part in x.chunk(groups, 1)], 1)
-
-
-def layer_modules(net: Network) -> dict[str, nn.Module]:
-    """conv1 ... fc8 as torch modules holding the parameters, in the spec's order."""
-    modules = {c.name: nn.Conv2d(c.in_channels, c.out_channels, c.kernel, c.stride, c.padding, groups=c.groups)
-               for c in net.convs}
-    return modules | {d.name: nn.Linear(d.in_features, d.out_features) for d in net.dense}
 
 
 class AlexNet(nn.Module):
@@ -70,7 +57,7 @@ class AlexNet(nn.Module):
     # -- compilation -------------------------------------------------------------------------
 
     def compile(self, target: str = "llvm", batch: int | None = None, out_dir: str | os.PathLike | None = None,
-                tuning_log: str | os.PathLike | None = None, devices: tuple[str, str] | None = None):
+                tuning_log: str | os.PathLike | None = None) -> "AlexNet":
         """Compile every layer for `target` (see build.parse_target) and run
         forward through the kernels from now on. Builds are cached on disk.
 
@@ -81,13 +68,8 @@ class AlexNet(nn.Module):
         any-batch build. With `batch=N` one build for N, tuned where the log
         has records for N.
 
-        With `devices`, one per tower (("cuda:0", "cuda:1"), or ("cpu",
-        "cpu")), returns instead a towers.TowerAlexNet: this model's weights
-        split into the paper's two towers, each compiled on its device."""
-        if devices is not None:
-            from .towers import TowerAlexNet
-
-            return TowerAlexNet.from_model(self, devices).compile(target, batch)
+        The paper's two towers on two devices are built from a model by
+        towers.TowerAlexNet.from_model(model, devices), then compiled."""
         tvm_target = build.parse_target(target)
         directory = build.build(self.spec, tvm_target, batch, out_dir, tuning_log if batch else None)
         self.compiled = CompiledNetwork(directory)
@@ -134,16 +116,11 @@ class AlexNet(nn.Module):
     def _layer_by_layer(self, x: torch.Tensor) -> torch.Tensor:
         """Forward through the autograd bridges: backward runs the compiled
         gradient kernels, and in training the dropout kernels get fresh masks."""
-        for layer in self.spec.layers:
+        def run_layer(layer, x, mask):
             module = getattr(self, layer.name)
-            if layer.name == self.spec.dense[0].name:
-                x = x.flatten(1)
-            mask = None
-            if self.training and getattr(layer, "dropout", 0.0):
-                keep = 1 - layer.dropout
-                mask = torch.empty((x.shape[0], layer.out_features), device=x.device).bernoulli_(keep).div_(keep)
-            x = CompiledLayer.apply(self._layers[layer.name], x, module.weight, module.bias, mask)
-        return x
+            return CompiledLayer.apply(self._layers[layer.name], x, module.weight, module.bias, mask)
+
+        return walk_layers(self.spec, x, run_layer, self.training)
 
     def reference_forward(self, x: torch.Tensor) -> torch.Tensor:
         """The same network in plain torch ops."""

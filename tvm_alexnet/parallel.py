@@ -90,3 +90,13 @@ def all_sum(values: list[float], parallel: Parallel) -> list[float]:
     t = torch.tensor(values, dtype=torch.float64)
     dist.all_reduce(t)
     return t.tolist()
+
+
+def any_rank(flag: bool, parallel: Parallel) -> bool:
+    """Whether `flag` holds on any rank (a collective under torchrun: every
+    rank calls it), so that all ranks stop together."""
+    if parallel.world == 1:
+        return flag
+    t = torch.tensor([float(flag)])
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())

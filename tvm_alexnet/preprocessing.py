@@ -46,6 +46,9 @@ class Preprocessing:
         if len(prep.mean) != 3 or len(prep.std) != 3 or prep.channels not in ("RGB", "BGR"):
             raise UserError(f"{source}: malformed preprocessing {text!r} "
                             "(expected 3 means, 3 stds and channels RGB or BGR)")
+        if not np.isfinite([*prep.mean, *prep.std, prep.scale]).all() or 0 in prep.std or prep.scale == 0:
+            raise UserError(f"{source}: malformed preprocessing {text!r} "
+                            "(expected finite numbers, the stds and the scale not zero)")
         return prep
 
 

@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 
 from .errors import UserError
-from .model import AlexNet, torch_lrn
-from .spec import Kernel, Network
+from .model import AlexNet
+from .ops import op_of
+from .spec import Kernel
 
 SCHEMA = Path(__file__).with_name("report.schema.json")
 FORMAT = "tvm-alexnet-report/1"
@@ -76,78 +76,15 @@ def measure_peaks(device: torch.device, repeat: int = 5) -> dict:
             "bandwidth_gbs": 2 * words * BYTES_PER_FLOAT / copy / 1e9, "copy_mib": words * BYTES_PER_FLOAT // 2**20}
 
 
-# -- torch doing what each kernel does -----------------------------------------------------------
+# -- each kernel's arguments ----------------------------------------------------------------------
 
 
 def kernel_args(model: AlexNet, k: Kernel, batch: int, device: torch.device) -> list[torch.Tensor]:
     """Random inputs (batched) and the model's parameters, as the kernel takes them."""
-    inputs = [torch.randn(batch, *shape, device=device) for shape in k.inputs]
-    if k.op == "relu_grad":
-        inputs[1] = inputs[1].relu()  # a ReLU's output
-    if k.op == "dropout":
-        inputs[1] = (torch.rand(batch, *k.inputs[1], device=device) < 0.5).float() * 2
+    inputs = op_of(k).random_inputs(k, batch, device)
     layer = getattr(model, k.layer, None)
     params = [layer.weight.detach(), layer.bias.detach()][:len(k.params)] if k.params else []
     return inputs + params
-
-
-def torch_equivalent(net: Network, k: Kernel, args: list[torch.Tensor]) -> Callable[[], torch.Tensor]:
-    """A call computing the kernel's output with torch on `args`: the
-    library op torch itself would run for it (forward, or autograd's
-    backward op)."""
-    a = k.attrs
-    aten = torch.ops.aten
-    if k.op == "conv2d":
-        def conv():
-            y = F.conv2d(args[0], args[1], args[2], a["stride"], a["padding"], groups=a["groups"])
-            return y.relu_() if a["relu"] else y
-        return conv
-    if k.op == "lrn":
-        return lambda: torch_lrn(args[0], **a)
-    if k.op == "max_pool":
-        return lambda: F.max_pool2d(args[0], a["size"], a["stride"])
-    if k.op == "avg_pool":
-        return lambda: F.adaptive_avg_pool2d(args[0], a["output_size"])
-    if k.op == "dense":
-        return lambda: F.relu(F.linear(*args)) if a["relu"] else F.linear(*args)
-    if k.op == "dropout":
-        return lambda: args[0] * args[1]
-    if k.op == "softmax":
-        return lambda: args[0].softmax(-1)
-    if k.op == "relu_grad":
-        return lambda: aten.threshold_backward(args[0], args[1], 0)
-    if k.op == "bias_grad":
-        dims = [0, 2, 3] if len(k.inputs[0]) == 3 else [0]
-        return lambda: args[0].sum(dims)
-    if k.op in ("conv2d_grad_input", "conv2d_grad_weight"):
-        dy = args[0]
-        grad_input = k.op == "conv2d_grad_input"
-        x = dy.new_empty(len(dy), *k.output) if grad_input else args[1]
-        w = args[1] if grad_input else dy.new_empty(k.output)
-        mask = [grad_input, not grad_input, False]
-        return lambda: aten.convolution_backward(dy, x, w, None, [a["stride"]] * 2, [a["padding"]] * 2, [1, 1],
-                                                 False, [0, 0], a["groups"], mask)[0 if grad_input else 1]
-    if k.op == "dense_grad_input":
-        return lambda: args[0] @ args[1]
-    if k.op == "dense_grad_weight":
-        return lambda: args[0].t() @ args[1]
-    if k.op == "lrn_grad":
-        x = args[1].detach().requires_grad_()
-        with torch.enable_grad():
-            y = torch_lrn(x, **a)
-
-        def lrn_grad():
-            with torch.enable_grad():
-                return torch.autograd.grad(y, x, args[0], retain_graph=True)[0]
-        return lrn_grad
-    if k.op == "max_pool_grad":
-        _, indices = F.max_pool2d(args[1], a["size"], a["stride"], return_indices=True)
-        return lambda: aten.max_pool2d_with_indices_backward(args[0], args[1], [a["size"]] * 2, [a["stride"]] * 2,
-                                                             [0, 0], [1, 1], False, indices)
-    if k.op == "avg_pool_grad":
-        x = args[0].new_empty(len(args[0]), *k.output)
-        return lambda: aten._adaptive_avg_pool2d_backward(args[0], x)
-    raise ValueError(f"no torch equivalent for op {k.op!r}")
 
 
 # -- the report -------------------------------------------------------------------------------
@@ -200,7 +137,7 @@ def measure(model: AlexNet, batch: int, target, *, repeat: int = 10, min_repeat_
     time.sleep(1)  # let TVM's worker threads stop spinning
     for k in kernels:
         times["torch", k.name] = timed(f"torch {k.name}", lambda: time_torch(
-            torch_equivalent(net, k, args[k.name]), device, repeat, min_repeat_ms))
+            op_of(k).torch(k, args[k.name]), device, repeat, min_repeat_ms))
     times["torch eager", "network"] = timed("torch eager network", lambda: time_torch(
         lambda: model.reference_forward(x), device, repeat, min_repeat_ms))
     if torch_compile:
@@ -216,7 +153,7 @@ def measure(model: AlexNet, batch: int, target, *, repeat: int = 10, min_repeat_
         flops, nbytes, torch_seconds = k.flops * batch, moved_bytes(k, batch), statistics.median(times["torch", k.name])
         rows.append({
             "name": k.name, "layer": k.layer, "op": k.op,
-            "direction": "backward" if k.op.endswith("_grad") or "_grad_" in k.op else "forward",
+            "direction": "backward" if op_of(k).gradient else "forward",
             "inputs": [[batch, *s] for s in k.inputs], "params": [list(s) for s in k.params],
             "output": [batch, *k.output] if k.batch_output else list(k.output),
             "flops": flops, "bytes": nbytes, "intensity": flops / nbytes,
@@ -231,7 +168,8 @@ def measure(model: AlexNet, batch: int, target, *, repeat: int = 10, min_repeat_
     engines = [{"engine": engine, "ms": statistics.median(t) * 1e3, "ms_min": min(t) * 1e3, "ms_max": max(t) * 1e3,
                 "images_per_s": batch / statistics.median(t), "speedup_vs_eager": eager / statistics.median(t)}
                for (engine, what), t in times.items() if what == "network"]
-    forward_ms = sum(r["ms"] for r in rows if r["direction"] == "forward" and r["op"] not in ("dropout", "softmax"))
+    in_network = {k.name for k in net.network_kernels()}
+    forward_ms = sum(r["ms"] for r in rows if r["name"] in in_network)
     network_ms = engines[0]["ms"]
     return {
         "format": FORMAT,
@@ -446,3 +384,50 @@ def _save_figure(fig, path: Path, write_atomic) -> Path:
     plt.close(fig)
     write_atomic(path, buffer.getvalue())
     return path
+
+
+# -- quick timings: each kernel, each layer ---------------------------------------------------------
+
+
+def time_kernels(model: AlexNet, batch: int, kernels: list[Kernel], repeat: int = 5) -> list[float]:
+    """Seconds per call of each of `kernels` of the compiled `model` on
+    random inputs at `batch` (median of `repeat`)."""
+    device = torch.device(model.compiled.device_type)
+    return [statistics.median(model.compiled.time_kernel(k.name, kernel_args(model, k, batch, device),
+                                                         number=1, repeat=repeat))
+            for k in kernels]
+
+
+def time_layers(model: AlexNet, x: torch.Tensor, repeat: int = 3) -> list[dict]:
+    """Each layer of the compiled `model` timed on what the layers before it
+    make of `x` (median of `repeat`): {"layer", "kernels" (names), "output"
+    (shape), "flops" (of the batch), "seconds"}."""
+    from .layers import walk_layers
+
+    net, compiled = model.spec, model.compiled
+    rows = []
+
+    def run_layer(layer, h, mask):
+        module = getattr(model, layer.name)
+        params = [module.weight.detach(), module.bias.detach()]
+        seconds = statistics.median(compiled.time_function(layer.name, [h, *params], number=1, repeat=repeat))
+        with torch.no_grad():
+            out = compiled.layer(layer.name, h, params)
+        kernels = [k for k in net.kernels() if k.layer == layer.name]
+        rows.append({"layer": layer.name, "kernels": [k.name for k in kernels], "output": list(out.shape),
+                     "flops": sum(k.flops for k in kernels) * x.shape[0], "seconds": seconds})
+        return out
+
+    walk_layers(net, x, run_layer)
+    return rows
+
+
+def write(report: dict, out_dir: str | os.PathLike) -> list[Path]:
+    """The report as JSON and Markdown, and its plots, in `out_dir`."""
+    from .files import write_atomic
+
+    out_dir = Path(out_dir)
+    stem = basename(report)
+    write_atomic(out_dir / f"{stem}.json", json.dumps(report, indent=1) + "\n")
+    write_atomic(out_dir / f"{stem}.md", markdown(report))
+    return [out_dir / f"{stem}.json", out_dir / f"{stem}.md", *plot(report, out_dir)]

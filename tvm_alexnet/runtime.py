@@ -10,7 +10,8 @@ import torch
 import tvm
 from tvm import relax
 
-from .build import LIBRARY, MANIFEST, Manifest
+from . import artifact
+from .artifact import LIBRARY
 from .errors import UserError
 
 
@@ -47,7 +48,7 @@ class CompiledNetwork:
 
     def __init__(self, directory: str | os.PathLike, device_index: int = 0):
         directory = Path(directory)
-        self.manifest = Manifest.load(directory / MANIFEST)
+        self.manifest = artifact.check(directory)  # a truncated library would crash the process, not fail
         self.device_type = "cuda" if self.manifest.target["kind"] == "cuda" else "cpu"
         if self.device_type == "cuda":
             _enable_cuda_jit()

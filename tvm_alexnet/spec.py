@@ -77,7 +77,7 @@ class Kernel:
 
     name: str  # e.g. "conv2_lrn": unique, a valid identifier
     layer: str  # the layer it belongs to, e.g. "conv2"
-    op: str  # conv2d | lrn | max_pool | avg_pool | dense | dropout | softmax
+    op: str  # a name in ops.OPS: conv2d, lrn, max_pool, ... and their gradients
     inputs: tuple[tuple[int, ...], ...]  # activations, per image
     output: tuple[int, ...]  # per image
     flops: int  # per image
@@ -249,13 +249,18 @@ class Network:
         p = self.params()
         return (p[f"{layer}.weight"], p[f"{layer}.bias"])
 
+    def network_kernels(self) -> list[Kernel]:
+        """The kernels of inference from image to logits: the forward ones
+        without dropout (training only) and softmax (applied to the logits)."""
+        return [k for k in self.kernels() if k.op != "softmax"]
+
     def layer_outputs(self) -> dict[str, tuple[int, ...]]:
         """Per-image output shape of every kernel, by kernel name."""
         return {k.name: k.output for k in self.kernels()}
 
     def flops(self) -> int:
         """Forward FLOPs per image (inference, softmax excluded)."""
-        return sum(k.flops for k in self.kernels() if k.op != "softmax")
+        return sum(k.flops for k in self.network_kernels())
 
 
 def _paper(groups: int, lrn: bool) -> Network:

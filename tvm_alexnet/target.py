@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import re
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -62,8 +63,11 @@ def _check_arch(text: str, arch) -> None:
         raise TargetError(f"target {text!r}: expected a CUDA arch such as sm_90, got {arch!r}")
 
 
-def parse_target(text: str) -> tvm.target.Target:
-    """The TVM target `text` names; a TargetError naming what is wrong otherwise."""
+def parse_target(text: str | tvm.target.Target) -> tvm.target.Target:
+    """The TVM target `text` names (a Target, parsed already, as it is); a
+    TargetError naming what is wrong otherwise."""
+    if isinstance(text, tvm.target.Target):
+        return text
     text = text.strip()
     if text.startswith("{"):
         try:
@@ -107,6 +111,26 @@ def is_gpu(target: tvm.target.Target) -> bool:
 
 def device_for(target: tvm.target.Target) -> tvm.runtime.Device:
     return tvm.cuda(0) if target.kind.name == "cuda" else tvm.cpu(0)
+
+
+@dataclass(frozen=True)
+class VectorUnit:
+    """What a CPU schedule sizes its register tiles and blocks by."""
+
+    isa: str  # "AVX-512" or "AVX2"
+    lanes: int  # float32 lanes of a vector register
+    registers: int  # vector registers
+    l2_bytes: int  # per core
+
+
+AVX512 = VectorUnit("AVX-512", lanes=16, registers=32, l2_bytes=1 << 20)
+AVX2 = VectorUnit("AVX2", lanes=8, registers=16, l2_bytes=512 << 10)
+
+
+def vector_unit(target: tvm.target.Target) -> VectorUnit:
+    """The vector unit of an llvm target's CPU model, from LLVM's features for its -mcpu."""
+    with target:
+        return AVX512 if tvm.target.codegen.target_has_features("avx512f", target) else AVX2
 
 
 def target_dirname(target: tvm.target.Target) -> str:

@@ -24,7 +24,7 @@ from torch import nn
 from . import build
 from .autograd import CompiledLayer, LayerKernels
 from .errors import UserError
-from .model import layer_modules
+from .layers import layer_modules, walk_layers
 from .runtime import CompiledNetwork
 from .spec import Network
 
@@ -92,14 +92,6 @@ def compile_tower(net: Network, target: str, batch: int | None, device: torch.de
     return compiled
 
 
-def _dropout_mask(layer, x: torch.Tensor) -> torch.Tensor | None:
-    """A fresh mask for a layer with dropout (scaled by 1/keep), None for one without."""
-    if not getattr(layer, "dropout", 0.0):
-        return None
-    keep = 1 - layer.dropout
-    return torch.empty((x.shape[0], layer.out_features), device=x.device).bernoulli_(keep).div_(keep)
-
-
 # -- two towers in one process -------------------------------------------------------------------
 
 
@@ -156,8 +148,8 @@ class TowerAlexNet(nn.Module):
     `towers[i]` holds tower i's parameters on `devices[i]`; forward copies
     activations between the devices at the exchanges only and runs both
     towers of every layer at once (a thread per tower, with half the
-    machine's TVM threads each on CPU, a CUDA stream each on GPU). Build it with
-    `AlexNet.compile(target, devices=(...))` or `TowerAlexNet.from_model`.
+    machine's TVM threads each on CPU, a CUDA stream each on GPU). Build it
+    from a model with `TowerAlexNet.from_model(model, devices)`, then compile it.
     """
 
     def __init__(self, net: Network, devices: tuple[str, str] = ("cpu", "cpu")):
@@ -168,7 +160,6 @@ class TowerAlexNet(nn.Module):
         self.devices = [torch.device(d) for d in devices]
         self.towers = nn.ModuleList(Tower(self.tower_spec).to(d) for d in self.devices)
         self.exchanges = exchanges(net)
-        self._tower_layers = {layer.name: layer for layer in self.tower_spec.layers}
         self.compiled: list[CompiledNetwork] = []
         self._kernels: dict[str, list[LayerKernels]] = {}
         threads = max(1, len(os.sched_getaffinity(0)) // TOWERS)
@@ -200,16 +191,15 @@ class TowerAlexNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.compiled:
             raise UserError("compile the towers first: TowerAlexNet.compile(target)")
-        xs = [x.to(d) for d in self.devices]
-        for layer in self.spec.layers:
-            if layer.name == self.spec.dense[0].name:
-                xs = [t.flatten(1) for t in xs]
+
+        def run_layer(layer, xs, masks):
             if layer.name in self.exchanges:
                 xs = [torch.cat([t.to(d) for t in xs], 1) for d in self.devices]
             modules = [getattr(tower, layer.name) for tower in self.towers]
-            masks = [_dropout_mask(self._tower_layers[layer.name], t) if self.training else None for t in xs]
-            xs = TowerLayers.apply(self._pool, self._streams, self._kernels[layer.name], *xs,
-                                   *[m.weight for m in modules], *[m.bias for m in modules], *masks)
+            return TowerLayers.apply(self._pool, self._streams, self._kernels[layer.name], *xs,
+                                     *[m.weight for m in modules], *[m.bias for m in modules], *masks)
+
+        xs = walk_layers(self.tower_spec, [x.to(d) for d in self.devices], run_layer, self.training)
         return torch.cat([t.to(self.devices[0]) for t in xs], 1)
 
 
@@ -299,15 +289,14 @@ class DistributedTowerAlexNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.compiled is None:
             raise UserError("compile the tower first: DistributedTowerAlexNet.compile(target)")
-        for layer in self.tower_spec.layers:
-            if layer.name == self.spec.dense[0].name:
-                x = x.flatten(1)
+
+        def run_layer(layer, x, mask):
             if layer.name in self.exchanges:
                 x = Exchange.apply(x, self.group, False)
             module = getattr(self.tower, layer.name)
-            mask = _dropout_mask(layer, x) if self.training else None
-            x = CompiledLayer.apply(self._kernels[layer.name], x, module.weight, module.bias, mask)
-        return Exchange.apply(x, self.group, True)
+            return CompiledLayer.apply(self._kernels[layer.name], x, module.weight, module.bias, mask)
+
+        return Exchange.apply(walk_layers(self.tower_spec, x, run_layer, self.training), self.group, True)
 
 
 def gather_states(state: dict[str, torch.Tensor], group=None) -> list[dict[str, torch.Tensor]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -21,11 +22,13 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .data import Augmented, centre_crop, ten_crops
+from .data import Augmented, InputError, centre_crop, ten_crops, unwrapped
+from .data import loader as eval_loader
 from .errors import UserError
-from .files import write_atomic
+from .files import check_writable, write_atomic
 from .model import AlexNet
-from .parallel import Parallel, RankError, all_sum, shard
+from .parallel import Parallel, RankError, all_sum, any_rank, shard
+from .weights import check_state_dict, non_finite, unsafe_reason
 
 CHECKPOINT = "last.pt"
 METRICS = "metrics.jsonl"
@@ -34,6 +37,15 @@ PLOT = "training.png"
 
 class CheckpointError(UserError):
     """A checkpoint that cannot be resumed from."""
+
+
+class DivergedError(UserError):
+    """The loss or the weights became non-finite; the last checkpoint is kept."""
+
+
+# Options a resumed run must share with the checkpoint's: they shape the steps already taken.
+# --epochs, --workers and --checkpoint-every may change.
+RESUME_FIXED = ("batch_size", "lr", "momentum", "weight_decay", "lr_factor", "patience", "seed")
 
 
 @dataclasses.dataclass
@@ -50,6 +62,27 @@ class Recipe:
     seed: int = 0
     workers: int = 2
     checkpoint_every: int = 0  # steps; 0: only at the end of each epoch
+
+    def __post_init__(self):
+        """UserError naming the command-line option of a value out of range,
+        non-finite ones included (NaN passes every comparison)."""
+        floats = dict(lr=(0, math.inf, True), momentum=(0, 1, False), weight_decay=(0, math.inf, False),
+                      lr_factor=(0, 1, True))
+        for name, (low, high, low_open) in floats.items():
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value <= high
+                    and (value > low if low_open else value >= low)):
+                raise UserError(f"{_option(name)} {value}: expected a finite number in "
+                                f"{'(' if low_open else '['}{low}, {high if high < math.inf else 'inf'}"
+                                f"{']' if high < math.inf else ')'}")
+        for name, low in dict(batch_size=1, epochs=1, patience=0, workers=0, checkpoint_every=0).items():
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < low:
+                raise UserError(f"{_option(name)} {value}: expected an integer of at least {low}")
+
+
+def _option(field: str) -> str:
+    return "--" + field.replace("_", "-")
 
 
 class EpochSampler(torch.utils.data.Sampler):
@@ -74,31 +107,81 @@ def _save(path: Path, state: dict) -> None:
     write_atomic(path, buffer.getvalue())
 
 
-def load_checkpoint(path: Path, model: AlexNet) -> dict:
-    """A checkpoint's state, checked against `model`; one clear error otherwise."""
+def load_checkpoint(path: Path, model: AlexNet, recipe: Recipe | None = None) -> dict:
+    """A checkpoint's state, checked against `model` (and, given, the
+    recipe: see RESUME_FIXED); one clear error naming the file otherwise.
+    Non-finite weights or momenta are refused."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         keys = {"model", "optimizer", "scheduler", "rng", "epoch", "step", "history", "network", "recipe"}
         if not isinstance(state, dict) or not keys <= set(state):
-            raise ValueError(f"missing {', '.join(sorted(keys - set(state or {})))}")
+            raise ValueError(f"missing {', '.join(sorted(keys - set(state if isinstance(state, dict) else {})))}")
     except Exception as e:  # torch raises many types for truncated or foreign files
-        reason = str(e).strip().splitlines()[-1] if isinstance(e, ValueError) else type(e).__name__
+        reason = unsafe_reason(e) or (str(e).strip().splitlines()[-1] if isinstance(e, ValueError)
+                                      else type(e).__name__)
         raise CheckpointError(f"{path}: not a tvm-alexnet training checkpoint ({reason})") from None
-    if state["network"] != dataclasses.asdict(model.spec):
-        raise CheckpointError(f"{path}: checkpoint is for another network (variant {state['network']['variant']}, "
-                              f"width {state['network']['width']}); train with the same network options")
+    ours, theirs = dataclasses.asdict(model.spec), state["network"]
+    if theirs != ours:
+        if not isinstance(theirs, dict):
+            raise CheckpointError(f"{path}: the checkpoint's network record is malformed ({type(theirs).__name__})")
+        raise CheckpointError(f"{path}: checkpoint is for another network ({_network(theirs)}; this run: "
+                              f"{_network(ours)}); train with the same network options")
+    if not isinstance(state["model"], dict):
+        raise CheckpointError(f"{path}: the checkpoint's model state is a {type(state['model']).__name__}, "
+                              "expected a dict of tensors")
+    try:
+        check_state_dict(model.spec, state["model"], source=str(path))
+    except UserError as e:
+        raise CheckpointError(str(e)) from None
+    bad = non_finite(state["model"])
+    if bad:
+        raise CheckpointError(f"{path}: tensor {bad!r} holds non-finite values (nan or inf); refused")
+    names = list(state["model"])
+    optimizer_state = state["optimizer"].get("state", {}) if isinstance(state["optimizer"], dict) else {}
+    for index, entry in optimizer_state.items():
+        bad = non_finite(entry) if isinstance(entry, dict) else None
+        if bad:
+            name = names[index] if isinstance(index, int) and index < len(names) else index
+            raise CheckpointError(f"{path}: the optimizer's {bad} of {name!r} holds non-finite values "
+                                  "(nan or inf); refused")
+    if recipe is not None and isinstance(state["recipe"], dict):
+        changed = [(name, state["recipe"][name], getattr(recipe, name)) for name in RESUME_FIXED
+                   if name in state["recipe"] and state["recipe"][name] != getattr(recipe, name)]
+        if changed:
+            raise CheckpointError(
+                f"{path}: the run was started with "
+                + ", ".join(f"{_option(name)} {old}" for name, old, _ in changed)
+                + " (now " + ", ".join(f"{_option(name)} {new}" for name, _, new in changed) + "); "
+                "resume with the run's options (only --epochs, --workers and --checkpoint-every may change), "
+                "or train into another --out")
     return state
+
+
+def _network(record: dict) -> str:
+    """A recorded spec.Network (dataclasses.asdict) in the words of the network options."""
+    try:
+        classes = record["dense"][-1]["out_features"]
+    except (KeyError, IndexError, TypeError):
+        classes = "?"
+    return f"variant {record.get('variant')}, width {record.get('width')}, lrn {record.get('lrn')}, {classes} classes"
 
 
 def evaluate(model: AlexNet, loader, ten_crop: bool = False, progress: bool = False) -> dict[str, float]:
     """Top-1 and top-5 error (and mean loss) over a loader of 256x256 images:
-    the centre crop, or the paper's ten crops with their softmax averaged."""
+    the centre crop, or the paper's ten crops with their softmax averaged.
+    Batches from data.loader also count the images that could not be read:
+    they are left out of the errors and reported as `skipped`."""
     model.eval()
     size = model.spec.image_size
     top1 = top5 = loss = count = 0.0
+    skipped = 0
     start = time.perf_counter()
     with torch.no_grad():
-        for x, labels in tqdm(loader, desc="eval", leave=False, disable=not progress):
+        for x, labels, *rest in tqdm(unwrapped(loader), desc="eval", leave=False, disable=not progress,
+                                     total=len(loader) if hasattr(loader, "__len__") else None):
+            skipped += rest[0] if rest else 0
+            if len(labels) == 0:
+                continue
             crops = ten_crops(x, size) if ten_crop else [centre_crop(x, size)]
             # float64: float32 probabilities underflow to tied zeros, which topk could rank either way
             probs = sum(_logits(model, c.contiguous()).double().softmax(-1) for c in crops) / len(crops)
@@ -108,8 +191,10 @@ def evaluate(model: AlexNet, loader, ten_crop: bool = False, progress: bool = Fa
             top5 += (best != labels[:, None]).all(dim=1).sum().item()
             count += len(labels)
     seconds = time.perf_counter() - start
+    if count == 0:
+        raise InputError(f"no image could be read ({skipped} skipped)")
     return dict(top1_error=top1 / count, top5_error=top5 / count, loss=loss / count, images=int(count),
-                images_per_s=count / seconds)
+                skipped=skipped, images_per_s=count / seconds)
 
 
 def _logits(model: AlexNet, x: torch.Tensor) -> torch.Tensor:
@@ -129,9 +214,13 @@ def train(model: AlexNet, train_set, val_set, recipe: Recipe, out_dir: str | os.
     the metrics of every epoch. Under torchrun, `parallel` says how the
     ranks share the work (the model is then this rank's: data-parallel
     ranks hold the whole network, built for their slice of the batch; tower
-    ranks a towers.DistributedTowerAlexNet for the whole batch)."""
+    ranks a towers.DistributedTowerAlexNet for the whole batch).
+
+    `resume` needs OUT/last.pt and the recipe it was started with (see
+    RESUME_FIXED). A non-finite loss stops training before the step that
+    would take it in (DivergedError), the last checkpoint kept."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    check_writable(out_dir, "checkpoints and metrics")
     # fused: one pass over the weights per step (paper net: 30 ms against foreach's 139; scripts/bench_sgd.py)
     optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
                                 weight_decay=recipe.weight_decay, fused=True)
@@ -139,15 +228,22 @@ def train(model: AlexNet, train_set, val_set, recipe: Recipe, out_dir: str | os.
                                                            patience=recipe.patience)
     stepper = torch.nn.parallel.DistributedDataParallel(model) if parallel.mode == "data" else model
     epoch, step, history = 0, 0, []
+    running = dict(seen=0, correct=0, loss=0.0, seconds=0.0)  # the epoch's sums before a resume
     torch.manual_seed(recipe.seed + parallel.data_rank)  # dropout masks: each data shard its own
-    if resume and (out_dir / CHECKPOINT).exists():
-        state = load_checkpoint(out_dir / CHECKPOINT, model)
+    if resume and not (out_dir / CHECKPOINT).exists():
+        raise CheckpointError(f"{out_dir / CHECKPOINT}: no checkpoint to resume from; "
+                              "leave out --resume to start a new run")
+    if resume:
+        state = load_checkpoint(out_dir / CHECKPOINT, model, recipe)
         _load_states(model, optimizer, state, parallel)
         scheduler.load_state_dict(state["scheduler"])
         rng = state["rng"]
         if parallel.rank < len(rng):  # a run resumed with more ranks seeds the new ones
             torch.set_rng_state(rng[parallel.rank])
         epoch, step, history = state["epoch"], state["step"], json.loads(state["history"])
+        # Data-parallel ranks each add their own part and sum at the epoch's end: one holds the past.
+        if step and isinstance(state.get("running"), dict) and parallel.data_rank == 0:
+            running = {k: type(v)(state["running"].get(k, v)) for k, v in running.items()}
         log(f"resumed from {out_dir / CHECKPOINT}: epoch {epoch + 1}, step {step}")
     elif (out_dir / CHECKPOINT).exists():
         raise CheckpointError(f"{out_dir / CHECKPOINT} exists: pass --resume to continue it, or another --out")
@@ -158,16 +254,24 @@ def train(model: AlexNet, train_set, val_set, recipe: Recipe, out_dir: str | os.
     local_batch = recipe.batch_size // parallel.data_shards
     # Loaders with their own generator: the global one draws the dropout masks, and
     # a loader would take a seed from it, so a resumed run would draw other masks.
-    val_loader = torch.utils.data.DataLoader(val_set, batch_size=local_batch, num_workers=recipe.workers,
-                                             generator=torch.Generator().manual_seed(recipe.seed))
+    val_loader = eval_loader(val_set, local_batch, recipe.workers,
+                             generator=torch.Generator().manual_seed(recipe.seed))
+    saved = [(epoch, step)] if resume else []
 
-    def checkpoint(epoch: int, step: int) -> None:
+    def checkpoint(epoch: int, step: int, sums: tuple[float, ...] = (0, 0, 0.0, 0.0)) -> None:
+        if any_rank(any(not torch.isfinite(p).all() for p in model.parameters()), parallel):
+            when = f"epoch {epoch + 1}, step {step}" if step else f"the end of epoch {epoch}"
+            raise DivergedError(f"{when}: the weights became non-finite (nan or inf); "
+                                f"stopped{_kept(saved, out_dir)}; try a lower --lr")
+        seen, correct, loss, seconds = all_sum(list(sums[:3]), parallel) + [sums[3]]
         model_state, optimizer_state, rng = _gather_states(model, optimizer, parallel)
         if parallel.main:
             _save(out_dir / CHECKPOINT, dict(
                 model=model_state, optimizer=optimizer_state, scheduler=scheduler.state_dict(), rng=rng,
                 epoch=epoch, step=step, history=json.dumps(history), network=dataclasses.asdict(model.spec),
-                recipe=dataclasses.asdict(recipe)))
+                recipe=dataclasses.asdict(recipe),
+                running=dict(seen=int(seen), correct=int(correct), loss=loss, seconds=seconds)))
+        saved.append((epoch, step))
 
     try:
         while epoch < recipe.epochs:
@@ -178,26 +282,33 @@ def train(model: AlexNet, train_set, val_set, recipe: Recipe, out_dir: str | os.
                                      recipe.batch_size, parallel),
                 generator=torch.Generator().manual_seed(recipe.seed))
             model.train()
-            seen = correct = 0
-            total_loss = 0.0
+            seen, correct, total_loss, before = running["seen"], running["correct"], running["loss"], \
+                running["seconds"]
+            running = dict(seen=0, correct=0, loss=0.0, seconds=0.0)
             start = time.perf_counter()
-            bar = tqdm(loader, total=steps_per_epoch - step, desc=f"epoch {epoch + 1}/{recipe.epochs}",
+            bar = tqdm(unwrapped(loader), total=steps_per_epoch - step, desc=f"epoch {epoch + 1}/{recipe.epochs}",
                        disable=not (progress and parallel.main), unit="batch")
             for x, labels in bar:
                 logits = stepper(x)
                 loss = F.cross_entropy(logits, labels)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                value = loss.item()
+                if any_rank(not math.isfinite(value), parallel):  # before the step: the weights stay finite
+                    raise DivergedError(
+                        f"epoch {epoch + 1}, step {step + 1}: the training loss is "
+                        f"{value if not math.isfinite(value) else 'non-finite on another rank'}; "
+                        f"stopped before the step{_kept(saved, out_dir)}; try a lower --lr")
                 optimizer.step()
                 step += 1
                 seen += len(labels)
-                total_loss += loss.item() * len(labels)
+                total_loss += value * len(labels)
                 correct += (logits.argmax(1) == labels).sum().item()
                 bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}",
                                 img_s=f"{seen * parallel.data_shards / (time.perf_counter() - start):.1f}")
                 if recipe.checkpoint_every and step % recipe.checkpoint_every == 0 and step < steps_per_epoch:
-                    checkpoint(epoch, step)
-            seconds = time.perf_counter() - start
+                    checkpoint(epoch, step, (seen, correct, total_loss, before + time.perf_counter() - start))
+            seconds = before + time.perf_counter() - start
             total_loss, correct, seen = all_sum([total_loss, correct, seen], parallel)
             val = evaluate(model, val_loader)
             scheduler.step(val["top1_error"])
@@ -219,6 +330,14 @@ def train(model: AlexNet, train_set, val_set, recipe: Recipe, out_dir: str | os.
         raise RankError(f"rank {parallel.rank}: a collective failed, another rank has probably stopped ({reason}); "
                         f"the last checkpoint in {out_dir} is intact") from None
     return history
+
+
+def _kept(saved: list[tuple[int, int]], out_dir: Path) -> str:
+    if not saved:
+        return ", no checkpoint written yet"
+    epoch, step = saved[-1]
+    where = f"epoch {epoch + 1}, step {step}" if step else f"the end of epoch {epoch}"
+    return f"; {out_dir / CHECKPOINT} holds the last good state ({where})"
 
 
 def _gather_states(model, optimizer, parallel: Parallel) -> tuple[dict, dict, list[torch.Tensor]]:

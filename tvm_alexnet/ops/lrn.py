@@ -19,7 +19,7 @@ def lrn(x: te.Tensor, *, size: int, alpha: float, beta: float, k: float, groups:
     before = size // 2  # torch's window: c - size//2 .. c + (size-1)//2
 
     # Loads clamped in bounds times 0 or 1, not if_then_else: that guards
-    # its branches, and vectorized code then tests every lane (3-4x slower).
+    # its branches, and vectorized code then tests every lane.
     # Nor Select: TVM's simplifier drops a clamp that its condition makes
     # redundant, and both of Select's sides are loaded.
     def square(b, c, i, j):
@@ -39,7 +39,7 @@ def lrn(x: te.Tensor, *, size: int, alpha: float, beta: float, k: float, groups:
     alpha, k = (tirx.const(v, x.dtype) for v in (alpha, k))
 
     def scale(s):
-        # The paper's beta = 3/4 as two square roots: they vectorize, pow does not (~4x faster).
+        # The paper's beta = 3/4 as two square roots: they vectorize, pow does not.
         if beta == 0.75:
             return te.sqrt(s) * te.sqrt(te.sqrt(s))
         return te.power(s, tirx.const(beta, x.dtype))

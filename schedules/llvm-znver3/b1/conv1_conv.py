@@ -1,5 +1,5 @@
-# conv1_conv (conv2d) of paper, batch 1, for llvm-znver3: best of 193 trials in tuning_logs/llvm-znver3, 1.764 ms, 119.5 GFLOP/s
-# regenerate: tvm-alexnet schedules --tuning-log tuning_logs/llvm-znver3 --variant paper --batch 1 --target llvm
+# conv1_conv (conv2d) of paper, batch 1, for llvm-znver3: best of 193 trials in tvm_alexnet/tuning_logs/llvm-znver3, 1.764 ms, 119.5 GFLOP/s
+# regenerate: tvm-alexnet schedules --tuning-log tvm_alexnet/tuning_logs/llvm-znver3 --variant paper --batch 1 --target llvm
 # from tvm.script import tirx as T
 # from tvm.tirx.layout import Axis
 

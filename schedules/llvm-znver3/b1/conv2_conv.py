@@ -1,5 +1,5 @@
-# conv2_conv (conv2d) of paper, batch 1, for llvm-znver3: best of 193 trials in tuning_logs/llvm-znver3, 3.416 ms, 131.1 GFLOP/s
-# regenerate: tvm-alexnet schedules --tuning-log tuning_logs/llvm-znver3 --variant paper --batch 1 --target llvm
+# conv2_conv (conv2d) of paper, batch 1, for llvm-znver3: best of 193 trials in tvm_alexnet/tuning_logs/llvm-znver3, 3.416 ms, 131.1 GFLOP/s
+# regenerate: tvm-alexnet schedules --tuning-log tvm_alexnet/tuning_logs/llvm-znver3 --variant paper --batch 1 --target llvm
 # from tvm.script import tirx as T
 # from tvm.tirx.layout import Axis
 

@@ -1,5 +1,5 @@
-# conv2_pool (max_pool) of paper, batch 1, for llvm-znver3: best of 45 trials in tuning_logs/llvm-znver3, 0.026 ms, 14.8 GFLOP/s
-# regenerate: tvm-alexnet schedules --tuning-log tuning_logs/llvm-znver3 --variant paper --batch 1 --target llvm
+# conv2_pool (max_pool) of paper, batch 1, for llvm-znver3: best of 45 trials in tvm_alexnet/tuning_logs/llvm-znver3, 0.026 ms, 14.8 GFLOP/s
+# regenerate: tvm-alexnet schedules --tuning-log tvm_alexnet/tuning_logs/llvm-znver3 --variant paper --batch 1 --target llvm
 # from tvm.script import tirx as T
 # from tvm.tirx.layout import Axis
 

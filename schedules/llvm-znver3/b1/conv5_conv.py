@@ -1,5 +1,5 @@
-# conv5_conv (conv2d) of paper, batch 1, for llvm-znver3: best of 129 trials in tuning_logs/llvm-znver3, 1.362 ms, 109.8 GFLOP/s
-# regenerate: tvm-alexnet schedules --tuning-log tuning_logs/llvm-znver3 --variant paper --batch 1 --target llvm
+# conv5_conv (conv2d) of paper, batch 1, for llvm-znver3: best of 129 trials in tvm_alexnet/tuning_logs/llvm-znver3, 1.362 ms, 109.8 GFLOP/s
+# regenerate: tvm-alexnet schedules --tuning-log tvm_alexnet/tuning_logs/llvm-znver3 --variant paper --batch 1 --target llvm
 # from tvm.script import tirx as T
 # from tvm.tirx.layout import Axis
 

@@ -1,5 +1,5 @@
-# conv5_pool (max_pool) of paper, batch 1, for llvm-znver3: best of 29 trials in tuning_logs/llvm-znver3, 0.008 ms, 10.7 GFLOP/s
-# regenerate: tvm-alexnet schedules --tuning-log tuning_logs/llvm-znver3 --variant paper --batch 1 --target llvm
+# conv5_pool (max_pool) of paper, batch 1, for llvm-znver3: best of 29 trials in tvm_alexnet/tuning_logs/llvm-znver3, 0.008 ms, 10.7 GFLOP/s
+# regenerate: tvm-alexnet schedules --tuning-log tvm_alexnet/tuning_logs/llvm-znver3 --variant paper --batch 1 --target llvm
 # from tvm.script import tirx as T
 # from tvm.tirx.layout import Axis
 

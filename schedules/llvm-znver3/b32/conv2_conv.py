@@ -1,5 +1,5 @@
-# conv2_conv (conv2d) of paper, batch 32, for llvm-znver3: best of 112 trials in tuning_logs/llvm-znver3, 88.714 ms, 161.6 GFLOP/s
-# regenerate: tvm-alexnet schedules --tuning-log tuning_logs/llvm-znver3 --variant paper --batch 32 --target llvm
+# conv2_conv (conv2d) of paper, batch 32, for llvm-znver3: best of 112 trials in tvm_alexnet/tuning_logs/llvm-znver3, 88.714 ms, 161.6 GFLOP/s
+# regenerate: tvm-alexnet schedules --tuning-log tvm_alexnet/tuning_logs/llvm-znver3 --variant paper --batch 32 --target llvm
 # from tvm.script import tirx as T
 # from tvm.tirx.layout import Axis
 

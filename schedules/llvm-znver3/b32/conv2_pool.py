@@ -1,5 +1,5 @@
-# conv2_pool (max_pool) of paper, batch 32, for llvm-znver3: best of 28 trials in tuning_logs/llvm-znver3, 1.277 ms, 9.8 GFLOP/s
-# regenerate: tvm-alexnet schedules --tuning-log tuning_logs/llvm-znver3 --variant paper --batch 32 --target llvm
+# conv2_pool (max_pool) of paper, batch 32, for llvm-znver3: best of 28 trials in tvm_alexnet/tuning_logs/llvm-znver3, 1.277 ms, 9.8 GFLOP/s
+# regenerate: tvm-alexnet schedules --tuning-log tvm_alexnet/tuning_logs/llvm-znver3 --variant paper --batch 32 --target llvm
 # from tvm.script import tirx as T
 # from tvm.tirx.layout import Axis
 

@@ -1,5 +1,5 @@
-# conv3_conv (conv2d) of paper, batch 32, for llvm-znver3: best of 112 trials in tuning_logs/llvm-znver3, 69.086 ms, 138.5 GFLOP/s
-# regenerate: tvm-alexnet schedules --tuning-log tuning_logs/llvm-znver3 --variant paper --batch 32 --target llvm
+# conv3_conv (conv2d) of paper, batch 32, for llvm-znver3: best of 112 trials in tvm_alexnet/tuning_logs/llvm-znver3, 69.086 ms, 138.5 GFLOP/s
+# regenerate: tvm-alexnet schedules --tuning-log tvm_alexnet/tuning_logs/llvm-znver3 --variant paper --batch 32 --target llvm
 # from tvm.script import tirx as T
 # from tvm.tirx.layout import Axis
 

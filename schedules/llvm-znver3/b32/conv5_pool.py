@@ -1,5 +1,5 @@
-# conv5_pool (max_pool) of paper, batch 32, for llvm-znver3: best of 28 trials in tuning_logs/llvm-znver3, 0.168 ms, 15.8 GFLOP/s
-# regenerate: tvm-alexnet schedules --tuning-log tuning_logs/llvm-znver3 --variant paper --batch 32 --target llvm
+# conv5_pool (max_pool) of paper, batch 32, for llvm-znver3: best of 28 trials in tvm_alexnet/tuning_logs/llvm-znver3, 0.168 ms, 15.8 GFLOP/s
+# regenerate: tvm-alexnet schedules --tuning-log tvm_alexnet/tuning_logs/llvm-znver3 --variant paper --batch 32 --target llvm
 # from tvm.script import tirx as T
 # from tvm.tirx.layout import Axis
 

@@ -1,0 +1,32 @@
+# conv1_pool (max_pool) of paper, hand-written default for AVX-512 (tvm_alexnet/ops/cpu_schedules.py), batch n
+# regenerate: tvm-alexnet schedules --variant paper --target llvm:sapphirerapids
+# from typing import TypeVar
+# from tvm.script import tirx as T
+# from tvm.tirx.layout import Axis
+
+n = TypeVar("n")
+@T.prim_func(s_tir=True)
+def conv1_pool(x: T.Buffer((n, T.int64(96), T.int64(55), T.int64(55)), "float32"), pool_max: T.Buffer((n, T.int64(96), T.int64(27), T.int64(27)), "float32")):
+    T.func_attr({"tirx.noalias": True})
+    # with T.sblock("root"):
+    for ax0_ax1_fused in T.parallel(n * T.int64(96)):
+        for ax2 in range(T.int64(27)):
+            for ax3_init in T.vectorized(T.int64(27)):
+                with T.sblock("pool_max_init"):
+                    v_ax0 = T.axis.spatial(n, ax0_ax1_fused // T.int64(96))
+                    v_ax1 = T.axis.spatial(T.int64(96), ax0_ax1_fused % T.int64(96))
+                    v_ax2, v_ax3 = T.axis.remap("SS", [ax2, ax3_init])
+                    T.reads()
+                    T.writes(pool_max[v_ax0, v_ax1, v_ax2, v_ax3])
+                    T.sblock_attr({"schedule_rule": "meta_schedule.pool_max"})
+                    pool_max[v_ax0, v_ax1, v_ax2, v_ax3] = T.float32(-340282346638528859811704183484516925440.0)
+            for rv0, rv1 in T.grid(T.int64(3), T.int64(3)):
+                for ax3 in T.vectorized(T.int64(27)):
+                    with T.sblock("pool_max_update"):
+                        v_ax0 = T.axis.spatial(n, ax0_ax1_fused // T.int64(96))
+                        v_ax1 = T.axis.spatial(T.int64(96), ax0_ax1_fused % T.int64(96))
+                        v_ax2, v_ax3, v_rv0, v_rv1 = T.axis.remap("SSRR", [ax2, ax3, rv0, rv1])
+                        T.reads(pool_max[v_ax0, v_ax1, v_ax2, v_ax3], x[v_ax0, v_ax1, v_ax2 * T.int64(2) + v_rv0, v_ax3 * T.int64(2) + v_rv1])
+                        T.writes(pool_max[v_ax0, v_ax1, v_ax2, v_ax3])
+                        T.sblock_attr({"schedule_rule": "meta_schedule.pool_max"})
+                        pool_max[v_ax0, v_ax1, v_ax2, v_ax3] = T.max(pool_max[v_ax0, v_ax1, v_ax2, v_ax3], x[v_ax0, v_ax1, v_ax2 * T.int64(2) + v_rv0, v_ax3 * T.int64(2) + v_rv1])

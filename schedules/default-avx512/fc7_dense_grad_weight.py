@@ -1,0 +1,39 @@
+# fc7_dense_grad_weight (dense_grad_weight) of paper, hand-written default for AVX-512 (tvm_alexnet/ops/cpu_schedules.py), batch n
+# regenerate: tvm-alexnet schedules --variant paper --target llvm:sapphirerapids
+# from typing import TypeVar
+# from tvm.script import tirx as T
+# from tvm.tirx.layout import Axis
+
+n = TypeVar("n")
+@T.prim_func(s_tir=True)
+def fc7_dense_grad_weight(dy: T.Buffer((n, T.int64(4096)), "float32"), saved: T.Buffer((n, T.int64(4096)), "float32"), dense_grad_weight: T.Buffer((T.int64(4096), T.int64(4096)), "float32")):
+    T.func_attr({"tirx.noalias": True})
+    # with T.sblock("root"):
+    dense_grad_weight_local = T.sblock_alloc_buffer((T.int64(4096), T.int64(4096)), scope="local")
+    for j_0 in T.parallel(T.int64(1024)):
+        for i_0 in range(T.int64(128)):
+            for j_1_init in T.unroll(T.int64(4)):
+                for i_1_init in T.vectorized(T.int64(32)):
+                    with T.sblock("dense_grad_weight_init"):
+                        v_j = T.axis.spatial(T.int64(4096), j_0 * T.int64(4) + j_1_init)
+                        v_i = T.axis.spatial(T.int64(4096), i_0 * T.int64(32) + i_1_init)
+                        T.reads()
+                        T.writes(dense_grad_weight_local[v_j, v_i])
+                        dense_grad_weight_local[v_j, v_i] = T.float32(0.0)
+            for n_1 in range(n):
+                for j_1 in T.unroll(T.int64(4)):
+                    for i_1 in T.vectorized(T.int64(32)):
+                        with T.sblock("dense_grad_weight_update"):
+                            v_j = T.axis.spatial(T.int64(4096), j_0 * T.int64(4) + j_1)
+                            v_i = T.axis.spatial(T.int64(4096), i_0 * T.int64(32) + i_1)
+                            v_n = T.axis.reduce(n, n_1)
+                            T.reads(dense_grad_weight_local[v_j, v_i], dy[v_n, v_j], saved[v_n, v_i])
+                            T.writes(dense_grad_weight_local[v_j, v_i])
+                            dense_grad_weight_local[v_j, v_i] = dense_grad_weight_local[v_j, v_i] + dy[v_n, v_j] * saved[v_n, v_i]
+            for ax0, ax1 in T.grid(T.int64(4), T.int64(32)):
+                with T.sblock("dense_grad_weight_local"):
+                    v0 = T.axis.spatial(T.int64(4096), j_0 * T.int64(4) + ax0)
+                    v1 = T.axis.spatial(T.int64(4096), i_0 * T.int64(32) + ax1)
+                    T.reads(dense_grad_weight_local[v0, v1])
+                    T.writes(dense_grad_weight[v0, v1])
+                    dense_grad_weight[v0, v1] = dense_grad_weight_local[v0, v1]

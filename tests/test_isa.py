@@ -1,0 +1,65 @@
+"""Default CPU schedules sized for the target's vector unit: AVX2 builds use
+ymm registers, AVX-512 builds zmm, and both compute what float64 does."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+import tvm
+
+from tvm_alexnet import graph, spec
+from tvm_alexnet.ops import default_schedule
+from tvm_alexnet.target import parse_target, vector_unit
+
+TARGETS = {"llvm:znver3": ("AVX2", "avx2"), "llvm:sapphirerapids": ("AVX-512", "avx512f")}
+
+
+def _build(target_text: str, kernel, batch):
+    target = parse_target(target_text)
+    func = default_schedule(graph.kernel_func(kernel, batch), kernel, batch, vector_unit(target))
+    return tvm.compile(tvm.IRModule({"main": func.with_attr("global_symbol", "main")}), target=target).mod
+
+
+def _host_has(flag: str) -> bool:
+    with open("/proc/cpuinfo") as f:
+        return any(flag in line.split() for line in f if line.startswith("flags"))
+
+
+def _kernel(net, name):
+    return next(k for k in net.compiled_kernels() if k.name == name)
+
+
+@pytest.mark.parametrize("target_text", TARGETS)
+def test_build_uses_the_isa_vectors(target_text):
+    isa, _ = TARGETS[target_text]
+    assert vector_unit(parse_target(target_text)).isa == isa
+    asm = _build(target_text, _kernel(spec.network("paper"), "conv3_conv"), None).inspect_source("asm")
+    zmm, ymm = asm.count("%zmm"), asm.count("%ymm")
+    if isa == "AVX-512":
+        assert zmm > 100, f"{target_text}: {zmm} zmm uses"
+    else:
+        assert zmm == 0 and ymm > 100, f"{target_text}: {zmm} zmm, {ymm} ymm uses"
+
+
+@pytest.mark.parametrize("target_text", TARGETS)
+@pytest.mark.parametrize("name", ["conv2_conv", "conv3_conv", "conv4_conv_grad_input", "fc7_dense"])
+def test_isa_build_matches_float64(target_text, name):
+    isa, flag = TARGETS[target_text]
+    if not _host_has(flag):
+        pytest.skip(f"this CPU cannot run {isa} code")
+    net = spec.network("paper", width=0.5, num_classes=10)
+    kernel, batch = _kernel(net, name), 4
+    inputs = [torch.randn(batch, *s) for s in kernel.inputs]
+    params = [torch.randn(*s) * 0.05 for s in kernel.params]
+    out = torch.empty(batch, *kernel.output)
+    _build(target_text, kernel, batch)["main"](*inputs, *params, out)
+    x, *p = [t.double() for t in inputs + params]
+    a = kernel.attrs
+    if kernel.op == "conv2d":
+        expected = F.conv2d(x, p[0], p[1], a["stride"], a["padding"], groups=a["groups"]).relu()
+    elif kernel.op == "conv2d_grad_input":
+        expected = torch.nn.grad.conv2d_input((batch, *kernel.output), p[0], x, a["stride"], a["padding"],
+                                              groups=a["groups"])
+    else:
+        expected = F.linear(x, p[0], p[1]).relu()
+    err = ((out.double() - expected).norm() / expected.norm()).item()
+    assert err < 1e-5, f"{name} on {target_text}: relative error {err:.2e}"

@@ -1,0 +1,96 @@
+"""What the commands share: the two consoles, the options several commands
+take, and their parsers (targets are parsed here, once, into TVM targets)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import tvm
+from rich.console import Console
+from rich.table import Table
+
+from ..model import AlexNet
+from ..spec import LRN_CONVENTIONS, VARIANTS, network
+from ..target import host_cpu, parse_target
+
+results = Console(highlight=False, soft_wrap=True)
+notes = Console(stderr=True, highlight=False, soft_wrap=True)  # progress and remarks
+
+
+def network_options(f):
+    """--variant, --num-classes, --width, --lrn."""
+    options = [
+        click.option("--variant", default="paper", show_default=True, metavar="|".join(VARIANTS),
+                     help="Network variant: the paper's two-tower net, the single-tower net of tutorials, "
+                          "or torchvision's AlexNet."),
+        click.option("--num-classes", type=click.IntRange(min=1), default=1000, show_default=True,
+                     help="Outputs of fc8."),
+        click.option("--width", type=float, default=1.0, show_default=True,
+                     help="Multiplier on every channel count and hidden unit count (for quick runs)."),
+        click.option("--lrn", metavar="|".join(LRN_CONVENTIONS), default=None,
+                     help="LRN convention (default: the variant's own; paper: k=2, alpha not divided by n)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+class TargetType(click.ParamType):
+    """A target spelled as `tvm-alexnet --help` says, parsed and checked before any command runs."""
+
+    name = "target"
+
+    def convert(self, value, param, ctx) -> tvm.target.Target:
+        return parse_target(value)
+
+
+target_option = click.option("--target", type=TargetType(), default="llvm", show_default=True,
+                             help="Where the kernels run (see `tvm-alexnet --help`).")
+
+
+def target_text(target: tvm.target.Target) -> str:
+    """The short spelling of a target for messages: llvm (this CPU), llvm:skylake, cuda:sm_90."""
+    if target.kind.name == "cuda":
+        return f"cuda:{target.attrs['arch']}"
+    cpu = str(target.attrs.get("mcpu", ""))
+    return "llvm" if cpu == host_cpu() else f"llvm:{cpu}"
+
+
+def batch_or_any(ctx, param, value: str) -> int | None:
+    """--batch N, or 'any' for a symbolic batch dimension (None)."""
+    if value == "any":
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise click.BadParameter(f"expected a positive integer or 'any', got {value!r}")
+    return int(value)
+
+
+def _tuning_log_folder(ctx, param, value: str) -> str:
+    if value not in ("auto", "none") and not Path(value).is_dir():
+        raise click.BadParameter(f"{value}: no such tuning log folder (or 'auto', 'none')")
+    return value
+
+
+tuning_log_option = click.option(
+    "--tuning-log", default="auto", show_default=True, callback=_tuning_log_folder,
+    help="A tuning log folder, 'auto' (the repository's log for the target, where it was tuned for this network "
+         "and batch size) or 'none' (default schedules).")
+
+
+def load_model(weights: str | None, variant: str, num_classes: int, width: float, lrn: str | None) -> AlexNet:
+    """The network loaded from `weights`, or with random weights."""
+    network(variant, num_classes, width, lrn)  # a bad option fails before any file is read
+    if weights:
+        return AlexNet.load(weights, variant=variant, num_classes=num_classes, width=width, lrn=lrn)
+    return AlexNet(variant, num_classes, width, lrn)
+
+
+def table(title: str, columns, rows) -> Table:
+    """A rich table: the first column (and `schedule`, `kernels`) left-aligned, numbers right."""
+    result = Table(title=title)
+    for i, col in enumerate(columns):
+        result.add_column(col, justify="left" if i == 0 or col in ("schedule", "kernels") else "right")
+    for row in rows:
+        result.add_row(*row)
+    return result

@@ -1,0 +1,162 @@
+"""run, eval, convert: classify images, measure top-1 and top-5 error, import pretrained weights."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+import torch
+
+from .. import imagenet
+from ..data import Digits, FullImage, image_files, load_image, validation_set
+from ..model import AlexNet
+from ..tuning import resolve_log
+from .common import load_model, network_options, notes, results, table, target_option, target_text, tuning_log_option
+
+
+def _compile_any_batch(model: AlexNet, target, tuning_log: str) -> None:
+    """Compile for any batch size, with the tuned builds of the log's batch sizes."""
+    log, message = resolve_log(tuning_log, model.spec, None, target)
+    notes.print(message)
+    with notes.status(f"compiling for {target_text(target)} ..."):
+        model.compile(target, tuning_log=log)
+    if model.tuned_batches:
+        notes.print(f"{log}: batches run in chunks of {' or '.join(map(str, sorted(model.tuned_batches)))} "
+                    "on its tuned kernels where they fit, the rest on the default schedules")
+
+
+@click.command("run")
+@click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--weights", type=click.Path(dir_okay=False), default=None,
+              help="Checkpoint: .safetensors written by tvm-alexnet or `convert` (it records the variant, width, "
+                   "classes, LRN and preprocessing), or a torch state dict (ours, read with the network options; "
+                   "or torchvision's alexnet). Without it the weights are random and so are the predictions.")
+@network_options
+@target_option
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Images per call of the compiled network.")
+@click.option("--top", type=click.IntRange(min=1), default=5, show_default=True, help="Classes to print per image.")
+@click.option("--logits", is_flag=True, help="Print the raw logits instead of the top classes.")
+@click.option("--resize/--no-resize", default=True, show_default=True,
+              help="Scale the shorter side to 256 and crop the centre (else images must already have the "
+                   "network's input size).")
+@click.option("--random", "num_random", type=click.IntRange(min=1), default=1, show_default=True,
+              help="With no INPUTS: how many random images to run.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for random weights and images.")
+@tuning_log_option
+def run_cmd(inputs, weights, variant, num_classes, width, lrn, target, batch_size, top, logits, resize,
+            num_random, seed, tuning_log):
+    """Classify images (files or folders) with the compiled network.
+
+    With no INPUTS, runs random images. Prints the top classes of each image
+    (or its logits) and the time the kernels took.
+    """
+    torch.manual_seed(seed)
+    model = load_model(weights, variant, num_classes, width, lrn).eval()
+    net = model.spec
+    if inputs:
+        files = image_files(inputs)
+        images = torch.stack([load_image(f, net.image_size, model.preprocessing, resize) for f in files])
+        names = [str(f) for f in files]
+    else:
+        images = torch.randn(num_random, *net.input_shape)
+        names = [f"random[{i}]" for i in range(num_random)]
+    if not weights:
+        notes.print("[yellow]note:[/] no --weights given: random weights, meaningless classes")
+    _compile_any_batch(model, target, tuning_log)
+    device = torch.device(model.compiled.device_type)
+    model.to(device)
+    outputs, seconds = [], 0.0
+    with torch.no_grad():
+        for batch in images.split(batch_size):
+            batch = batch.to(device)
+            start = time.perf_counter()
+            out = model(batch)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            seconds += time.perf_counter() - start
+            outputs.append(out.cpu())
+    outputs = torch.cat(outputs)
+    labels = imagenet.class_names(net.num_classes)
+    for name, out in zip(names, outputs):
+        if logits:
+            click.echo(f"{name}: {json.dumps([round(v, 6) for v in out.tolist()])}")
+            continue
+        # Ranked by logit: probabilities too small for float32 all read 0 and would tie.
+        idx = out.topk(min(top, net.num_classes)).indices
+        probs = out.double().softmax(-1)[idx]
+        best = ", ".join(f"{p:.4f} {labels[i]} ({i})" if labels else f"{p:.4f} class {i}"
+                         for p, i in zip(probs.tolist(), idx.tolist()))
+        click.echo(f"{name}: {best}")
+    notes.print(f"{len(images)} image(s) in {seconds * 1e3:.1f} ms ({len(images) / seconds:.1f} images/s, "
+                f"{target_text(target)}, batch size {batch_size})")
+
+
+@click.command("eval")
+@click.option("--weights", type=click.Path(dir_okay=False, exists=True), required=True,
+              help="A checkpoint (its preprocessing, e.g. Caffe's BGR for converted BVLC weights, is applied).")
+@click.option("--data", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
+              help="Validation images: DATA/<class>/*.jpg (class folders sorted, or ImageNet WordNet ids for "
+                   "1000 classes), or a flat folder with --labels or ILSVRC2012_val_*.JPEG names.")
+@click.option("--labels", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="With a flat --data folder: '<image> <label>' lines (Caffe's val.txt), the label a class "
+                   "number or a WordNet id.")
+@click.option("--demo", is_flag=True, help="The demo digits' validation split.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True)
+@target_option
+@tuning_log_option
+def eval_cmd(weights, data, labels, demo, batch_size, workers, target, tuning_log):
+    """Top-1 and top-5 error: centre crop and the paper's ten crops (corners,
+    centre and their flips, softmax averaged)."""
+    from ..train import evaluate
+
+    model = AlexNet.load(weights)
+    transform = FullImage(model.preprocessing)
+    if demo:
+        dataset = Digits(False, transform)
+    elif data is not None:
+        dataset = validation_set(data, labels, transform, model.spec.num_classes)
+    else:
+        raise click.UsageError("give --data DIR or --demo")
+    _compile_any_batch(model, target, tuning_log)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=workers)
+    rows = []
+    for name, ten in (("centre", False), ("10-crop", True)):
+        r = evaluate(model, loader, ten_crop=ten, progress=True)
+        rows.append([name, f"{100 * r['top1_error']:.2f}%", f"{100 * r['top5_error']:.2f}%",
+                     f"{r['images_per_s']:.1f}"])
+    results.print(table(f"{weights}: {len(dataset)} images", ("crops", "top-1 error", "top-5 error", "images/s"),
+                        rows))
+
+
+@click.command("convert")
+@click.argument("source", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The safetensors checkpoint to write (default: SOURCE with the suffix .safetensors).")
+@click.option("--from", "fmt", type=click.Choice(["bvlc", "torchvision"]), default=None,
+              help="SOURCE's format (default: from its suffix, .npy bvlc, .pth/.pt torchvision).")
+@click.option("--force", is_flag=True, help="Replace OUTPUT if it exists.")
+def convert_cmd(source, output, fmt, force):
+    """Convert pretrained weights into a tvm-alexnet checkpoint.
+
+    bvlc_alexnet.npy (BVLC's Caffe AlexNet, as in Kratzert's TensorFlow
+    tutorial; unpickled safely, numpy arrays only) becomes the paper variant
+    with Caffe's LRN and BGR, mean-subtracted input; torchvision's alexnet
+    state dict (.pth, read with weights_only) the torchvision variant. The
+    checkpoint records variant, LRN and preprocessing, so `run --weights`
+    and `eval --weights` need nothing else.
+    """
+    from ..convert import convert
+
+    output = output or source.with_suffix(".safetensors")
+    if output.exists() and not force:
+        raise click.BadParameter(f"{output} exists (pass --force to replace it)", param_hint="'--output'")
+    model = convert(source, fmt)
+    model.save(output)
+    net = model.spec
+    results.print(f"{source} -> {output}: {net.variant} (width {net.width:g}, {net.num_classes} classes, "
+                  f"LRN {net.lrn or 'none'}), {net.num_params:,} parameters, input "
+                  f"{model.preprocessing.channels} {'x'.join(map(str, net.input_shape))}")

@@ -1,0 +1,483 @@
+"""Hand-written default CUDA schedules, one per op (the GPU counterpart of
+ops/cpu_schedules.py).
+
+A kernel without a tuning record gets one of these instead of dlight's
+generic rules, which give grouped convolutions, every input gradient of a
+convolution, LRN, pooling and the LRN and pooling gradients a Fallback or
+GeneralReduction schedule: one output per thread, no data reuse. A rule
+returning None (dense layers and their gradients, softmax) leaves the kernel
+to dlight, whose Matmul, GEMV and reduction rules fit those.
+
+Every schedule works for a symbolic batch (the batch goes to a grid
+dimension or a serial loop, never into a thread count or a shared buffer) and
+stays within the limits of every NVIDIA GPU since sm_50: at most 1024
+threads and 48 KiB of static shared memory per block, vectors of at most
+16 bytes. Nothing here has been timed on a GPU: the tiles are sized from the
+arithmetic (register tiles of 16-52 accumulators, shared tiles under 44 KiB,
+128-432 threads per block) and checked statically (tests/test_gpu_schedules.py:
+verify_gpu_code, nvcc, ptxas spills).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from tvm import s_tir, tirx
+
+from .spec import Kernel
+
+THREADS = 256  # threads per block of the memory-bound kernels
+SHARED_BYTES = 44 * 1024  # what a tile may stage in shared memory, of the 48 KiB every GPU has
+
+
+def _largest_divisor(n: int, candidates) -> int:
+    return next((c for c in candidates if n % c == 0), 1)
+
+
+def _blocks(sch: s_tir.Schedule) -> dict[str, object]:
+    return {sch.get(b).name_hint: b for b in sch.get_child_blocks(sch.get_sblock("root"))}
+
+
+def _extent(sch: s_tir.Schedule, loop) -> int | None:
+    extent = sch.get(loop).extent
+    return int(extent.value) if isinstance(extent, tirx.IntImm) else None
+
+
+def _loops_under(sch: s_tir.Schedule, block, loop) -> list:
+    """The loops of `block` nested inside `loop`."""
+    loops = sch.get_loops(block)
+    where = next(i for i, l in enumerate(loops) if sch.get_sref(l).same_as(sch.get_sref(loop)))
+    return loops[where + 1:]
+
+
+def _cooperative_fetch(sch: s_tir.Schedule, block, loop, threads: int, lanes: int = 1) -> None:
+    """Stage `block` (a copy into shared memory) at `loop`, its elements
+    spread over the block's `threads` (consecutive threads on consecutive
+    elements of the innermost axis: coalesced)."""
+    sch.compute_at(block, loop, preserve_unit_loops=True)
+    fused = sch.fuse(*_loops_under(sch, block, loop))
+    if lanes > 1:
+        _, t, v = sch.split(fused, [None, threads, lanes])
+        sch.vectorize(v)
+    else:
+        _, t = sch.split(fused, [None, threads])
+    sch.bind(t, "threadIdx.x")
+
+
+def _flat(sch: s_tir.Schedule, block, threads: int = THREADS, lanes: int = 1) -> None:
+    """One element per thread (or `lanes` per thread, vectorized) over the
+    block's fused loops, consecutive threads on consecutive elements."""
+    loops = sch.get_loops(block)
+    fused = sch.fuse(*loops)
+    if lanes > 1:
+        fused, v = sch.split(fused, [None, lanes])
+        sch.vectorize(v)
+    b, t = sch.split(fused, [None, threads])
+    sch.bind(b, "blockIdx.x")
+    sch.bind(t, "threadIdx.x")
+
+
+# --------------------------------------------------------------------------- convolutions
+
+
+@dataclass(frozen=True)
+class ConvTile:
+    """A block computes `channels` output channels (of one group) x `rows` x
+    `cols` output pixels of one image; each thread `reg_channels` channels x
+    `reg_cols` consecutive pixels of one row, accumulating in registers.
+    Per step of the reduction the block stages `chunk` input channels of the
+    input patch and of the weights in shared memory."""
+
+    channels: int
+    rows: int
+    cols: int
+    reg_channels: int
+    reg_cols: int
+    chunk: int
+
+    @property
+    def threads(self) -> int:
+        return (self.channels // self.reg_channels) * self.rows * (self.cols // self.reg_cols)
+
+    @property
+    def accumulators(self) -> int:
+        return self.reg_channels * self.reg_cols
+
+
+def _conv_geometry(kernel: Kernel) -> tuple[int, int, int, int, int, int]:
+    """(output channels per group, input channels per group, output height,
+    output width, kernel size, stride) of the convolution a kernel computes
+    (the input gradient is a stride-1 convolution of the dilated output gradient)."""
+    channels, height, width = kernel.output
+    groups = kernel.attrs["groups"]
+    if kernel.op == "conv2d_grad_input":
+        (weight,) = kernel.params
+        return channels // groups, weight[0] // groups, height, width, weight[-1], 1
+    weight = kernel.params[0]
+    return channels // groups, weight[1], height, width, weight[-1], kernel.attrs["stride"]
+
+
+def conv2d_tile(kernel: Kernel) -> ConvTile:
+    """The default tile of a convolution (forward or input gradient).
+
+    Whole output rows where they are short (13, 27 pixels), else the largest
+    divisor of the width up to 32 (55 -> 11); rows until a block holds
+    121-243 pixels; each thread a run of 9-13 pixels of a row (the largest
+    divisor of the tile width up to 13) x 4 channels: 36-52 accumulators,
+    which leaves ptxas room under its 255 registers; then as many channel
+    threads as make 128-512 threads. The reduction chunk is the largest
+    number of input channels whose patch and weights fit SHARED_BYTES."""
+    per_group, in_group, height, width, k, stride = _conv_geometry(kernel)
+    cols = width if width <= 32 else _largest_divisor(width, range(32, 0, -1))
+    rows = _largest_divisor(height, [r for r in range(height, 0, -1) if r * cols <= 256])
+    reg_cols = _largest_divisor(cols, range(13, 0, -1))
+    reg_channels = _largest_divisor(per_group, (4, 2, 1))
+    pixel_threads = rows * (cols // reg_cols)
+    # The fewest channel threads that make 128 threads, else the most up to 512.
+    fits = [t for t in range(1, per_group // reg_channels + 1)
+            if (per_group // reg_channels) % t == 0 and t * pixel_threads <= 512]
+    channel_threads = next((t for t in fits if t * pixel_threads >= 128), fits[-1])
+    channels = channel_threads * reg_channels
+    patch = ((rows - 1) * stride + k) * ((cols - 1) * stride + k)
+    per_input_channel = 4 * (patch + channels * k * k)
+    chunk = _largest_divisor(in_group, [c for c in (16, 8, 4, 2, 1) if c * per_input_channel <= SHARED_BYTES])
+    return ConvTile(channels, rows, cols, reg_channels, reg_cols, chunk)
+
+
+def conv2d(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, tile: ConvTile | None = None) -> None:
+    # Direct convolution, also the input gradient (a stride-1 convolution of
+    # the padded, dilated output gradient with the flipped weights, inlined
+    # into the loads). Grid: (tiles of one group's channels x pixels, images).
+    # Each step of the reduction stages `chunk` input channels of the block's
+    # input patch (padding inlined) and of its weights in shared memory;
+    # each thread then accumulates its channels x pixels in registers, and
+    # writes them with bias and ReLU applied.
+    tile = tile or conv2d_tile(kernel)
+    per_group, in_group, height, width, k, stride = _conv_geometry(kernel)
+    groups = kernel.attrs["groups"]
+    blocks = _blocks(sch)
+    conv = blocks[next(n for n in blocks if "conv2d_nchw" in n)]
+    for name in ("bias_add", "dilate", "weight_flip"):
+        if name in blocks:
+            sch.compute_inline(blocks[name])
+    epilogue = blocks.get("compute")
+    n, f, y, x, rc, ry, rx = sch.get_loops(conv)
+    g, f = sch.split(f, [groups, per_group])
+    f_blk, f_thr, f_reg = sch.split(f, [None, tile.channels // tile.reg_channels, tile.reg_channels])
+    y_blk, y_thr = sch.split(y, [None, tile.rows])
+    x_blk, x_thr, x_reg = sch.split(x, [None, tile.cols // tile.reg_cols, tile.reg_cols])
+    rc_out, rc_in = sch.split(rc, [None, tile.chunk])
+    sch.reorder(n, g, f_blk, y_blk, x_blk, f_thr, y_thr, x_thr, rc_out, rc_in, ry, rx, f_reg, x_reg)
+    block_index = sch.fuse(g, f_blk, y_blk, x_blk)
+    thread = sch.fuse(f_thr, y_thr, x_thr)
+    sch.bind(block_index, "blockIdx.x")
+    sch.bind(n, "blockIdx.y")
+    sch.bind(thread, "threadIdx.x")
+    accumulate = sch.cache_write(conv, 0, "local")
+    if epilogue is not None:
+        sch.compute_inline(accumulate)
+        accumulate = epilogue
+    sch.reverse_compute_at(accumulate, thread)
+    threads = tile.threads
+    for index in (0, 1):  # the (padded) input, the weights
+        staged = sch.cache_read(conv, index, "shared")
+        _cooperative_fetch(sch, staged, rc_out, threads)
+    blocks = _blocks(sch)
+    if "pad_temp" in blocks:
+        sch.compute_inline(blocks["pad_temp"])
+    sch.unroll(f_reg)
+    sch.unroll(x_reg)
+    sch.decompose_reduction(conv, rc_out)
+
+
+@dataclass(frozen=True)
+class GradWeightTile:
+    """A block computes `out_channels` x `in_channels` x the whole kernel
+    window of one group's weight gradient, summed over the images and over
+    one of `splits` bands of output rows (the bands' partial sums are added
+    by a second kernel: split-K, so that small gradients still fill the
+    GPU). Each thread: `reg_out` x `reg_in` channels x one kernel row, all
+    its columns. Per step the block stages `rows` output rows of the output
+    gradient and the input rows they read in shared memory."""
+
+    out_channels: int
+    in_channels: int
+    reg_out: int
+    reg_in: int
+    rows: int
+    splits: int
+
+    def threads(self, k: int) -> int:
+        return (self.out_channels // self.reg_out) * (self.in_channels // self.reg_in) * k
+
+
+def conv2d_grad_weight_tile(kernel: Kernel) -> GradWeightTile:
+    """4 output channels x 4, 2 or 1 input channels (as the kernel is 3, 5,
+    or wider) x a kernel row per thread: 40-48 accumulators; threads until
+    128-256; output rows staged per step as many as fit SHARED_BYTES; as many
+    row bands as make 264 blocks (two per SM of an H100/H200), where the
+    height allows."""
+    groups, k, stride = kernel.attrs["groups"], kernel.attrs["kernel"], kernel.attrs["stride"]
+    (out_total, height, width), (in_total, _, in_width) = kernel.inputs
+    in_width += 2 * kernel.attrs["padding"]
+    per_out, per_in = out_total // groups, in_total // groups
+    reg_out = _largest_divisor(per_out, (4, 2, 1))
+    reg_in = _largest_divisor(per_in, (4,) if k <= 3 else (2,) if k <= 5 else (1,)) if k <= 5 else 1
+    in_threads = per_in // reg_in if per_in // reg_in * k <= 64 else _largest_divisor(
+        per_in // reg_in, [t for t in range(64 // k, 0, -1)])
+    out_threads = _largest_divisor(per_out // reg_out, [t for t in (8, 4, 2, 1) if t * in_threads * k <= 256]
+                                   + [t for t in (16, 32) if t * in_threads * k <= 256][::-1])
+    out_threads = max((t for t in range(1, per_out // reg_out + 1)
+                       if (per_out // reg_out) % t == 0 and t * in_threads * k <= 256), default=1)
+    tile_out, tile_in = out_threads * reg_out, in_threads * reg_in
+
+    def shared(rows: int) -> int:
+        return 4 * (tile_out * rows * width + tile_in * ((rows - 1) * stride + k) * in_width)
+
+    rows = _largest_divisor(height, [r for r in range(height, 0, -1) if shared(r) <= SHARED_BYTES])
+    blocks = groups * (per_out // tile_out) * (per_in // tile_in)
+    bands = height // rows
+    splits = next((s for s in range(1, bands + 1) if bands % s == 0 and blocks * s >= 264), bands)
+    return GradWeightTile(tile_out, tile_in, reg_out, reg_in, rows, splits)
+
+
+def conv2d_grad_weight(sch: s_tir.Schedule, kernel: Kernel, batch: int | None,
+                       tile: GradWeightTile | None = None) -> None:
+    # dW[g, o, i, h, w] = sum over images n and output pixels (y, x) of
+    # dy[n, g, o, y, x] * x[n, g, i, y*s + h, x*s + w]: an implicit GEMM over
+    # (o) x (i, h, w) reducing over (n, y, x). The row bands' partial sums
+    # (rfactor) are a grid dimension; the images a serial loop (any batch).
+    tile = tile or conv2d_grad_weight_tile(kernel)
+    k = kernel.attrs["kernel"]
+    blocks = _blocks(sch)
+    grad = blocks["conv2d_grad_weight"]
+    g, o, i, h, w, rn, ry, rx = sch.get_loops(grad)
+    band, ry = sch.split(ry, [tile.splits, None])
+    partial = sch.rfactor(band, 0)
+    g, o, i, h, w, rn, band, ry, rx = sch.get_loops(partial)  # band: now a spatial loop
+    o_blk, o_thr, o_reg = sch.split(o, [None, tile.out_channels // tile.reg_out, tile.reg_out])
+    i_blk, i_thr, i_reg = sch.split(i, [None, tile.in_channels // tile.reg_in, tile.reg_in])
+    ry_out, ry_in = sch.split(ry, [None, tile.rows])
+    sch.reorder(band, g, o_blk, i_blk, o_thr, i_thr, h, rn, ry_out, ry_in, rx, o_reg, i_reg, w)
+    block_index = sch.fuse(band, g, o_blk, i_blk)
+    thread = sch.fuse(o_thr, i_thr, h)
+    sch.bind(block_index, "blockIdx.x")
+    sch.bind(thread, "threadIdx.x")
+    sch.reverse_compute_at(sch.cache_write(partial, 0, "local"), thread)
+    threads = tile.threads(k)
+    for index in (0, 1):  # dy, the (padded) input
+        _cooperative_fetch(sch, sch.cache_read(partial, index, "shared"), ry_out, threads)
+    if "pad_temp" in blocks:
+        sch.compute_inline(blocks["pad_temp"])
+    for loop in (o_reg, i_reg, w):
+        sch.unroll(loop)
+    sch.decompose_reduction(partial, rn)
+    # The sum of the bands, then the groups joined into torch's layout.
+    *spatial, _ = sch.get_loops(grad)
+    b, t = sch.split(sch.fuse(*spatial), [None, THREADS])
+    sch.bind(b, "blockIdx.x")
+    sch.bind(t, "threadIdx.x")
+    _flat(sch, blocks["join_groups"])
+
+
+# --------------------------------------------------------------------------- dense layers
+
+
+def dense(sch: s_tir.Schedule, kernel: Kernel, batch: int | None):
+    # One image: a GEMV, bound by reading W once. Each warp reduces rows of
+    # W, each lane 4 consecutive floats at a time (one 16-byte load), the
+    # lanes' sums added across the warp; 8 rows per block. (dlight's GEMV
+    # loads 32 bytes per thread, over the 16-byte vectors verify_gpu_code
+    # allows.) Other batches: dlight's Matmul.
+    if batch != 1:
+        return False
+    (features,) = kernel.inputs[0]
+    lanes = _largest_divisor(features, (4, 2, 1))
+    warp = 32
+    matmul = sch.get_sblock("T_matmul_NT")
+    sch.compute_inline(sch.get_sblock("compute"))  # the broadcast bias
+    if kernel.attrs["relu"]:
+        sch.compute_inline(sch.get_sblock("T_add"))
+        epilogue = sch.get_sblock("compute_1")
+    else:
+        epilogue = sch.get_sblock("T_add")
+    _, _, kk = sch.get_loops(matmul)
+    _, k_lane = sch.split(kk, [None, warp * lanes])
+    vectors = sch.rfactor(k_lane, 0)  # sums per (lane, vector element) over the row
+    _, _, k_lane = sch.get_loops(matmul)
+    lane, _ = sch.split(k_lane, [warp, lanes])
+    lanes_sums = sch.rfactor(lane, 0)  # each lane adds up its vector
+    # What is left of the matmul adds the lanes' sums across the warp.
+    i, j, lane = sch.get_loops(matmul)
+    j_blk, j_thr = sch.split(j, [None, 8])
+    sch.reorder(j_blk, j_thr, i, lane)
+    sch.bind(j_blk, "blockIdx.x")
+    sch.bind(j_thr, "threadIdx.y")
+    sch.bind(lane, "threadIdx.x")
+    sch.reverse_compute_at(epilogue, j_thr)
+    sch.set_scope(matmul, 0, "local")
+    sch.compute_at(lanes_sums, j_thr)
+    sch.set_scope(lanes_sums, 0, "local")
+    lane = _loops_under(sch, lanes_sums, j_thr)[0]
+    sch.bind(lane, "threadIdx.x")
+    # Each lane's vector of sums in registers, 4 consecutive floats of x and W per load.
+    sch.compute_at(vectors, lane)
+    sch.set_scope(vectors, 0, "local")
+    vector, k_out = sch.get_loops(vectors)[-2:]
+    sch.reorder(k_out, vector)
+    sch.vectorize(vector)
+    sch.decompose_reduction(vectors, k_out)
+    return None
+
+
+# --------------------------------------------------------------------------- LRN
+
+
+def _channel_run(channels: int) -> int:
+    return _largest_divisor(channels, (8, 6, 4, 2, 1))
+
+
+def lrn(sch: s_tir.Schedule, kernel: Kernel, batch: int | None) -> None:
+    # Threads along an image's pixels (coalesced), each a run of 8
+    # channels: the window sums are computed per run in registers, so each
+    # input value is loaded about twice (the run and its 4-channel halo),
+    # not 6 times.
+    channels, height, width = kernel.output
+    run = _channel_run(channels)
+    sch.compute_inline(sch.get_sblock("lrn_square"))
+    window = sch.get_sblock("lrn_sum")
+    out = sch.get_sblock("lrn")
+    b, c, y, x = sch.get_loops(out)
+    c_out, c_in = sch.split(c, [None, run])
+    p_blk, p_thr = sch.split(sch.fuse(y, x), [None, THREADS // 2])
+    sch.reorder(b, c_out, p_blk, p_thr, c_in)
+    sch.bind(sch.fuse(c_out, p_blk), "blockIdx.x")
+    sch.bind(b, "blockIdx.y")
+    sch.bind(p_thr, "threadIdx.x")
+    sch.compute_at(window, p_thr)
+    sch.set_scope(window, 0, "local")
+    for loop in sch.get_loops(window)[-2:]:
+        sch.unroll(loop)
+    sch.unroll(c_in)
+
+
+def lrn_grad(sch: s_tir.Schedule, kernel: Kernel, batch: int | None) -> None:
+    # The same layout as the forward: threads along pixels, each a run of
+    # channels, for which it computes in registers the window sums (the run
+    # and 2 channels either side), the terms t of the gradient's second sum
+    # (the run +- 2 channels) and then the run's gradients.
+    channels, height, width = kernel.output
+    run = _channel_run(channels)
+    blocks = _blocks(sch)
+    for name in ("lrn_square", "lrn_scale", "lrn_power"):
+        sch.compute_inline(blocks[name])
+    out = blocks["lrn_grad"]
+    b, c, y, x = sch.get_loops(out)
+    c_out, c_in = sch.split(c, [None, run])
+    p_blk, p_thr = sch.split(sch.fuse(y, x), [None, THREADS // 2])
+    sch.reorder(b, c_out, p_blk, p_thr, c_in)
+    sch.bind(sch.fuse(c_out, p_blk), "blockIdx.x")
+    sch.bind(b, "blockIdx.y")
+    sch.bind(p_thr, "threadIdx.x")
+    for name in ("lrn_back", "lrn_t", "lrn_sum"):  # each follows its readers
+        sch.compute_at(blocks[name], p_thr)
+        sch.set_scope(blocks[name], 0, "local")
+    sch.unroll(c_in)
+
+
+# --------------------------------------------------------------------------- pooling
+
+
+def max_pool(sch: s_tir.Schedule, kernel: Kernel, batch: int | None) -> None:
+    # One output per thread, consecutive threads along a row: coalesced
+    # stores, and the loads of overlapping windows hit the same cache lines.
+    pool = sch.get_sblock("pool_max")
+    *spatial, r0, r1 = sch.get_loops(pool)
+    b, t = sch.split(sch.fuse(*spatial), [None, THREADS])
+    sch.bind(b, "blockIdx.x")
+    sch.bind(t, "threadIdx.x")
+    sch.unroll(r0)
+    sch.unroll(r1)
+
+
+def avg_pool(sch: s_tir.Schedule, kernel: Kernel, batch: int | None) -> None:
+    avg = sch.get_sblock("adaptive_pool_avg")
+    _flat(sch, avg)
+    window = sch.get_sblock("adaptive_pool_sum")
+    sch.compute_at(window, sch.get_loops(avg)[-1])
+    sch.set_scope(window, 0, "local")
+
+
+def max_pool_grad(sch: s_tir.Schedule, kernel: Kernel, batch: int | None) -> None:
+    # A block per image plane (or a few, for small planes): first each
+    # window's first maximum into shared memory, then each input pixel sums
+    # the gradients of the windows whose maximum it is. Threads along rows.
+    channels, height, width = kernel.output
+    planes = _largest_divisor(channels, [p for p in (8, 4, 2, 1) if p * height * width <= 4 * THREADS])
+    blocks = _blocks(sch)
+    grad, argmax = blocks["max_pool_grad"], blocks["pool_argmax"]
+    b, c, y, x = sch.get_loops(grad)
+    c_out, c_in = sch.split(c, [None, planes])
+    block_index = sch.fuse(b, c_out)
+    sch.bind(block_index, "blockIdx.x")
+    _, t = sch.split(sch.fuse(c_in, y, x), [None, THREADS])
+    sch.bind(t, "threadIdx.x")
+    _cooperative_fetch(sch, argmax, block_index, THREADS)
+    sch.set_scope(argmax, 0, "shared")
+
+
+# --------------------------------------------------------------------------- elementwise and sums
+
+
+def elementwise(sch: s_tir.Schedule, kernel: Kernel, batch: int | None) -> None:
+    # 4 consecutive elements per thread (16-byte loads and stores) where an
+    # image's elements divide by 4.
+    lanes = _largest_divisor(math.prod(kernel.output), (4, 2, 1))
+    for block in _blocks(sch).values():
+        _flat(sch, block, lanes=lanes)
+
+
+def bias_grad(sch: s_tir.Schedule, kernel: Kernel, batch: int | None) -> None:
+    # A convolution's: a block per channel, its threads striding over the
+    # images' planes (coalesced), summed across the block. A dense layer's:
+    # threads along the channels (coalesced), 8 rows of images at a time,
+    # summed across threadIdx.y.
+    grad = sch.get_sblock("bias_grad")
+    c, *reduction = sch.get_loops(grad)
+    if len(reduction) > 1:
+        sch.bind(c, "blockIdx.x")
+        _, t = sch.split(sch.fuse(*reduction), [None, THREADS])
+        sch.bind(t, "threadIdx.x")
+        return
+    (rn,) = reduction
+    c_blk, c_thr = sch.split(c, [None, 32])
+    _, rows = sch.split(rn, [None, 8])
+    sch.reorder(c_blk, c_thr, rows)
+    sch.bind(c_blk, "blockIdx.x")
+    sch.bind(c_thr, "threadIdx.x")
+    sch.bind(rows, "threadIdx.y")
+
+
+SCHEDULES = {
+    "conv2d": conv2d, "conv2d_grad_input": conv2d, "conv2d_grad_weight": conv2d_grad_weight,
+    "dense": dense, "lrn": lrn, "lrn_grad": lrn_grad,
+    "max_pool": max_pool, "max_pool_grad": max_pool_grad, "avg_pool": avg_pool,
+    "relu_grad": elementwise, "dropout": elementwise, "avg_pool_grad": elementwise,
+    "bias_grad": bias_grad,
+    # dense_grad_input, dense_grad_weight, softmax: dlight (Matmul, Reduction, GeneralReduction)
+}
+
+
+def default_schedule(func: tirx.PrimFunc, kernel: Kernel, batch: int | None,
+                     target=None) -> tirx.PrimFunc | None:
+    """The kernel's PrimFunc with its op's default CUDA schedule applied,
+    marked scheduled (dlight leaves it alone); None where the op has no rule
+    here (dlight's rules schedule it)."""
+    rule = SCHEDULES.get(kernel.op)
+    if rule is None:
+        return None
+    sch = s_tir.Schedule(func)
+    if rule(sch, kernel, batch) is False:
+        return None
+    return sch.mod["main"].with_attr("global_symbol", kernel.name).with_attr("tirx.is_scheduled", True)
