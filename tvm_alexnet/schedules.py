@@ -57,11 +57,11 @@ def tuned_schedules(net: Network, log_dir: str | os.PathLike, batch: int,
     return found
 
 
-def export(net: Network, output: str | os.PathLike, regenerate: str, log_dir: str | os.PathLike | None = None,
-           batch: int = 32, target: tvm.target.Target | None = None) -> tuple[list[str], list[str]]:
-    """Write each kernel's schedule as TVMScript to OUTPUT/<kernel>.py: the
-    default schedules, or with `log_dir` the log's best at `batch` for
-    `target`. Each file's header names the kernel, where its schedule comes
+def export(net: Network, target: tvm.target.Target, output: str | os.PathLike, regenerate: str,
+           log_dir: str | os.PathLike | None = None, batch: int = 32) -> tuple[list[str], list[str]]:
+    """Write each kernel's schedule for `target` as TVMScript to
+    OUTPUT/<kernel>.py: the default schedules, or with `log_dir` the log's
+    best at `batch`. Each file's header names the kernel, where its schedule comes
     from and `regenerate`, the command that writes it. Files of the
     network's other kernels are deleted, since builds do not use them.
     Returns the names of the kernels written and of those deleted."""

@@ -62,4 +62,4 @@ def conv2_conv(x: T.Buffer((n, T.int64(96), T.int64(27), T.int64(27)), "float32"
                     v_i3 = T.axis.spatial(T.int64(27), xx_0 * T.int64(9) + ax1)
                     T.reads(group_conv2d_nchw_local[v_i0, v_i2, v_i3, v_i1], bias[v_i1])
                     T.writes(compute[v_i0, v_i1, v_i2, v_i3])
-                    compute[v_i0, v_i1, v_i2, v_i3] = T.max(group_conv2d_nchw_local[v_i0, v_i2, v_i3, v_i1] + bias[v_i1], T.float32(0.0))
+                    compute[v_i0, v_i1, v_i2, v_i3] = T.max(T.float32(0.0), group_conv2d_nchw_local[v_i0, v_i2, v_i3, v_i1] + bias[v_i1])

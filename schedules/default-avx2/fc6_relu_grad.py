@@ -16,4 +16,4 @@ def fc6_relu_grad(dy: T.Buffer((n, T.int64(4096)), "float32"), saved: T.Buffer((
                 v_i1 = T.axis.spatial(T.int64(4096), i0_i1_0_fused % T.int64(512) * T.int64(8) + i1_1)
                 T.reads(saved[v_i0, v_i1], dy[v_i0, v_i1])
                 T.writes(relu_grad[v_i0, v_i1])
-                relu_grad[v_i0, v_i1] = T.Select(T.float32(0.0) < saved[v_i0, v_i1], dy[v_i0, v_i1], T.float32(0.0))
+                relu_grad[v_i0, v_i1] = T.Select(saved[v_i0, v_i1] <= T.float32(0.0), T.float32(0.0), dy[v_i0, v_i1])

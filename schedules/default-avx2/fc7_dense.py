@@ -59,4 +59,4 @@ def fc7_dense(x: T.Buffer((n, T.int64(4096)), "float32"), weight: T.Buffer((T.in
                     v_i1 = T.axis.spatial(T.int64(4096), i1_0 * T.int64(8) + ax0)
                     T.reads(T_matmul_NT[v_i0, v_i1], bias[v_i1])
                     T.writes(compute[v_i0, v_i1])
-                    compute[v_i0, v_i1] = T.max(T_matmul_NT[v_i0, v_i1] + bias[v_i1], T.float32(0.0))
+                    compute[v_i0, v_i1] = T.max(T.float32(0.0), T_matmul_NT[v_i0, v_i1] + bias[v_i1])

@@ -64,4 +64,4 @@ def conv1_conv(x: T.Buffer((n, T.int64(3), T.int64(227), T.int64(227)), "float32
                     v_i3 = T.axis.spatial(T.int64(55), xx_0 * T.int64(11) + ax1)
                     T.reads(conv2d_nchw_local[v_i0, v_i1, v_i2, v_i3], bias[v_i1])
                     T.writes(compute[v_i0, v_i1, v_i2, v_i3])
-                    compute[v_i0, v_i1, v_i2, v_i3] = T.max(conv2d_nchw_local[v_i0, v_i1, v_i2, v_i3] + bias[v_i1], T.float32(0.0))
+                    compute[v_i0, v_i1, v_i2, v_i3] = T.max(T.float32(0.0), conv2d_nchw_local[v_i0, v_i1, v_i2, v_i3] + bias[v_i1])

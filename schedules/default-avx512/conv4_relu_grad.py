@@ -18,4 +18,4 @@ def conv4_relu_grad(dy: T.Buffer((n, T.int64(384), T.int64(13), T.int64(13)), "f
                     v_i2, v_i3 = T.axis.remap("SS", [i2, i3])
                     T.reads(saved[v_i0, v_i1, v_i2, v_i3], dy[v_i0, v_i1, v_i2, v_i3])
                     T.writes(relu_grad[v_i0, v_i1, v_i2, v_i3])
-                    relu_grad[v_i0, v_i1, v_i2, v_i3] = T.Select(T.float32(0.0) < saved[v_i0, v_i1, v_i2, v_i3], dy[v_i0, v_i1, v_i2, v_i3], T.float32(0.0))
+                    relu_grad[v_i0, v_i1, v_i2, v_i3] = T.Select(saved[v_i0, v_i1, v_i2, v_i3] <= T.float32(0.0), T.float32(0.0), dy[v_i0, v_i1, v_i2, v_i3])

@@ -132,7 +132,7 @@ def schedules_cmd(tuning_log, variant, num_classes, width, lrn, batch, target, o
         output = output or Path("schedules") / target_dirname(target) / f"b{batch}"
         regenerate = (f"tvm-alexnet schedules --tuning-log {tuning_log} --variant {variant} --batch {batch} "
                       f"--target {target_text(target)}")
-    written, removed = schedules.export(net, output, regenerate, tuning_log, batch, target)
+    written, removed = schedules.export(net, target, output, regenerate, tuning_log, batch)
     notes.print(f"wrote {len(written)} schedules to {output}: {', '.join(written) or 'none (no records)'}")
     if removed:
         notes.print(f"removed {len(removed)} no longer used: {', '.join(removed)}")

@@ -1,6 +1,13 @@
-"""Dropout (with a mask drawn by the caller) and softmax."""
+"""ReLU, dropout (with a mask drawn by the caller) and softmax."""
 
-from tvm import te, topi
+from tvm import te, tirx, topi
+
+
+def relu(y: te.Tensor) -> te.Tensor:
+    # max(0, y) rather than topi's max(y, 0): LLVM's select then passes a NaN
+    # through, as torch's ReLU does, instead of turning it into 0.
+    zero = tirx.const(0, y.dtype)
+    return te.compute(y.shape, lambda *i: tirx.max(zero, y(*i)), name="compute")
 
 
 def dropout(x: te.Tensor, mask: te.Tensor, *, p: float) -> te.Tensor:

@@ -14,11 +14,12 @@ from .lrn import same_group
 
 
 def relu_grad(dy: te.Tensor, y: te.Tensor) -> te.Tensor:
-    # y is the ReLU's output: y > 0 exactly where its input was.
+    # y is the ReLU's output: y > 0 exactly where its input was; a NaN passes
+    # its gradient on, as torch's threshold_backward does.
     # Select, not if_then_else: if_then_else guards its branches, which keeps
     # LLVM from vectorizing.
     zero = tirx.const(0.0, dy.dtype)
-    return te.compute(dy.shape, lambda *i: tirx.Select(y(*i) > zero, dy(*i), zero), name="relu_grad")
+    return te.compute(dy.shape, lambda *i: tirx.Select(y(*i) <= zero, zero, dy(*i)), name="relu_grad")
 
 
 def bias_grad(dy: te.Tensor) -> te.Tensor:
