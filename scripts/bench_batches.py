@@ -111,12 +111,10 @@ def main(tuning_log, batches, variant, width, target, rounds, repeat, warmup, ou
         with_log, near = results["with log"].stats(f"b{b}"), results["nearest tuned"].stats(f"b{nearest[b]}")
         ratio = f"{(b / with_log.median) / (nearest[b] / near.median):.2f}" if with_log and near else "-"
         rows.append([b, ips("with log", b), ips("no log", b), nearest[b], ips("nearest tuned", nearest[b]), ratio])
-    built = results["nearest tuned"].info.get("tuned_batches", [])
+    built = results["with log"].info.get("tuned_batches") or results["nearest tuned"].info.get("tuned_batches", [])
     sections = [
         f"{variant} (width {width}), {target}, {line}; builds with tuned kernels at batch "
-        f"{', '.join(map(str, built)) or 'none'}. Images/s: median of {rounds} rounds (each the median of "
-        f"{repeat} calls after {warmup} warm-up), the rounds' range in brackets; each engine in its own process, "
-        "in turn.",
+        f"{', '.join(map(str, built)) or 'none'}. Images/s: {harness.how_timed(rounds, repeat, warmup)}.",
         harness.markdown_table(["batch", "any batch, with log img/s", "no log img/s", "nearest tuned", "its img/s",
                                 "with log / nearest"], rows),
         harness.errors(results),

@@ -134,8 +134,9 @@ def main(batches, width, variant, rounds, repeat, min_repeat_ms, tuning_log, out
              ((b, results["TVM"].info.get(f"b{b}", {"tuned": []})) for b in batches)]
     logs = {results["TVM"].info.get(f"b{b}", {}).get("tuning_log") for b in batches} - {None}
     sections = [
-        f"{variant} (width {width}) convolutions, float32; median of {rounds} rounds (each the median of {repeat} "
-        f"values, a value the mean of calls lasting {min_repeat_ms:g} ms), the rounds' range in brackets; TVM, "
+        f"{variant} (width {width}) convolutions, float32; median of {harness.plural(rounds, 'round')} "
+        f"(each the median of {harness.plural(repeat, 'value')}, a value the mean of calls lasting "
+        f"{min_repeat_ms:g} ms), the rounds' range in brackets; TVM, "
         "torch and the SGEMM peak each in its own process, in turn. % peak: of the SGEMM peak. "
         "torch: F.conv2d and ReLU, which runs oneDNN (mkldnn) where torch's heuristics pick it. "
         "TVM vs torch: torch's time / TVM's (above 1x, TVM is faster).",
@@ -145,7 +146,7 @@ def main(batches, width, variant, rounds, repeat, min_repeat_ms, tuning_log, out
         harness.markdown_table(["kernel", "batch", "GFLOP", "TVM ms", "TVM GFLOP/s", "% peak", "torch ms",
                                 "torch GFLOP/s", "% peak", "torch ran", "TVM vs torch"], rows),
         f"TVM: tuning log {', '.join(sorted(logs)) or 'none'}; tuned convolutions {'; '.join(tuned)}. "
-        f"torch: oneDNN {'enabled' if results['oneDNN'].info.get('mkldnn') else 'disabled or missing'}.",
+        f"torch: oneDNN {'enabled' if results['torch'].info.get('mkldnn') else 'disabled or missing'}.",
     ]
     sections.append(harness.errors(results))
     harness.write_log(out, sections, info)

@@ -260,9 +260,8 @@ def main(batches, width, variant, rounds, repeat, warmup, train, tuning_log, ort
                         for name in TRAINING]
         results = harness.run_isolated(engines, rounds)
 
-    how = (f"{variant} (width {width}), float32; median of {rounds} rounds (each the median of {repeat} calls "
-           f"after {warmup} warm-ups), the rounds' range in brackets; every engine in its own process, "
-           "the engines in turn. vs TVM: the engine's time / TVM's (above 1x, TVM is faster).")
+    how = (f"{variant} (width {width}), float32; {harness.how_timed(rounds, repeat, warmup)}. "
+           "vs TVM: the engine's time / TVM's (above 1x, TVM is faster).")
     tvm_info = results["TVM"].info
     tvm_line = f"TVM inference: {tvm_info.get('tuning_log_line', 'did not run')}"
     if tvm_info.get("tuned_batches"):

@@ -104,7 +104,6 @@ def two_processes(width: float, batch: int, repeat: int, warmup: int) -> dict:
         port = s.getsockname()[1]
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "times.pt")
-        os.environ["TVM_NUM_THREADS"] = str(HALF)  # read when TVM starts in each child
         mp.spawn(_tower_process, args=(port, width, batch, repeat, warmup, out), nprocs=2)
         return {"times": {"step": torch.load(out)}}
 
@@ -133,7 +132,7 @@ def main(batch, width, rounds, repeat, warmup, target, out):
     engines = [harness.Engine(in_process_name, in_process, {**common, "target": target})]
     if not gpu:
         engines.append(harness.Engine(f"two tower processes, gloo ({PER_TOWER})",
-                                      two_processes, common))
+                                      two_processes, common, threads=HALF))  # the children inherit it
     engines.append(harness.Engine(f"one network, not split ({'cuda:0' if gpu else f'{CORES} threads'})", single,
                                   {**common, "target": target}))
     results = harness.run_isolated(engines, rounds)
@@ -150,8 +149,7 @@ def main(batch, width, rounds, repeat, warmup, target, out):
     sections = [
         harness.gpu_line() if gpu else "",
         f"paper AlexNet (width {width}), batch {batch}, training step (SGD with momentum and weight decay); "
-        f"median of {rounds} rounds (each the median of {repeat} steps after {warmup} warm-up), the rounds' range "
-        "in brackets; every configuration in its own process, in turn.",
+        f"{harness.how_timed(rounds, repeat, warmup, 'step', 'configuration')}.",
         harness.markdown_table(["configuration", "ms/step", "images/s"], rows),
         harness.errors(results),
         "Activations each tower sends per image, forward (float32):",

@@ -119,7 +119,7 @@ def main(kernel, batch, width, trials, target, builders, rounds, out):
                      f"{built:g}/{built + median('failed'):g}", f"{median('gflops'):.1f}"])
     sections = [
         f"paper (width {width}) {kernel}, batch {batch}, {trials} trials from an empty log, {target}, in "
-        f"MetaSchedule's own space; median of {rounds} round{'s' if rounds > 1 else ''}, each builder in its "
+        f"MetaSchedule's own space; median of {harness.plural(rounds, 'round')}, each builder in its "
         "own process.",
         harness.markdown_table(["builder", "wall s", "building s", "built", "best GFLOP/s"], rows),
         harness.errors(results),

@@ -327,6 +327,17 @@ def write_log(out: str | os.PathLike | None, sections: list[str], info: dict | N
     return out
 
 
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def how_timed(rounds: int, repeat: int, warmup: int, calls: str = "call", engines: str = "engine") -> str:
+    """The sentence every table states its timing in."""
+    return (f"median of {plural(rounds, 'round')} (each the median of {plural(repeat, calls)} after "
+            f"{plural(warmup, 'warm-up')}), the rounds' range in brackets; every {engines} in its own process, "
+            "in turn")
+
+
 def errors(results: dict[str, Result]) -> str:
     """One line per engine that failed, for a log."""
     return "\n".join(f"- {r.error}" for r in results.values() if r.error)

@@ -16,7 +16,7 @@ from torch import nn
 
 from tvm_alexnet import AlexNet
 from tvm_alexnet.autograd import LayerKernels
-from tvm_alexnet.spec import LRN_CONVENTIONS, POOL_SIZE, POOL_STRIDE
+from tvm_alexnet.spec import LRN_CONVENTIONS
 
 # --- weights ------------------------------------------------------------------------------------
 
@@ -92,10 +92,11 @@ def decisions_recorded():
         x, saved = forward(self, *args)
         decisions = recorded.setdefault(self.compiled, {})
         for k, tensors in zip(self.kernels, saved):
-            if k.attrs.get("relu"):
+            if k.attrs.get("activation") == "relu":
                 decisions[k.name] = (tensors[1] > 0).cpu()  # saved: the input and the ReLU's output
             elif k.op == "max_pool":  # the first maximum, as the gradient kernel takes it
-                decisions[k.name] = F.max_pool2d(tensors[0], POOL_SIZE, POOL_STRIDE, return_indices=True)[1].cpu()
+                decisions[k.name] = F.max_pool2d(tensors[0], k.attrs["size"], k.attrs["stride"],
+                                                 return_indices=True)[1].cpu()
         return x, saved
 
     LayerKernels.forward = recording
@@ -108,10 +109,13 @@ def decisions_recorded():
 def reference_loss(model: AlexNet, params: dict, x: torch.Tensor, labels: torch.Tensor, decisions: dict,
                    masks=None):
     """The network in float64 torch ops with the given parameters (and
-    dropout masks), its ReLUs and max-pools deciding as `decisions` say."""
+    dropout masks), its ReLUs and max-pools deciding as `decisions` say
+    (tanh decides nothing). `x` may require a gradient: the input's."""
 
-    def relu(y, kernel):
-        return y * decisions[kernel]
+    def activate(y, kernel, activation):
+        if activation == "relu":
+            return y * decisions[kernel]
+        return torch.tanh(y) if activation == "tanh" else y
 
     def max_pool(y, kernel):
         argmax = decisions[kernel]
@@ -119,8 +123,8 @@ def reference_loss(model: AlexNet, params: dict, x: torch.Tensor, labels: torch.
 
     net = model.spec
     for c in net.convs:
-        x = relu(F.conv2d(x, params[f"{c.name}.weight"], params[f"{c.name}.bias"], c.stride, c.padding, 1, c.groups),
-                 f"{c.name}_conv")
+        x = activate(F.conv2d(x, params[f"{c.name}.weight"], params[f"{c.name}.bias"], c.stride, c.padding, 1,
+                              c.groups), f"{c.name}_conv", c.activation)
         if c.lrn:
             p = LRN_CONVENTIONS[net.lrn]
             x = torch.cat([F.local_response_norm(part, p.size, alpha=p.alpha * p.size, beta=p.beta, k=p.k)
@@ -131,9 +135,8 @@ def reference_loss(model: AlexNet, params: dict, x: torch.Tensor, labels: torch.
         x = F.adaptive_avg_pool2d(x, net.avgpool)
     x = x.flatten(1)
     for d in net.dense:
-        x = F.linear(x, params[f"{d.name}.weight"], params[f"{d.name}.bias"])
-        if d.relu:
-            x = relu(x, f"{d.name}_dense")
+        x = activate(F.linear(x, params[f"{d.name}.weight"], params[f"{d.name}.bias"]), f"{d.name}_dense",
+                     d.activation)
         if masks is not None and d.dropout:
             x = x * masks[d.name]
     return F.cross_entropy(x, labels)

@@ -26,6 +26,11 @@ def relu(x):
     return np.maximum(x, 0)
 
 
+def activation(x, name):
+    """The spec's activation by name (None: x as it is)."""
+    return {"relu": relu, "tanh": np.tanh, None: lambda t: t}[name](x)
+
+
 def lrn(x, size, alpha, beta, k, groups=1):
     """b[c] = a[c] / (k + alpha * sum_{j=max(g0,c-size//2)}^{min(g1,c+(size-1)//2)} a[j]^2)^beta,
     g0..g1 the channels of c's group."""
@@ -64,24 +69,28 @@ def softmax(x):
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def forward(net: Network, params: dict, x):
-    """Logits of `net` (inference: no dropout) in float64."""
+def forward(net: Network, params: dict, x, until: str | None = None):
+    """Logits of `net` (inference: no dropout) in float64; with `until`, the
+    output of that layer (a conv layer's after its activation, LRN and pools)."""
     p = {k: np.asarray(v, np.float64) for k, v in params.items()}
     x = np.asarray(x, np.float64)
     for c in net.convs:
-        x = relu(conv2d(x, p[f"{c.name}.weight"], p[f"{c.name}.bias"], c.stride, c.padding, c.groups))
+        x = activation(conv2d(x, p[f"{c.name}.weight"], p[f"{c.name}.bias"], c.stride, c.padding, c.groups),
+                       c.activation)
         if c.lrn:
             q = LRN_CONVENTIONS[net.lrn]
             x = lrn(x, q.size, q.alpha, q.beta, q.k, net.lrn_groups)
         if c.pool:
-            x = max_pool(x)
-    if net.avgpool is not None:
-        x = adaptive_avg_pool(x, net.avgpool)
+            x = max_pool(x, *net.pool_window)
+        if c is net.convs[-1] and net.avgpool is not None:
+            x = adaptive_avg_pool(x, net.avgpool)
+        if c.name == until:
+            return x
     x = x.reshape(x.shape[0], -1)
     for d in net.dense:
-        x = dense(x, p[f"{d.name}.weight"], p[f"{d.name}.bias"])
-        if d.relu:
-            x = relu(x)
+        x = activation(dense(x, p[f"{d.name}.weight"], p[f"{d.name}.bias"]), d.activation)
+        if d.name == until:
+            return x
     return x
 
 

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 from helpers import assert_one_line_error, invoke, random_image
-from PIL import Image
 
 from tvm_alexnet import AlexNet, weights
 from tvm_alexnet.data import (MAX_PIXELS, Augmented, Digits, FullImage, ImageFolder, InputError, loader,

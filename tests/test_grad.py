@@ -21,7 +21,7 @@ def lrn(x, size, alpha, beta, k, groups):
 
 
 def forward_formula(kernel, x, w, b):
-    """The forward kernel in float64 torch, without its ReLU (a kernel of its own backwards)."""
+    """The forward kernel in float64 torch, without its activation (a kernel of its own backwards)."""
     a = kernel.attrs
     if kernel.op == "conv2d":
         return F.conv2d(x, w, b, a["stride"], a["padding"], 1, a["groups"])
@@ -38,9 +38,10 @@ def forward_formula(kernel, x, w, b):
 
 def forward_of(net, name):
     forward = {k.name: k for k in net.kernels()}
-    if name.endswith("_relu_grad"):
-        stem = name.removesuffix("_relu_grad")
-        return forward.get(f"{stem}_conv") or forward[f"{stem}_dense"]
+    for activation in ("relu", "tanh"):
+        if name.endswith(f"_{activation}_grad"):
+            stem = name.removesuffix(f"_{activation}_grad")
+            return forward.get(f"{stem}_conv") or forward[f"{stem}_dense"]
     if "_grad_" in name:
         return forward[name.rsplit("_grad_", 1)[0]]
     return forward[name.removesuffix("_grad")]
@@ -59,6 +60,9 @@ def case(model, kernel, gen):
     if kernel.op == "relu_grad":
         y = out.relu()
         return [dy, y], [], dy * (y > 0)
+    if kernel.op == "tanh_grad":
+        y = out.tanh()  # the tanh's output (float32 when given to the kernel)
+        return [dy, y], [], dy * (1 - y.float().double() ** 2)
     grads = dict(zip(("x", "w", "b"), torch.autograd.grad(out, [t for t in (x, w, b) if t is not None], dy)))
     if kernel.op == "bias_grad":
         return [dy], [], grads["b"]
@@ -75,6 +79,22 @@ def case(model, kernel, gen):
                                           for k in network(v, **SMALL).backward_kernels()])
 def test_backward_kernel(compiled, test_seed, variant, name):
     check_backward_kernel(compiled(variant, **SMALL), name, test_seed)
+
+
+# The paper's ablations: the gradient kernels they add or change (tanh's,
+# the non-overlapping pools', the one-GPU net's narrower layers; LRN off only removes kernels).
+ABLATIONS = {"tanh": dict(variant="paper", activation="tanh"),
+             "non-overlapping": dict(variant="paper", pool="non-overlapping"),
+             "onegpu": dict(variant="onegpu")}
+CHANGED = {"tanh": ("tanh_grad",), "non-overlapping": ("max_pool_grad",),
+           "onegpu": ("conv2d_grad_input", "conv2d_grad_weight", "lrn_grad")}
+
+
+@pytest.mark.parametrize("ablation,name", [(a, k.name) for a, config in ABLATIONS.items()
+                                           for k in network(**config, **SMALL).backward_kernels()
+                                           if k.op in CHANGED[a]])
+def test_backward_kernel_of_ablation(compiled, test_seed, ablation, name):
+    check_backward_kernel(compiled(**ABLATIONS[ablation], **SMALL), name, test_seed)
 
 
 def test_lrn_grad_across_all_channels(compiled, test_seed):

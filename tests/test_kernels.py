@@ -19,7 +19,7 @@ def _expected(model, kernel, inputs):
     w, b = p.get(f"{kernel.layer}.weight"), p.get(f"{kernel.layer}.bias")
     a = kernel.attrs
     if kernel.op == "conv2d":
-        return ref.relu(ref.conv2d(x, w, b, a["stride"], a["padding"], a["groups"]))
+        return ref.activation(ref.conv2d(x, w, b, a["stride"], a["padding"], a["groups"]), a["activation"])
     if kernel.op == "lrn":
         return ref.lrn(x, a["size"], a["alpha"], a["beta"], a["k"], a["groups"])
     if kernel.op == "max_pool":
@@ -27,8 +27,7 @@ def _expected(model, kernel, inputs):
     if kernel.op == "avg_pool":
         return ref.adaptive_avg_pool(x, a["output_size"])
     if kernel.op == "dense":
-        y = ref.dense(x, w, b)
-        return ref.relu(y) if a["relu"] else y
+        return ref.activation(ref.dense(x, w, b), a["activation"])
     if kernel.op == "dropout":
         return x * inputs[1]
     if kernel.op == "softmax":
@@ -38,7 +37,18 @@ def _expected(model, kernel, inputs):
 
 @pytest.mark.parametrize("variant", ["paper", "torchvision"])
 def test_every_kernel(compiled, rng, variant):
-    model = compiled(variant)
+    check_every_kernel(compiled(variant), rng)
+
+
+@pytest.mark.parametrize("config", [dict(activation="tanh"), dict(variant="onegpu", pool="non-overlapping"),
+                                    dict(lrn="none")])
+def test_every_kernel_of_ablations(compiled, rng, config):
+    """The paper's ablations at a quarter width: tanh's conv and dense
+    kernels, 2x2 stride-2 pools, the one-GPU net's layers, no LRN."""
+    check_every_kernel(compiled(**{"variant": "paper", **config}, width=0.25, num_classes=10), rng)
+
+
+def check_every_kernel(model, rng):
     for kernel in model.spec.kernels(training=True):
         # LRN only normalises noticeably when alpha * sum(a^2) is near k.
         inputs = _inputs(kernel, rng, scale=50.0 if kernel.op == "lrn" else 1.0)

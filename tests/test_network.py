@@ -50,16 +50,15 @@ def test_training_mode_applies_dropout_kernels(compiled, rng):
     net, p = model.spec, params_of(model)
     h = x
     for c in net.convs:
-        h = ref.relu(ref.conv2d(h, p[f"{c.name}.weight"], p[f"{c.name}.bias"], c.stride, c.padding, c.groups))
+        h = ref.activation(ref.conv2d(h, p[f"{c.name}.weight"], p[f"{c.name}.bias"], c.stride, c.padding, c.groups),
+                           c.activation)
         if c.lrn:
             h = ref.lrn(h, 5, 1e-4, 0.75, 2.0, net.lrn_groups)
         if c.pool:
             h = ref.max_pool(h)
     h = h.reshape(len(x), -1)
     for d in net.dense:
-        h = ref.dense(h, p[f"{d.name}.weight"], p[f"{d.name}.bias"])
-        if d.relu:
-            h = ref.relu(h)
+        h = ref.activation(ref.dense(h, p[f"{d.name}.weight"], p[f"{d.name}.bias"]), d.activation)
         if d.dropout:
             mask = torch.empty(h.shape).bernoulli_(1 - d.dropout).div_(1 - d.dropout)
             h = h * mask.double().numpy()

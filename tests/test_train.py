@@ -137,8 +137,8 @@ def test_image_folder_converts_and_skips_bad_images(tmp_path):
     assert dataset.classes == ["cat", "dog"] and len(dataset) == 4
     assert dataset[1][0].shape == (3, 256, 256) and dataset[1][1] == 0  # grey, converted
     with pytest.warns(UserWarning, match="c.jpg: not a readable image"):
-        x, label = dataset[2]  # the unreadable one: skipped, the next image instead
-    assert label == 1 and x.shape == (3, 256, 256)
+        assert dataset[2] is None  # the unreadable one: skipped, never replaced by another
+    assert dataset[3][0].shape == (3, 256, 256) and dataset[3][1] == 1  # RGBA, converted
 
 
 def test_resuming_an_unfused_optimizer_state_keeps_sgd_fused():

@@ -21,7 +21,6 @@ class LayerKernels:
     def __init__(self, compiled: CompiledNetwork, net: Network, layer: str):
         self.kernels = [k for k in net.kernels(training=True) if k.layer == layer]
         self.compiled = compiled
-        self.first = layer == net.layers[0].name  # its input is the image: no gradient needed
 
     def forward(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
                 mask: torch.Tensor | None) -> tuple[torch.Tensor, list[list[torch.Tensor]]]:
@@ -35,7 +34,7 @@ class LayerKernels:
                 continue
             args = [x, mask] if op.masked else [x, weight, bias] if k.params else [x]
             y = call(k.name)(*args)
-            # The input for dW (and LRN's and max-pool's gradients), the ReLU's output for its gradient.
+            # The input for dW (and LRN's and max-pool's gradients), the activation's output for its gradient.
             kept = {"input": x, "output": y, "mask": mask}
             saved.append([kept[name] for name in op.saves])
             x = y
@@ -43,6 +42,9 @@ class LayerKernels:
 
     def backward(self, dy: torch.Tensor, saved: list[list[torch.Tensor]], weight: torch.Tensor,
                  need_input: bool) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
+        """The gradients of the layer's input (None unless `need_input`: the
+        first layer's input is the image, which seldom requires one), weight
+        and bias, from the gradient `dy` of its output."""
         call = self.compiled.kernel
         dw = db = None
         for k, tensors in zip(reversed(self.kernels), reversed(saved)):
@@ -51,11 +53,11 @@ class LayerKernels:
                     dy = call(k.name)(dy, *tensors)  # its own gradient, with the same mask
             elif k.params:
                 x, y = tensors
-                if k.attrs["relu"]:
-                    dy = call(f"{k.layer}_relu_grad")(dy, y)
+                if k.attrs["activation"]:
+                    dy = call(f"{k.layer}_{k.attrs['activation']}_grad")(dy, y)
                 db = call(f"{k.name}_grad_bias")(dy)
                 dw = call(f"{k.name}_grad_weight")(dy, x)
-                dy = call(f"{k.name}_grad_input")(dy, weight) if need_input and not self.first else None
+                dy = call(f"{k.name}_grad_input")(dy, weight) if need_input else None
             else:
                 dy = call(f"{k.name}_grad")(dy, *tensors)
         return dy, dw, db

@@ -17,9 +17,8 @@ from .preprocessing import Preprocessing
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff"}
 RESIZE = 256  # shorter side, before the centre crop
-# Images over 50 Mpixel are refused before they are decoded: a small file can
-# declare a huge image (a decompression bomb) that would fill the memory of every
-# data worker. 50 Mpixel is above common cameras' 45 and below PIL's own 89.5.
+# Larger images are refused undecoded, since a small file can declare a huge one (a decompression
+# bomb); 50 Mpixel is above a 45-Mpixel camera's photos and below PIL's own limit of 89.5.
 MAX_PIXELS = 50_000_000
 
 

@@ -21,9 +21,15 @@ verify_gpu_code, nvcc, ptxas spills).
 from __future__ import annotations
 
 import math
+import re
+import subprocess
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
-from tvm import s_tir, tirx
+import tvm
+from tvm import IRModule, s_tir, tirx
+from tvm.target import Target
 
 from .spec import Kernel
 
@@ -118,31 +124,53 @@ def _conv_geometry(kernel: Kernel) -> tuple[int, int, int, int, int, int]:
     return channels // groups, weight[1], height, width, weight[-1], kernel.attrs["stride"]
 
 
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def _tile_sizes(n: int, limit: int) -> list[int]:
+    """Tile sizes to try along an axis of `n`: its divisors up to `limit`,
+    and the sizes that cover it in 2-8 tiles with the least overhang."""
+    return sorted({d for d in _divisors(n) if d <= limit} | {-(-n // m) for m in range(2, 9) if -(-n // m) <= limit})
+
+
 def conv2d_tile(kernel: Kernel) -> ConvTile:
     """The default tile of a convolution (forward or input gradient).
 
-    Whole output rows where they are short (13, 27 pixels), else the largest
-    divisor of the width up to 32 (55 -> 11); rows until a block holds
-    121-243 pixels; each thread a run of 9-13 pixels of a row (the largest
-    divisor of the tile width up to 13) x 4 channels: 36-52 accumulators,
-    which leaves ptxas room under its 255 registers; then as many channel
-    threads as make 128-512 threads. The reduction chunk is the largest
-    number of input channels whose patch and weights fit SHARED_BYTES."""
+    Of the tiles of at most 64 columns and 1024 pixels, runs of at most 13
+    pixels x 4 channels a thread (52 accumulators), at most 512 threads and
+    a shared tile within SHARED_BYTES, the one with at least 128 threads and
+    the best product of three efficiencies: the share of the tiles'
+    pixels inside the output (tiles that do not divide it overhang), the
+    share of busy lanes in the block's warps, and the FMAs per load from
+    shared memory over 4 (from 4 on, shared memory keeps up with the FMA
+    units: 128 B/clock against 128 FMA/clock per SM); then the most pixels
+    up to 256 (reuse of the input patch), then the fewest threads. The reduction
+    chunk: up to 8 input channels (16 made ptxas spill at 156 threads)."""
     per_group, in_group, height, width, k, stride = _conv_geometry(kernel)
-    cols = width if width <= 32 else _largest_divisor(width, range(32, 0, -1))
-    rows = _largest_divisor(height, [r for r in range(height, 0, -1) if r * cols <= 256])
-    reg_cols = _largest_divisor(cols, range(13, 0, -1))
-    reg_channels = _largest_divisor(per_group, (4, 2, 1))
-    pixel_threads = rows * (cols // reg_cols)
-    # The fewest channel threads that make 128 threads, else the most up to 512.
-    fits = [t for t in range(1, per_group // reg_channels + 1)
-            if (per_group // reg_channels) % t == 0 and t * pixel_threads <= 512]
-    channel_threads = next((t for t in fits if t * pixel_threads >= 128), fits[-1])
-    channels = channel_threads * reg_channels
-    patch = ((rows - 1) * stride + k) * ((cols - 1) * stride + k)
-    per_input_channel = 4 * (patch + channels * k * k)
-    chunk = _largest_divisor(in_group, [c for c in (16, 8, 4, 2, 1) if c * per_input_channel <= SHARED_BYTES])
-    return ConvTile(channels, rows, cols, reg_channels, reg_cols, chunk)
+    best, best_key = None, None
+    for cols in _tile_sizes(width, 64):
+        for rows in [r for r in _tile_sizes(height, 1024) if r * cols <= 1024]:
+            cover = (width / (-(-width // cols) * cols)) * (height / (-(-height // rows) * rows))
+            patch = ((rows - 1) * stride + k) * ((cols - 1) * stride + k)
+            for reg_cols in [c for c in _divisors(cols) if c <= 13]:
+                for reg_channels in [c for c in (4, 3, 2, 1) if per_group % c == 0]:
+                    loads = reg_channels * k + (reg_cols - 1) * stride + k  # per step of (channel, kernel row)
+                    reuse = min(1.0, reg_channels * reg_cols * k / loads / 4)
+                    for channel_threads in _divisors(per_group // reg_channels):
+                        tile = ConvTile(channel_threads * reg_channels, rows, cols, reg_channels, reg_cols, 1)
+                        if (tile.threads > 512 or tile.accumulators > 52
+                                or 4 * (patch + tile.channels * k * k) > SHARED_BYTES):
+                            continue
+                        lanes = tile.threads / (32 * -(-tile.threads // 32))
+                        key = (tile.threads >= 128, round(cover * lanes * reuse, 2), min(rows * cols, 256),
+                               -tile.threads)
+                        if best_key is None or key > best_key:
+                            best, best_key = tile, key
+    patch = ((best.rows - 1) * stride + k) * ((best.cols - 1) * stride + k)
+    per_input_channel = 4 * (patch + best.channels * k * k)
+    chunk = _largest_divisor(in_group, [c for c in (8, 4, 2, 1) if c * per_input_channel <= SHARED_BYTES])
+    return ConvTile(best.channels, best.rows, best.cols, best.reg_channels, best.reg_cols, chunk)
 
 
 def conv2d(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, tile: ConvTile | None = None) -> None:
@@ -299,7 +327,7 @@ def dense(sch: s_tir.Schedule, kernel: Kernel, batch: int | None):
         return False
     matmul = sch.get_sblock("T_matmul_NT")
     sch.compute_inline(sch.get_sblock("compute"))  # the broadcast bias
-    if kernel.attrs["relu"]:
+    if kernel.attrs["activation"]:  # ReLU or tanh
         sch.compute_inline(sch.get_sblock("T_add"))
         epilogue = sch.get_sblock("compute_1")
     else:
@@ -468,11 +496,35 @@ def bias_grad(sch: s_tir.Schedule, kernel: Kernel, batch: int | None) -> None:
     sch.bind(rows, "threadIdx.y")
 
 
+def conv2d_grad_input(sch: s_tir.Schedule, kernel: Kernel, batch: int | None) -> None:
+    # A strided convolution's input gradient (conv1's) is computed in phases
+    # (ops.grad.strided_conv2d_grad_input), not as a convolution (dlight's
+    # Matmul rule takes it for one and fails): a block per input row, a
+    # thread per (phase, column) accumulating over output channels and taps
+    # in a register, consecutive threads reading consecutive columns of dy's
+    # rows (the padding and the weight taps inlined into the loads); the
+    # phases are then interleaved, a thread per element.
+    if kernel.attrs["stride"] == 1:
+        return conv2d(sch, kernel, batch)
+    blocks = _blocks(sch)
+    for name in ("dy_pad", "weight_taps"):
+        sch.compute_inline(blocks[name])
+    phases = blocks["conv2d_grad_input_phases"]
+    n, c, i, q, v, ro, _, _ = sch.get_loops(phases)
+    sch.bind(sch.fuse(c, i), "blockIdx.x")
+    sch.bind(n, "blockIdx.y")
+    thread = sch.fuse(q, v)
+    sch.bind(thread, "threadIdx.x")
+    sch.reverse_compute_at(sch.cache_write(phases, 0, "local"), thread)
+    sch.decompose_reduction(phases, ro)
+    _flat(sch, blocks["conv2d_grad_input"])
+
+
 SCHEDULES = {
-    "conv2d": conv2d, "conv2d_grad_input": conv2d, "conv2d_grad_weight": conv2d_grad_weight,
+    "conv2d": conv2d, "conv2d_grad_input": conv2d_grad_input, "conv2d_grad_weight": conv2d_grad_weight,
     "dense": dense, "lrn": lrn, "lrn_grad": lrn_grad,
     "max_pool": max_pool, "max_pool_grad": max_pool_grad, "avg_pool": avg_pool,
-    "relu_grad": elementwise, "dropout": elementwise, "avg_pool_grad": elementwise,
+    "relu_grad": elementwise, "tanh_grad": elementwise, "dropout": elementwise, "avg_pool_grad": elementwise,
     "bias_grad": bias_grad,
     # dense_grad_input, dense_grad_weight, softmax: dlight (Matmul, Reduction, GeneralReduction)
 }
@@ -481,8 +533,9 @@ SCHEDULES = {
 def default_schedule(func: tirx.PrimFunc, kernel: Kernel, batch: int | None,
                      target=None) -> tirx.PrimFunc | None:
     """The kernel's PrimFunc with its op's default CUDA schedule applied,
-    marked scheduled (dlight leaves it alone); None where the op has no rule
-    here (dlight's rules schedule it)."""
+    marked scheduled (dlight then leaves it alone); None where this module
+    leaves the kernel to dlight (no rule for the op, or not for this batch).
+    `target` is unused: every rule fits every GPU since sm_50."""
     rule = SCHEDULES.get(kernel.op)
     if rule is None:
         return None
@@ -490,3 +543,161 @@ def default_schedule(func: tirx.PrimFunc, kernel: Kernel, batch: int | None,
     if rule(sch, kernel, batch) is False:
         return None
     return sch.mod["main"].with_attr("global_symbol", kernel.name).with_attr("tirx.is_scheduled", True)
+
+
+def dlight(mod: IRModule, target: Target) -> IRModule:
+    """dlight's GPU rules over every kernel of `mod` not yet scheduled."""
+    from tvm.s_tir import dlight as dl
+
+    class GeneralReduction(dl.gpu.GeneralReduction):
+        # It takes kernels it then fails to bind; those go on to the next rule.
+        def apply(self, func, target, tunable):
+            try:
+                return super().apply(func, target, tunable)
+            except s_tir.schedule.ScheduleError:
+                return None
+
+    with target:
+        return dl.ApplyDefaultSchedule(
+            dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(), GeneralReduction(), dl.gpu.Fallback()
+        )(mod)
+
+
+def schedule_module(mod: IRModule, kernels: list[Kernel], batch: int | None, target: Target,
+                    skip=()) -> IRModule:
+    """Every kernel of `mod` (named as in `kernels`) but those in `skip`
+    (tuned ones) with its default schedule, then dlight for the rest."""
+    for kernel in kernels:
+        if kernel.name in skip:
+            continue
+        func = default_schedule(mod[kernel.name], kernel, batch, target)
+        if func is not None:
+            mod[kernel.name] = func
+    return dlight(mod, target)
+
+
+# --------------------------------------------------------------------------- static checks (nvcc, no GPU)
+
+# verify_gpu_code's limits: every NVIDIA GPU since sm_50 (static shared memory
+# 48 KiB, 1024 threads), and MetaSchedule's own (8 virtual threads, 16-byte vectors).
+GPU_LIMITS = {"max_shared_memory_per_block": 49152, "max_threads_per_block": 1024, "max_thread_x": 1024,
+              "max_thread_y": 1024, "max_thread_z": 64, "max_vthread": 8, "max_vector_bytes": 16}
+
+
+def scheduled_kernel(kernel: Kernel, batch: int | None, target: Target) -> tuple[tirx.PrimFunc, str]:
+    """The kernel as a GPU build schedules it without a tuning log, and who
+    scheduled it ("default" or "dlight")."""
+    from .graph import kernel_func
+
+    func = kernel_func(kernel, batch)
+    ours = default_schedule(func, kernel, batch, target)
+    if ours is not None:
+        return ours, "default"
+    return dlight(IRModule({kernel.name: func}), target)[kernel.name], "dlight"
+
+
+def _with_batch(func: tirx.PrimFunc, value: int) -> tirx.PrimFunc:
+    # verify_gpu_code wants constant grid sizes: the symbolic batch `n`
+    # (only ever a grid dimension or a serial loop) is bound to `value`
+    # through the function's TVMScript.
+    text = func.script()
+    if 'TypeVar("n")' not in text:
+        return func
+    text = re.sub(r'^n = TypeVar\("n"\)\n', "", text, flags=re.M)
+    return tvm.script.from_source(re.sub(r"\bn\b", f"T.int64({value})", text))
+
+
+def verify(func: tirx.PrimFunc, target: Target, limits: dict | None = None) -> bool:
+    """verify_gpu_code on the function lowered as far as a build lowers it
+    before splitting host and device code (MetaSchedule's VerifyGPUCode
+    does the same)."""
+    from tvm.s_tir.analysis import verify_gpu_code
+
+    mod = IRModule({"main": _with_batch(func, 128).with_attr("target", target)})
+    passes = [
+        s_tir.transform.CanonicalizeLoop(), s_tir.transform.LowerCrossThreadReduction(),
+        s_tir.transform.LowerInitBlock(), s_tir.transform.PlanAndUpdateBufferAllocationLocation(),
+        s_tir.transform.ConvertBlocksToOpaque(), s_tir.transform.LiftThreadBinding(),
+        s_tir.transform.ManifestSharedMemoryLocalStage(), s_tir.transform.CompactBufferAllocation(),
+        s_tir.transform.LowerAutoCopy(), s_tir.transform.UnifyThreadBinding(), s_tir.transform.LowerMatchBuffer(),
+        s_tir.transform.StmtSimplify(), s_tir.transform.InjectPermutedLayout(),
+        s_tir.transform.AnnotateIrregularLoop(), s_tir.transform.InjectSoftwarePipeline(),
+        s_tir.transform.LowerOpaqueBlock(), tirx.transform.FlattenBuffer(), tirx.transform.NarrowDataType(32),
+        s_tir.transform.LoopPartition(), tirx.transform.VectorizeLoop(True), s_tir.transform.InjectVirtualThread(),
+        s_tir.transform.InjectDoubleBuffer(), tirx.transform.StorageRewrite(), tirx.transform.StmtSimplify(),
+    ]
+    with target:
+        lowered = tvm.transform.Sequential(passes)(mod)["main"]
+    return bool(verify_gpu_code(lowered, limits or GPU_LIMITS))
+
+
+def ptxas(code: str, arch: str) -> dict[str, dict]:
+    """Compile CUDA C to a cubin with nvcc -Xptxas -v; per __global__
+    function: registers, spill_stores, spill_loads, stack (bytes), smem
+    (bytes), threads (its __launch_bounds__)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / "kernels.cu"
+        source.write_text(code)
+        result = subprocess.run(["nvcc", "-cubin", f"-arch={arch}", "-O3", "-Xptxas", "-v",
+                                 "-o", str(Path(tmp) / "kernels.cubin"), str(source)],
+                                capture_output=True, text=True)
+    if result.returncode:
+        raise RuntimeError(f"nvcc failed:\n{result.stderr[-4000:]}")
+    report, current = {}, None
+    for line in result.stderr.splitlines():
+        if m := re.search(r"(?:Compiling entry function '|Function properties for )(\w+)", line):
+            current = report.setdefault(m.group(1), {})
+        elif current is not None and (m := re.search(
+                r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads", line)):
+            current.update(stack=int(m.group(1)), spill_stores=int(m.group(2)), spill_loads=int(m.group(3)))
+        elif current is not None and (m := re.search(r"Used (\d+) registers", line)):
+            smem = re.search(r"(\d+) bytes smem", line)
+            current.update(registers=int(m.group(1)), smem=int(smem.group(1)) if smem else 0)
+    for m in re.finditer(r"__launch_bounds__\((\d+)\) (\w+)\(", code):
+        report.setdefault(m.group(2), {})["threads"] = int(m.group(1))
+    return report
+
+
+def static_check(kernel: Kernel, batch: int | None, target: Target) -> dict:
+    """Schedule, verify, build and compile one kernel for a CUDA target:
+    {"kernel", "scheduler", "verified", "functions": ptxas's report per
+    __global__ function (a kernel may launch several)}."""
+    from .cuda import source
+
+    func, scheduler = scheduled_kernel(kernel, batch, target)
+    verified = verify(func, target)
+    code = source(tvm.compile(IRModule({kernel.name: func}), target=target).mod)
+    return {"kernel": kernel.name, "op": kernel.op, "scheduler": scheduler, "verified": verified,
+            "functions": ptxas(code, target.attrs["arch"])}
+
+
+# --------------------------------------------------------------------------- roofline estimates
+
+# Datasheet peaks (dense fp32 without tensor cores, memory bandwidth).
+GPUS = {
+    "H200": {"flops": 67e12, "bandwidth": 4.8e12, "name": "H200 SXM (67 TFLOP/s fp32, 4.8 TB/s HBM3e)"},
+    "H100": {"flops": 67e12, "bandwidth": 3.35e12, "name": "H100 SXM (67 TFLOP/s fp32, 3.35 TB/s HBM3)"},
+    "TitanX": {"flops": 6.6e12, "bandwidth": 336.5e9, "name": "GTX Titan X, Maxwell (6.6 TFLOP/s fp32, 336.5 GB/s)"},
+}
+
+
+def estimates(net, batch: int, gpu: str = "H200") -> list[dict]:
+    """A roofline lower bound on each compiled kernel's time at `batch`:
+    the larger of its FLOPs (spec's count x batch) at the GPU's peak fp32
+    rate and its compulsory bytes (every input, parameter and output
+    touched once, float32) at its peak bandwidth. Not a measurement: real
+    kernels reach a fraction of either peak."""
+    peak = GPUS[gpu]
+    rows = []
+    backward = {k.name for k in net.backward_kernels()}
+    for kernel in net.compiled_kernels():
+        flops = kernel.flops * batch
+        elements = (sum(math.prod(s) for s in kernel.inputs) * batch + sum(math.prod(s) for s in kernel.params)
+                    + math.prod(kernel.output) * (batch if kernel.batch_output else 1))
+        nbytes = 4 * elements
+        compute, memory = flops / peak["flops"], nbytes / peak["bandwidth"]
+        rows.append({"kernel": kernel.name, "op": kernel.op,
+                     "pass": "backward" if kernel.name in backward else "forward",
+                     "flops": flops, "bytes": nbytes, "bound": "compute" if compute >= memory else "memory",
+                     "seconds": max(compute, memory)})
+    return rows

@@ -1,6 +1,7 @@
 """The torch side of the spec's layers: their parameter modules, the paper's
-LRN in torch ops, and the one walk through the layers that every compiled
-forward (single device, towers, the CLI's demo) shares.
+LRN and the activations in torch ops, and the one walk through the layers
+that every forward (compiled: single device, towers, the CLI's demo; and the
+torch reference) shares.
 """
 
 from __future__ import annotations
@@ -11,7 +12,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .errors import UserError
 from .spec import Conv, Dense, Network
+
+# The spec's activations (spec.ACTIVATIONS) in torch ops.
+TORCH_ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"relu": F.relu, "tanh": torch.tanh}
+
+
+def torch_activation(x: torch.Tensor, activation: str | None) -> torch.Tensor:
+    """`x` through the named activation (None: `x` as it is)."""
+    return x if activation is None else TORCH_ACTIVATIONS[activation](x)
 
 
 def torch_lrn(x: torch.Tensor, size: int, alpha: float, beta: float, k: float, groups: int) -> torch.Tensor:
@@ -42,14 +52,20 @@ def _each(fn: Callable[[torch.Tensor], object], x):
     return [fn(t) for t in x] if isinstance(x, (list, tuple)) else fn(x)
 
 
-def walk_layers(net: Network, x, run_layer: Callable, training: bool = False):
+def walk_layers(net: Network, x, run_layer: Callable, training: bool = False, until: str | None = None):
     """x through every layer of `net` in order, `x = run_layer(layer, x,
     mask)`: flattened before the first dense layer, with `mask` a fresh
     dropout mask (per tower where `x` is a list, one tensor per tower) while
-    `training`, else None."""
+    `training`, else None. With `until` (a layer name) the walk stops after
+    that layer and returns its output."""
+    names = [layer.name for layer in net.layers]
+    if until is not None and until not in names:
+        raise UserError(f"no layer {until!r} in variant {net.variant!r}; choose one of {', '.join(names)}")
     for layer in net.layers:
         if layer.name == net.dense[0].name:
             x = _each(lambda t: t.flatten(1), x)
         mask = _each(lambda t: dropout_mask(layer, t) if training else None, x)
         x = run_layer(layer, x, mask)
+        if layer.name == until:
+            break
     return x

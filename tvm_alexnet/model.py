@@ -12,14 +12,16 @@ from torch import nn
 from . import build, tuning, weights
 from .autograd import CompiledLayer, LayerKernels
 from .errors import UserError
-from .layers import layer_modules, torch_lrn, walk_layers
+from .layers import layer_modules, torch_activation, torch_lrn, walk_layers
 from .preprocessing import PREPROCESSING, Preprocessing
 from .runtime import CompiledNetwork, batch_chunks
-from .spec import LRN_CONVENTIONS, POOL_SIZE, POOL_STRIDE, Conv, Network, network
+from .spec import LRN_CONVENTIONS, Conv, Dense, Network, network
 
 
 class AlexNet(nn.Module):
-    """AlexNet of a variant ("paper", "ungrouped", "torchvision").
+    """AlexNet of a variant ("paper", "ungrouped", "onegpu", "torchvision"),
+    with the paper's ablations as switches (see spec.network: `lrn="none"`,
+    `pool="non-overlapping"`, `activation="tanh"`).
 
     Parameters are named conv1.weight ... fc8.bias, conv weights in grouped
     OIHW layout (paper conv2: 256x48x5x5). Until `compile` is called, forward
@@ -27,9 +29,9 @@ class AlexNet(nn.Module):
     """
 
     def __init__(self, variant: str = "paper", num_classes: int = 1000, width: float = 1.0,
-                 lrn: str | None = None):
+                 lrn: str | None = None, pool: str | None = None, activation: str | None = None):
         super().__init__()
-        self.spec: Network = network(variant, num_classes, width, lrn)
+        self.spec: Network = network(variant, num_classes, width, lrn, pool, activation)
         for name, module in layer_modules(self.spec).items():
             setattr(self, name, module)
         self.preprocessing: Preprocessing = PREPROCESSING[variant]  # what a checkpoint's weights expect
@@ -113,38 +115,60 @@ class AlexNet(nn.Module):
             start += size
         return outputs[0] if len(outputs) == 1 else torch.cat(outputs)
 
-    def _layer_by_layer(self, x: torch.Tensor) -> torch.Tensor:
+    def _layer_by_layer(self, x: torch.Tensor, until: str | None = None, training: bool | None = None
+                        ) -> torch.Tensor:
         """Forward through the autograd bridges: backward runs the compiled
-        gradient kernels, and in training the dropout kernels get fresh masks."""
+        gradient kernels (the image's too, where it requires a gradient), and
+        in training the dropout kernels get fresh masks."""
         def run_layer(layer, x, mask):
             module = getattr(self, layer.name)
             return CompiledLayer.apply(self._layers[layer.name], x, module.weight, module.bias, mask)
 
-        return walk_layers(self.spec, x, run_layer, self.training)
+        return walk_layers(self.spec, x, run_layer, self.training if training is None else training, until)
+
+    def features(self, x: torch.Tensor, layer: str = "fc7") -> torch.Tensor:
+        """The activations after `layer` (conv1 ... fc8) for images x: its
+        output as the next layer takes it (a conv layer's after its
+        activation, LRN and pooling; fc6's and fc7's after their activation,
+        before dropout: no dropout here, whatever the mode). Through the
+        compiled kernels once compiled (differentiable, by the gradient
+        kernels), else in torch ops."""
+        self.check_input(x)
+        if self.compiled is None:
+            return self._reference(x, until=layer, training=False)
+        if x.device.type != self.compiled.device_type:
+            raise UserError(f"input is on {x.device}, the model is compiled for {self.compiled.device_type}")
+        return self._layer_by_layer(x, until=layer, training=False)
 
     def reference_forward(self, x: torch.Tensor) -> torch.Tensor:
         """The same network in plain torch ops."""
-        for c in self.spec.convs:
-            x = self.reference_conv(c, x)
-        if self.spec.avgpool is not None:
-            x = F.adaptive_avg_pool2d(x, self.spec.avgpool)
-        x = x.flatten(1)
-        for d in self.spec.dense:
-            x = getattr(self, d.name)(x)
-            if d.relu:
-                x = F.relu(x)
-            if d.dropout:
-                x = F.dropout(x, d.dropout, self.training)
-        return x
+        return self._reference(x)
+
+    def _reference(self, x: torch.Tensor, until: str | None = None, training: bool | None = None) -> torch.Tensor:
+        def run_layer(layer, x, mask):
+            if isinstance(layer, Conv):
+                x = self.reference_conv(layer, x)
+                if layer is self.spec.convs[-1] and self.spec.avgpool is not None:
+                    x = F.adaptive_avg_pool2d(x, self.spec.avgpool)
+                return x
+            return self.reference_dense(layer, x, mask)
+
+        return walk_layers(self.spec, x, run_layer, self.training if training is None else training, until)
 
     def reference_conv(self, c: Conv, x: torch.Tensor) -> torch.Tensor:
-        x = F.relu(getattr(self, c.name)(x))
+        """Conv layer `c` (activation, LRN, max-pool) in torch ops; not the adaptive pool after conv5."""
+        x = torch_activation(getattr(self, c.name)(x), c.activation)
         if c.lrn:
             p = LRN_CONVENTIONS[self.spec.lrn]
             x = torch_lrn(x, p.size, p.alpha, p.beta, p.k, self.spec.lrn_groups)
         if c.pool:
-            x = F.max_pool2d(x, POOL_SIZE, POOL_STRIDE)
+            x = F.max_pool2d(x, *self.spec.pool_window)
         return x
+
+    def reference_dense(self, d: Dense, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Dense layer `d` (activation, then dropout with `mask` where given) in torch ops."""
+        x = torch_activation(getattr(self, d.name)(x), d.activation)
+        return x if mask is None else x * mask.to(x.dtype)
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """Class probabilities (softmax of the logits)."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from . import placement
 from .errors import UserError
 
 
@@ -28,6 +29,7 @@ class Parallel:
     mode: str = "single"  # single | data | towers
     rank: int = 0
     world: int = 1
+    device: torch.device = torch.device("cpu")  # this rank's: its collectives' tensors live there
 
     @property
     def main(self) -> bool:
@@ -43,22 +45,28 @@ class Parallel:
         return self.rank if self.mode == "data" else 0
 
 
-def from_environment(towers: int = 1, timeout_s: float = 300) -> Parallel:
+def from_environment(towers: int = 1, timeout_s: float = 300, target="llvm") -> Parallel:
     """The process group torchrun set up (WORLD_SIZE, RANK, MASTER_ADDR ...):
     data parallel, or towers with `towers` > 1. A collective that waits on a
-    dead rank fails after `timeout_s`."""
+    dead rank fails after `timeout_s`. The backend and this rank's device
+    follow `target` (placement.py): gloo on the CPU for llvm, NCCL on GPU
+    LOCAL_RANK for cuda (more ranks per node than GPUs: a UserError)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
+    device = placement.device_for(target)
     if world == 1:
         if towers > 1:
             raise UserError(f"--towers {towers} runs one tower per process: launch with "
                             f"torchrun --nproc-per-node {towers} -m tvm_alexnet train ...")
-        return Parallel()
+        return Parallel(device=device)
     if towers > 1 and world != towers:
         raise UserError(f"--towers {towers} needs exactly {towers} processes, torchrun started {world}")
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    backend = placement.backend(target)
+    if backend == "nccl":
+        placement.check_ranks(target)
+        torch.cuda.set_device(device)  # NCCL's collectives (and all_gather_object) use the current device
     if not dist.is_initialized():
         dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s))
-    return Parallel("towers" if towers > 1 else "data", dist.get_rank(), world)
+    return Parallel("towers" if towers > 1 else "data", dist.get_rank(), world, device)
 
 
 def close(parallel: Parallel) -> None:
@@ -87,7 +95,7 @@ def all_sum(values: list[float], parallel: Parallel) -> list[float]:
     """Per-rank counts summed over the data-parallel ranks (towers see the same batch: nothing to sum)."""
     if parallel.mode != "data":
         return values
-    t = torch.tensor(values, dtype=torch.float64)
+    t = torch.tensor(values, dtype=torch.float64, device=parallel.device)  # NCCL reduces GPU tensors only
     dist.all_reduce(t)
     return t.tolist()
 
@@ -97,6 +105,6 @@ def any_rank(flag: bool, parallel: Parallel) -> bool:
     rank calls it), so that all ranks stop together."""
     if parallel.world == 1:
         return flag
-    t = torch.tensor([float(flag)])
+    t = torch.tensor([float(flag)], device=parallel.device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item())

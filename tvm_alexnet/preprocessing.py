@@ -60,6 +60,7 @@ IMAGENET_MEAN_RGB = (123.68, 116.779, 103.939)
 PREPROCESSING = {
     "paper": Preprocessing(mean=IMAGENET_MEAN_RGB),
     "ungrouped": Preprocessing(mean=IMAGENET_MEAN_RGB),
+    "onegpu": Preprocessing(mean=IMAGENET_MEAN_RGB),
     "torchvision": Preprocessing(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), scale=1 / 255),
 }
 

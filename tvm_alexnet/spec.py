@@ -13,7 +13,7 @@ from .errors import UserError
 
 
 class SpecError(UserError):
-    """A variant, width, class count or LRN convention that does not exist."""
+    """A variant, width, class count, LRN convention, pooling or activation that does not exist."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,15 @@ LRN_CONVENTIONS = {
     "caffe": LRN(size=5, alpha=1e-4 / 5, beta=0.75, k=1.0),
     "torch": LRN(size=5, alpha=1e-4 / 5, beta=0.75, k=1.0),
 }
+# The paper's LRN ablation: `network(..., lrn="none")` drops every LRN layer.
+NO_LRN = "none"
+
+# Max-pooling as (window z, stride s): the paper's overlapping z=3, s=2 and the
+# ablation it compares against, z=s=2 (0.4%/0.3% worse top-1/top-5).
+POOLING = {"overlapping": (3, 2), "non-overlapping": (2, 2)}
+# The nonlinearity of every conv and hidden dense layer: the paper's ReLU, or
+# the saturating tanh it compares against (its Figure 1: six times slower to 25% error).
+ACTIVATIONS = ("relu", "tanh")
 
 
 @dataclass(frozen=True)
@@ -55,9 +64,10 @@ class Conv:
     stride: int
     padding: int
     groups: int = 1
-    lrn: bool = False  # after the ReLU, before pooling
-    pool: bool = False  # overlapping max-pool, 3x3 stride 2
+    lrn: bool = False  # after the activation, before pooling
+    pool: bool = False  # max-pool, as Network.pool says (the paper's: overlapping, 3x3 stride 2)
     init_bias: float = 0.0  # the paper starts some biases at 1 "to feed the ReLUs positive inputs"
+    activation: str | None = "relu"  # fused into the conv kernel: one of ACTIVATIONS
 
 
 @dataclass(frozen=True)
@@ -65,8 +75,8 @@ class Dense:
     name: str
     in_features: int
     out_features: int
-    relu: bool = True
-    dropout: float = 0.0  # applied after the ReLU while training
+    activation: str | None = "relu"  # fused into the dense kernel: one of ACTIVATIONS, None for fc8
+    dropout: float = 0.0  # applied after the activation while training
     init_bias: float = 0.0
 
 
@@ -86,7 +96,7 @@ class Kernel:
     batch_output: bool = True  # False for parameter gradients: summed over the batch, shaped as the parameter
 
 
-POOL_SIZE, POOL_STRIDE = 3, 2
+POOL_SIZE, POOL_STRIDE = POOLING["overlapping"]  # the paper's
 
 
 def conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
@@ -100,6 +110,7 @@ class Network:
     convs: tuple[Conv, ...]
     dense: tuple[Dense, ...]
     lrn: str | None = None  # name of the LRN convention, None for no LRN layers
+    pool: str = "overlapping"  # the max-pools' window and stride: a name in POOLING
     avgpool: int | None = None  # adaptive average pool to avgpool x avgpool before fc6
     width: float = 1.0
     init_std: float | None = 0.01  # weights ~ N(0, init_std^2); None: torch's default init
@@ -114,6 +125,16 @@ class Network:
     @property
     def layers(self) -> tuple[Conv | Dense, ...]:
         return self.convs + self.dense
+
+    @property
+    def activation(self) -> str:
+        """The nonlinearity of the conv and hidden dense layers (one of ACTIVATIONS)."""
+        return self.convs[0].activation
+
+    @property
+    def pool_window(self) -> tuple[int, int]:
+        """(window, stride) of every max-pool."""
+        return POOLING[self.pool]
 
     @property
     def lrn_groups(self) -> int:
@@ -143,19 +164,22 @@ class Network:
     def kernels(self, training: bool = False) -> list[Kernel]:
         """Every kernel of the forward pass in execution order.
 
-        FLOPs: 2 per multiply-add in conv and dense (bias and ReLU, fused into
-        them, are not counted); LRN 2*size+3 per output (squares, sums, scale,
-        power, divide); pooling one per window element; softmax 3 per element.
-        Dropout kernels are listed only when `training`.
+        FLOPs: 2 per multiply-add in conv and dense (bias and activation,
+        fused into them, are not counted); LRN 2*size+3 per output (squares,
+        sums, scale, power, divide); pooling one per window element; softmax
+        3 per element. Dropout kernels are listed only when `training`.
+        The conv and dense kernels' `activation` attr is the fused
+        nonlinearity ("relu", "tanh", or None for fc8).
         """
         out, channels, size = [], 3, self.image_size
+        pool_size, pool_stride = self.pool_window
         for c in self.convs:
             s = conv_out(size, c.kernel, c.stride, c.padding)
             shape = (c.out_channels, s, s)
             macs = c.out_channels * s * s * (c.in_channels // c.groups) * c.kernel**2
             out.append(Kernel(f"{c.name}_conv", c.name, "conv2d",
                               ((c.in_channels, size, size),), shape, 2 * macs, self._param_shapes(c.name),
-                              dict(stride=c.stride, padding=c.padding, groups=c.groups, relu=True)))
+                              dict(stride=c.stride, padding=c.padding, groups=c.groups, activation=c.activation)))
             if c.lrn:
                 lrn = LRN_CONVENTIONS[self.lrn]
                 out.append(Kernel(f"{c.name}_lrn", c.name, "lrn", (shape,), shape,
@@ -163,11 +187,11 @@ class Network:
                                   dict(size=lrn.size, alpha=lrn.alpha, beta=lrn.beta, k=lrn.k,
                                        groups=self.lrn_groups)))
             if c.pool:
-                p = conv_out(s, POOL_SIZE, POOL_STRIDE, 0)
+                p = conv_out(s, pool_size, pool_stride, 0)
                 pooled = (c.out_channels, p, p)
                 out.append(Kernel(f"{c.name}_pool", c.name, "max_pool", (shape,), pooled,
-                                  math.prod(pooled) * POOL_SIZE**2, (),
-                                  dict(size=POOL_SIZE, stride=POOL_STRIDE)))
+                                  math.prod(pooled) * pool_size**2, (),
+                                  dict(size=pool_size, stride=pool_stride)))
                 shape, s = pooled, p
             channels, size = c.out_channels, s
         if self.avgpool is not None:
@@ -183,7 +207,7 @@ class Network:
         for d in self.dense:
             out.append(Kernel(f"{d.name}_dense", d.name, "dense",
                               ((d.in_features,),), (d.out_features,),
-                              2 * d.in_features * d.out_features, self._param_shapes(d.name), dict(relu=d.relu)))
+                              2 * d.in_features * d.out_features, self._param_shapes(d.name), dict(activation=d.activation)))
             if training and d.dropout:
                 out.append(Kernel(f"{d.name}_dropout", d.name, "dropout",
                                   ((d.out_features,), (d.out_features,)), (d.out_features,),
@@ -200,36 +224,36 @@ class Network:
         """The gradient kernels of training, in the order backpropagation runs
         them (fc8 first). Each takes the gradient of its forward kernel's
         output (`dy`, first input) and what it needs of the forward pass:
-        ReLU gradients take the ReLU's output, parameter gradients the layer
-        input, LRN and max-pool gradients their forward input. The first
-        conv's input gradient (the image's) is never needed. Dropout's
-        gradient is the dropout kernel itself, with the same mask.
+        activation gradients (relu_grad, tanh_grad) take the activation's
+        output, parameter gradients the layer input, LRN and max-pool
+        gradients their forward input. Every layer's input gradient is
+        built, the first conv's too (the image's: for saliency maps and
+        adversarial inputs; run only where the image requires a gradient).
+        Dropout's gradient is the dropout kernel itself, with the same mask.
 
         FLOPs: input and weight gradients of conv and dense as many as the
-        forward; bias gradients and ReLU one per element of dy; LRN
-        4*size+12 per element; max-pool size^2 per output (the argmax) plus
-        4 per input.
+        forward; bias gradients and the activation's one per element of dy;
+        LRN 4*size+12 per element; max-pool size^2 per output (the argmax)
+        plus 4 per input.
         """
         out = []
-        forward = self.kernels()
-        for k in reversed(forward):
+        for k in reversed(self.kernels()):
             if k.op == "softmax":
                 continue
             layer = k.layer
-            first = k.name == forward[0].name
             if k.op in ("conv2d", "dense"):
                 x, (weight, bias) = k.inputs[0], k.params
-                if k.attrs["relu"]:
-                    out.append(Kernel(f"{layer}_relu_grad", layer, "relu_grad", (k.output, k.output), k.output,
-                                      math.prod(k.output)))
+                activation = k.attrs["activation"]
+                if activation is not None:
+                    out.append(Kernel(f"{layer}_{activation}_grad", layer, f"{activation}_grad",
+                                      (k.output, k.output), k.output, math.prod(k.output)))
                 conv = {key: k.attrs[key] for key in ("stride", "padding", "groups")} if k.op == "conv2d" else {}
                 out.append(Kernel(f"{k.name}_grad_bias", layer, "bias_grad", (k.output,), bias,
                                   math.prod(k.output), batch_output=False))
                 out.append(Kernel(f"{k.name}_grad_weight", layer, f"{k.op}_grad_weight", (k.output, x), weight,
                                   k.flops, attrs=dict(conv, kernel=weight[-1]) if conv else {}, batch_output=False))
-                if not first:
-                    out.append(Kernel(f"{k.name}_grad_input", layer, f"{k.op}_grad_input", (k.output,), x, k.flops,
-                                      (weight,), dict(conv, input_size=x[-1]) if conv else {}))
+                out.append(Kernel(f"{k.name}_grad_input", layer, f"{k.op}_grad_input", (k.output,), x, k.flops,
+                                  (weight,), dict(conv, input_size=x[-1]) if conv else {}))
             elif k.op == "lrn":
                 out.append(Kernel(f"{k.name}_grad", layer, "lrn_grad", (k.output, k.inputs[0]), k.inputs[0],
                                   math.prod(k.output) * (4 * k.attrs["size"] + 12), attrs=k.attrs))
@@ -263,21 +287,23 @@ class Network:
         return sum(k.flops for k in self.network_kernels())
 
 
-def _paper(groups: int, lrn: bool) -> Network:
+def _paper(variant: str, channels: tuple[int, ...], groups: int, lrn: bool) -> Network:
+    """The paper's layer sizes with conv1 ... conv5 `channels` kernels."""
+    c1, c2, c3, c4, c5 = channels
     return Network(
-        variant="paper" if groups == 2 else "ungrouped",
+        variant=variant,
         image_size=227,
         convs=(
-            Conv("conv1", 3, 96, 11, 4, 0, 1, lrn=lrn, pool=True),
-            Conv("conv2", 96, 256, 5, 1, 2, groups, lrn=lrn, pool=True, init_bias=1.0),
-            Conv("conv3", 256, 384, 3, 1, 1),
-            Conv("conv4", 384, 384, 3, 1, 1, groups, init_bias=1.0),
-            Conv("conv5", 384, 256, 3, 1, 1, groups, pool=True, init_bias=1.0),
+            Conv("conv1", 3, c1, 11, 4, 0, 1, lrn=lrn, pool=True),
+            Conv("conv2", c1, c2, 5, 1, 2, groups, lrn=lrn, pool=True, init_bias=1.0),
+            Conv("conv3", c2, c3, 3, 1, 1),
+            Conv("conv4", c3, c4, 3, 1, 1, groups, init_bias=1.0),
+            Conv("conv5", c4, c5, 3, 1, 1, groups, pool=True, init_bias=1.0),
         ),
         dense=(
-            Dense("fc6", 256 * 6 * 6, 4096, dropout=0.5, init_bias=1.0),
+            Dense("fc6", c5 * 6 * 6, 4096, dropout=0.5, init_bias=1.0),
             Dense("fc7", 4096, 4096, dropout=0.5, init_bias=1.0),
-            Dense("fc8", 4096, 1000, relu=False),
+            Dense("fc8", 4096, 1000, activation=None),
         ),
         lrn="paper" if lrn else None,
     )
@@ -285,9 +311,13 @@ def _paper(groups: int, lrn: bool) -> Network:
 
 _VARIANTS = {
     # The 2012 paper: two towers, written here as groups=2 on the tower-local layers.
-    "paper": _paper(groups=2, lrn=True),
-    # The single-tower net of most tutorials (the paper's one-GPU ablation).
-    "ungrouped": _paper(groups=1, lrn=False),
+    "paper": _paper("paper", (96, 256, 384, 384, 256), groups=2, lrn=True),
+    # The single-tower net of most tutorials: the paper's sizes, no groups, no LRN.
+    "ungrouped": _paper("ungrouped", (96, 256, 384, 384, 256), groups=1, lrn=False),
+    # The paper's one-GPU comparison net (its section 6, "one GPU" rows, 1.7%/1.2%
+    # worse top-1/top-5): one tower, so half the kernels in conv1-conv4, but conv5
+    # and the fully connected layers kept whole; LRN within its one tower.
+    "onegpu": _paper("onegpu", (48, 128, 192, 192, 256), groups=1, lrn=True),
     # torchvision.models.alexnet (after "One weird trick", Krizhevsky 2014).
     "torchvision": Network(
         variant="torchvision",
@@ -302,7 +332,7 @@ _VARIANTS = {
         dense=(
             Dense("fc6", 256 * 6 * 6, 4096, dropout=0.5),
             Dense("fc7", 4096, 4096, dropout=0.5),
-            Dense("fc8", 4096, 1000, relu=False),
+            Dense("fc8", 4096, 1000, activation=None),
         ),
         avgpool=6,
         init_std=None,
@@ -318,10 +348,17 @@ def _scaled(channels: int, width: float) -> int:
 
 
 def network(variant: str = "paper", num_classes: int = 1000, width: float = 1.0,
-            lrn: str | None = None) -> Network:
+            lrn: str | None = None, pool: str | None = None, activation: str | None = None) -> Network:
     """The network of `variant`, with `num_classes` outputs, channel counts and
-    hidden units scaled by `width`, and LRN in the named convention (the
-    variant's own by default; only variants with LRN take one)."""
+    hidden units scaled by `width`, and the paper's ablations as switches
+    (None: the variant's own):
+
+    - `lrn`: LRN in the named convention (only variants with LRN take one),
+      or "none": no LRN layers (any variant);
+    - `pool`: "overlapping" (z=3, s=2) or "non-overlapping" (z=s=2) max-pooling;
+      the map sizes must stay the variant's own (55 -> 27 -> 13 -> 6 for the paper's);
+    - `activation`: "relu" or "tanh" after every conv and hidden dense layer.
+    """
     if variant not in _VARIANTS:
         raise SpecError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
     if not isinstance(num_classes, int) or num_classes < 1:
@@ -329,18 +366,34 @@ def network(variant: str = "paper", num_classes: int = 1000, width: float = 1.0,
     if not 0 < width <= 4:
         raise SpecError(f"width must be in (0, 4], got {width!r}")
     net = _VARIANTS[variant]
-    if lrn is not None:
+    if lrn == NO_LRN:
+        net = replace(net, lrn=None, convs=tuple(replace(c, lrn=False) for c in net.convs))
+    elif lrn is not None:
         if lrn not in LRN_CONVENTIONS:
-            raise SpecError(f"unknown LRN convention {lrn!r}; choose one of {', '.join(LRN_CONVENTIONS)}")
+            raise SpecError(f"unknown LRN convention {lrn!r}; choose one of {', '.join([*LRN_CONVENTIONS, NO_LRN])}")
         if net.lrn is None:
             raise SpecError(f"variant {variant!r} has no LRN layers, so it takes no LRN convention")
         net = replace(net, lrn=lrn)
+    if pool is not None and pool != net.pool:
+        if pool not in POOLING:
+            raise SpecError(f"unknown pooling {pool!r}; choose one of {', '.join(POOLING)}")
+        pooled = replace(net, pool=pool)
+        if _map_sizes(pooled) != _map_sizes(net):
+            raise SpecError(f"variant {variant!r} with {pool} pooling has maps of "
+                            f"{' -> '.join(map(str, _map_sizes(pooled)))} instead of "
+                            f"{' -> '.join(map(str, _map_sizes(net)))}: fc6's input size would change")
+        net = pooled
+    if activation is not None and activation != net.activation:
+        if activation not in ACTIVATIONS:
+            raise SpecError(f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}")
+        net = replace(net, convs=tuple(replace(c, activation=activation) for c in net.convs),
+                      dense=tuple(replace(d, activation=d.activation and activation) for d in net.dense))
     convs, channels = [], 3
     for c in net.convs:
         out = _scaled(c.out_channels, width)
         convs.append(replace(c, in_channels=channels, out_channels=out))
         channels = out
-    spatial = net.avgpool or _final_size(net)
+    spatial = net.avgpool or _map_sizes(net)[-1]
     dense, features = [], channels * spatial * spatial
     for d in net.dense[:-1]:
         out = _scaled(d.out_features, width)
@@ -350,10 +403,13 @@ def network(variant: str = "paper", num_classes: int = 1000, width: float = 1.0,
     return replace(net, convs=tuple(convs), dense=tuple(dense), width=width)
 
 
-def _final_size(net: Network) -> int:
-    size = net.image_size
+def _map_sizes(net: Network) -> list[int]:
+    """The map size after each pooled conv layer (before any adaptive pool)."""
+    size, sizes = net.image_size, []
+    pool_size, pool_stride = net.pool_window
     for c in net.convs:
         size = conv_out(size, c.kernel, c.stride, c.padding)
         if c.pool:
-            size = conv_out(size, POOL_SIZE, POOL_STRIDE, 0)
-    return size
+            size = conv_out(size, pool_size, pool_stride, 0)
+            sizes.append(size)
+    return sizes

@@ -25,6 +25,7 @@ from tqdm import tqdm
 from .data import Augmented, InputError, centre_crop, ten_crops, unwrapped
 from .data import loader as eval_loader
 from .errors import UserError
+from . import placement
 from .files import check_writable, write_atomic
 from .model import AlexNet
 from .parallel import Parallel, RankError, all_sum, any_rank, shard
@@ -112,7 +113,7 @@ def load_checkpoint(path: Path, model: AlexNet, recipe: Recipe | None = None) ->
     recipe: see RESUME_FIXED); one clear error naming the file otherwise.
     Non-finite weights or momenta are refused."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location=placement.map_location(), weights_only=True)
         keys = {"model", "optimizer", "scheduler", "rng", "epoch", "step", "history", "network", "recipe"}
         if not isinstance(state, dict) or not keys <= set(state):
             raise ValueError(f"missing {', '.join(sorted(keys - set(state if isinstance(state, dict) else {})))}")
@@ -172,6 +173,7 @@ def evaluate(model: AlexNet, loader, ten_crop: bool = False, progress: bool = Fa
     Batches from data.loader also count the images that could not be read:
     they are left out of the errors and reported as `skipped`."""
     model.eval()
+    device = placement.model_device(model)
     size = model.spec.image_size
     top1 = top5 = loss = count = 0.0
     skipped = 0
@@ -182,6 +184,7 @@ def evaluate(model: AlexNet, loader, ten_crop: bool = False, progress: bool = Fa
             skipped += rest[0] if rest else 0
             if len(labels) == 0:
                 continue
+            x, labels = placement.to_device((x, labels), device)
             crops = ten_crops(x, size) if ten_crop else [centre_crop(x, size)]
             # float64: float32 probabilities underflow to tied zeros, which topk could rank either way
             probs = sum(_logits(model, c.contiguous()).double().softmax(-1) for c in crops) / len(crops)
@@ -221,12 +224,15 @@ def train(model: AlexNet, train_set, val_set, recipe: Recipe, out_dir: str | os.
     would take it in (DivergedError), the last checkpoint kept."""
     out_dir = Path(out_dir)
     check_writable(out_dir, "checkpoints and metrics")
+    device = placement.model_device(model)  # the compiled network's: the model, its momenta and batches go there
+    placement.move(model, device)
     # fused: one pass over the weights per step (paper net: 30 ms against foreach's 139; scripts/bench_sgd.py)
     optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
                                 weight_decay=recipe.weight_decay, fused=True)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=recipe.lr_factor,
                                                            patience=recipe.patience)
-    stepper = torch.nn.parallel.DistributedDataParallel(model) if parallel.mode == "data" else model
+    stepper = torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None) if parallel.mode == "data" else model
     epoch, step, history = 0, 0, []
     running = dict(seen=0, correct=0, loss=0.0, seconds=0.0)  # the epoch's sums before a resume
     torch.manual_seed(recipe.seed + parallel.data_rank)  # dropout masks: each data shard its own
@@ -236,6 +242,7 @@ def train(model: AlexNet, train_set, val_set, recipe: Recipe, out_dir: str | os.
     if resume:
         state = load_checkpoint(out_dir / CHECKPOINT, model, recipe)
         _load_states(model, optimizer, state, parallel)
+        placement.move(model, device, optimizer)
         scheduler.load_state_dict(state["scheduler"])
         rng = state["rng"]
         if parallel.rank < len(rng):  # a run resumed with more ranks seeds the new ones
@@ -254,7 +261,7 @@ def train(model: AlexNet, train_set, val_set, recipe: Recipe, out_dir: str | os.
     local_batch = recipe.batch_size // parallel.data_shards
     # Loaders with their own generator: the global one draws the dropout masks, and
     # a loader would take a seed from it, so a resumed run would draw other masks.
-    val_loader = eval_loader(val_set, local_batch, recipe.workers,
+    val_loader = eval_loader(val_set, local_batch, recipe.workers, pin_memory=placement.pin_memory(device),
                              generator=torch.Generator().manual_seed(recipe.seed))
     saved = [(epoch, step)] if resume else []
 
@@ -280,7 +287,7 @@ def train(model: AlexNet, train_set, val_set, recipe: Recipe, out_dir: str | os.
                 augmented, batch_size=local_batch, drop_last=True, num_workers=recipe.workers,
                 sampler=EpochSampler(len(augmented), recipe.seed, epoch, step * recipe.batch_size,
                                      recipe.batch_size, parallel),
-                generator=torch.Generator().manual_seed(recipe.seed))
+                generator=torch.Generator().manual_seed(recipe.seed), pin_memory=placement.pin_memory(device))
             model.train()
             seen, correct, total_loss, before = running["seen"], running["correct"], running["loss"], \
                 running["seconds"]
@@ -289,6 +296,7 @@ def train(model: AlexNet, train_set, val_set, recipe: Recipe, out_dir: str | os.
             bar = tqdm(unwrapped(loader), total=steps_per_epoch - step, desc=f"epoch {epoch + 1}/{recipe.epochs}",
                        disable=not (progress and parallel.main), unit="batch")
             for x, labels in bar:
+                x, labels = placement.to_device((x, labels), device)
                 logits = stepper(x)
                 loss = F.cross_entropy(logits, labels)
                 optimizer.zero_grad(set_to_none=True)

@@ -8,13 +8,14 @@ PAUSE: seconds of sleep per SGD step, so that a test can kill the run mid-epoch.
 
 import sys
 import time
+from pathlib import Path
 
 import torch
 
 from tvm_alexnet import AlexNet
 from tvm_alexnet.data import Digits, FullImage
 from tvm_alexnet.preprocessing import PREPROCESSING
-from tvm_alexnet.train import Recipe, train
+from tvm_alexnet.train import CHECKPOINT, Recipe, train
 
 
 def slow_sgd_steps(pause: float) -> None:
@@ -38,7 +39,7 @@ def main(out: str, pause: float | None = None) -> None:
     if pause is not None:
         slow_sgd_steps(pause)
     train(model, train_set, val_set, Recipe(batch_size=32, epochs=2, workers=0, checkpoint_every=2), out,
-          resume=True, progress=False)
+          resume=(Path(out) / CHECKPOINT).exists(), progress=False)
     model.save(out + "/weights.safetensors")
 
 

@@ -9,6 +9,7 @@ step, so that a test can kill a rank mid-run.
 
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -17,7 +18,7 @@ from tvm_alexnet.data import Digits, FullImage
 from tvm_alexnet.parallel import close, from_environment
 from tvm_alexnet.preprocessing import PREPROCESSING
 from tvm_alexnet.towers import DistributedTowerAlexNet
-from tvm_alexnet.train import Recipe, train
+from tvm_alexnet.train import CHECKPOINT, Recipe, train
 
 
 def slow_sgd_steps(pause: float) -> None:
@@ -45,7 +46,7 @@ def main(out: str, towers: int, epochs: int, pause: float) -> None:
     model.compile("llvm", batch=32 // parallel.data_shards)
     slow_sgd_steps(pause)
     train(model, train_set, val_set, Recipe(batch_size=32, epochs=epochs, workers=0, checkpoint_every=1), out,
-          resume=True, progress=False, parallel=parallel)
+          resume=(Path(out) / CHECKPOINT).exists(), progress=False, parallel=parallel)
     close(parallel)
 
 

@@ -1,4 +1,5 @@
-"""The `tvm-alexnet` command line: compile, tune, kernels, report, run, demo, train, eval, convert.
+"""The `tvm-alexnet` command line: compile, tune, kernels, report, run, demo, train, eval, convert,
+filters, mean, saliency, neighbours.
 
 Each command parses its options, calls the library and prints; the group
 ends every failure the same way (see _Group)."""
@@ -13,7 +14,7 @@ import warnings
 import click
 
 from ..errors import UserError
-from . import build, infer, report, train, tune
+from . import build, infer, lab, report, train, tune
 
 DEBUG_ENV = "TVM_ALEXNET_DEBUG"
 
@@ -77,5 +78,6 @@ def main():
 
 for command in (build.compile_cmd, build.kernels_cmd, build.schedules_cmd, tune.tune_cmd, tune.logs_cmd,
                 report.report_cmd, report.demo_cmd, infer.run_cmd, infer.eval_cmd, infer.convert_cmd,
-                train.train_cmd, train.pca_cmd):
+                train.train_cmd, train.pca_cmd, lab.filters_cmd, lab.mean_cmd, lab.saliency_cmd,
+                lab.neighbours_cmd):
     main.add_command(command)

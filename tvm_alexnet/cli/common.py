@@ -49,6 +49,37 @@ target_option = click.option("--target", type=TargetType(), default="llvm", show
                              help="Where the kernels run (see `tvm-alexnet --help`).")
 
 
+def rpc_options(f):
+    """--rpc HOST:PORT and --device-key KEY: measure on the devices registered with an RPC tracker."""
+    options = [
+        click.option("--rpc", metavar="HOST:PORT", default=None,
+                     help="Measure on the devices registered with this RPC tracker (python -m tvm.exec.rpc_tracker) "
+                          "instead of here; --target then describes them."),
+        click.option("--device-key", metavar="KEY", default=None,
+                     help="With --rpc: the key the devices registered under (rpc_server --key)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def remote_devices(rpc: str | None, device_key: str | None):
+    """The RemoteDevices that --rpc and --device-key name, or None without --rpc."""
+    from ..tuning import RemoteDevices, RemoteError
+
+    if rpc is None:
+        if device_key is not None:
+            raise click.UsageError("--device-key needs --rpc HOST:PORT (the tracker the devices registered with)")
+        return None
+    if device_key is None:
+        raise click.UsageError("--rpc needs --device-key KEY (the key the devices registered under)")
+    try:
+        return RemoteDevices.parse(rpc, device_key)
+    except RemoteError as e:
+        raise click.BadParameter(str(e).split(": ", 1)[1], param_hint="'--rpc'" if "--rpc" in str(e)
+                                 else "'--device-key'") from None
+
+
 def target_text(target: tvm.target.Target) -> str:
     """The short spelling of a target for messages: llvm (this CPU), llvm:skylake, cuda:sm_90."""
     if target.kind.name == "cuda":

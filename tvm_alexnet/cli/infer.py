@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 import torch
 
-from .. import imagenet
+from .. import figures, imagenet, lab
 from ..data import Digits, FullImage, image_files, load_image, validation_set
 from ..model import AlexNet
 from ..tuning import resolve_log
@@ -45,9 +45,12 @@ def _compile_any_batch(model: AlexNet, target, tuning_log: str) -> None:
 @click.option("--random", "num_random", type=click.IntRange(min=1), default=1, show_default=True,
               help="With no INPUTS: how many random images to run.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for random weights and images.")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also draw each image with its top classes as bars of their probabilities into this PNG "
+                   "(the paper's Figure 4, left).")
 @tuning_log_option
 def run_cmd(inputs, weights, variant, num_classes, width, lrn, target, batch_size, top, logits, resize,
-            num_random, seed, tuning_log):
+            num_random, seed, plot, tuning_log):
     """Classify images (files or folders) with the compiled network.
 
     With no INPUTS, runs random images. Prints the top classes of each image
@@ -84,19 +87,24 @@ def run_cmd(inputs, weights, variant, num_classes, width, lrn, target, batch_siz
         if logits:
             click.echo(f"{name}: {json.dumps([round(v, 6) for v in out.tolist()])}")
             continue
-        # Ranked by logit: probabilities too small for float32 all read 0 and would tie.
-        idx = out.topk(min(top, net.num_classes)).indices
-        probs = out.double().softmax(-1)[idx]
+        (idx,), (probs,) = lab.top_predictions(out[None], top)  # ranked by logit, float64 softmax
         best = ", ".join(f"{p:.4f} {labels[i]} ({i})" if labels else f"{p:.4f} class {i}"
                          for p, i in zip(probs.tolist(), idx.tolist()))
         click.echo(f"{name}: {best}")
+    if plot is not None:
+        idx, probs = lab.top_predictions(outputs, top)
+        shown = [lab.pixels(x, model.preprocessing) for x in images]
+        figures.save_figure(figures.predictions_figure(shown, names, idx, probs, labels), plot)
+        notes.print(f"top {idx.shape[1]} of {len(names)} image(s) drawn in {plot}")
     notes.print(f"{len(images)} image(s) in {seconds * 1e3:.1f} ms ({len(images) / seconds:.1f} images/s, "
                 f"{target_text(target)}, batch size {batch_size})")
 
 
 @click.command("eval")
-@click.option("--weights", type=click.Path(dir_okay=False, exists=True), required=True,
-              help="A checkpoint (its preprocessing, e.g. Caffe's BGR for converted BVLC weights, is applied).")
+@click.option("--weights", type=click.Path(dir_okay=False, exists=True), required=True, multiple=True,
+              help="A checkpoint (its preprocessing, e.g. Caffe's BGR for converted BVLC weights, is applied). "
+                   "Given more than once: the ensemble of the networks, their softmax averaged (the paper "
+                   "averaged five CNNs).")
 @click.option("--data", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
               help="Validation images: DATA/<class>/*.jpg (class folders sorted, or ImageNet WordNet ids for "
                    "1000 classes), or a flat folder with --labels or ILSVRC2012_val_*.JPEG names.")
@@ -113,7 +121,9 @@ def eval_cmd(weights, data, labels, demo, batch_size, workers, target, tuning_lo
     centre and their flips, softmax averaged)."""
     from ..train import evaluate
 
-    model = AlexNet.load(weights)
+    models = [AlexNet.load(w) for w in weights]
+    lab.check_ensemble(models, list(weights))
+    model = models[0]  # the images are prepared its way; lab.ensemble_evaluate converts them for the others
     transform = FullImage(model.preprocessing)
     if demo:
         dataset = Digits(False, transform)
@@ -121,14 +131,18 @@ def eval_cmd(weights, data, labels, demo, batch_size, workers, target, tuning_lo
         dataset = validation_set(data, labels, transform, model.spec.num_classes)
     else:
         raise click.UsageError("give --data DIR or --demo")
-    _compile_any_batch(model, target, tuning_log)
+    for m in models:
+        _compile_any_batch(m, target, tuning_log)
+        m.to(torch.device(m.compiled.device_type))
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=workers)
     rows = []
     for name, ten in (("centre", False), ("10-crop", True)):
-        r = evaluate(model, loader, ten_crop=ten, progress=True)
+        r = evaluate(model, loader, ten_crop=ten, progress=True) if len(models) == 1 else \
+            lab.ensemble_evaluate(models, loader, ten_crop=ten, progress=True)
         rows.append([name, f"{100 * r['top1_error']:.2f}%", f"{100 * r['top5_error']:.2f}%",
                      f"{r['images_per_s']:.1f}"])
-    results.print(table(f"{weights}: {len(dataset)} images", ("crops", "top-1 error", "top-5 error", "images/s"),
+    title = weights[0] if len(weights) == 1 else f"ensemble of {len(weights)} ({', '.join(weights)})"
+    results.print(table(f"{title}: {len(dataset)} images", ("crops", "top-1 error", "top-5 error", "images/s"),
                         rows))
 
 

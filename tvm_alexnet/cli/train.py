@@ -9,6 +9,7 @@ import click
 import torch
 
 from ..data import FullImage, training_sets
+from ..files import check_writable
 from ..model import AlexNet
 from ..preprocessing import PREPROCESSING
 from ..spec import LRN_CONVENTIONS, VARIANTS, network
@@ -98,6 +99,9 @@ def train_cmd(data, demo, variant, width, lrn, init, epochs, batch_size, lr, mom
         if not resume:
             raise click.UsageError(f"{out / CHECKPOINT} exists: add --resume to continue it, or choose another --out")
         load_checkpoint(out / CHECKPOINT, model, recipe)
+    elif resume:
+        raise click.UsageError(f"{out / CHECKPOINT}: no checkpoint to resume from; leave out --resume to start a new run")
+    check_writable(out, "checkpoints and metrics")
     if parallel.main:
         notes.print(f"{variant} width {width}: {model.spec.num_params:,} parameters, {len(classes)} classes, "
                     f"{len(train_set)} training and {len(val_set)} validation images"

@@ -11,7 +11,7 @@ from rich.table import Table
 from .. import tuning
 from ..spec import network
 from ..target import target_dirname
-from .common import network_options, notes, results, target_option, target_text
+from .common import network_options, notes, remote_devices, results, rpc_options, target_option, target_text
 
 
 @click.command("tune")
@@ -36,8 +36,9 @@ from .common import network_options, notes, results, target_option, target_text
 @click.option("--top-k", type=click.IntRange(min=1), default=8, show_default=True,
               help="Records per kernel to re-target with --from.")
 @click.option("--backward", is_flag=True, help="Also tune the backward kernels of training.")
+@rpc_options
 def tune_cmd(variant, num_classes, width, lrn, batch, target, trials, trials_per_kernel, only, log_dir,
-             trials_per_round, seed, source, top_k, backward):
+             trials_per_round, seed, source, top_k, backward, rpc, device_key):
     """Tune every kernel with MetaSchedule and record the results.
 
     The gradient task scheduler hands trials to the kernels that take the
@@ -50,7 +51,14 @@ def tune_cmd(variant, num_classes, width, lrn, batch, target, trials, trials_per
     With --from, the best records of a log tuned for another target are
     applied afresh, checked by the new target's postprocessors, built for it,
     measured here and recorded, before the search continues from them.
+
+    With --rpc HOST:PORT --device-key KEY, candidates are built here and
+    measured on every device registered under KEY with that RPC tracker,
+    as many at a time as there are devices (the default schedules and the
+    final side-by-side timing too); --target describes those devices. A
+    device that drops out fails only the candidates it was running.
     """
+    remote = remote_devices(rpc, device_key)
     net = network(variant, num_classes, width, lrn)
     names = [k.name for k in net.kernels() + net.backward_kernels() if tuning.tunable(k)]
     for name in only:
@@ -60,7 +68,8 @@ def tune_cmd(variant, num_classes, width, lrn, batch, target, trials, trials_per
     log_dir = log_dir or Path("tuning_logs") / target_dirname(target)
     options = tuning.TuneOptions(batch=batch, target=target, log_dir=log_dir, trials=trials,
                                  trials_per_kernel=trials_per_kernel, kernels=list(only) or None, seed=seed,
-                                 trials_per_round=trials_per_round, source=source, top_k=top_k, backward=backward)
+                                 trials_per_round=trials_per_round, source=source, top_k=top_k, backward=backward,
+                                 rpc=remote)
     start = time.perf_counter()
 
     def report(task, progress):
@@ -76,7 +85,10 @@ def tune_cmd(variant, num_classes, width, lrn, batch, target, trials, trials_per
         notes.print(f"{r.kernel:<12} re-targeted from {source}: {r.candidates} records, {r.applied} apply, "
                     f"{r.built} build, {r.recorded} measured and recorded{best}")
 
-    notes.print(f"tuning {variant} batch {batch} for {target_text(target)} into {log_dir} ({trials} trials)")
+    if remote is not None:
+        remote.check(target)  # an error in one line, before anything else is printed
+    where = f", measured on the devices under {remote}" if remote else ""
+    notes.print(f"tuning {variant} batch {batch} for {target_text(target)} into {log_dir} ({trials} trials{where})")
     try:
         result = tuning.tune(net, options, report=report, on_retarget=retargeted)
     except (KeyboardInterrupt, RuntimeError) as e:
@@ -103,6 +115,9 @@ def tune_cmd(variant, num_classes, width, lrn, batch, target, trials, trials_per
                     f"({100 * result.build_seconds / result.wall_seconds:.0f}%), measuring "
                     f"{result.run_seconds / 60:.1f} min ({100 * result.run_seconds / result.wall_seconds:.0f}%), "
                     "the rest searching")
+    if result.devices:
+        notes.print(f"measured on {len(result.devices)} devices: "
+                    + ", ".join(f"{where} ({n} candidates)" for where, n in result.devices.items()))
 
 
 @click.command("logs")

@@ -1,4 +1,4 @@
-"""Convolution with bias and ReLU, grouped as the paper's towers need."""
+"""Convolution with bias and activation (ReLU or tanh), grouped as the paper's towers need."""
 
 from tvm import te, topi
 
@@ -6,11 +6,11 @@ from . import elementwise
 
 
 def conv2d(x: te.Tensor, weight: te.Tensor, bias: te.Tensor, *, stride: int, padding: int,
-           groups: int, relu: bool) -> te.Tensor:
+           groups: int, activation: str | None) -> te.Tensor:
     if groups == 1:
         y = topi.nn.conv2d_nchw(x, weight, stride, padding, 1)
     else:
         y = topi.nn.group_conv2d_nchw(x, weight, stride, padding, 1, groups)
-    # Bias and ReLU in the same kernel: one pass over the output instead of three.
+    # Bias and activation in the same kernel: one pass over the output instead of three.
     y = te.compute(y.shape, lambda n, c, h, w: y[n, c, h, w] + bias[c], name="bias_add")
-    return elementwise.relu(y) if relu else y
+    return elementwise.activate(y, activation)

@@ -76,7 +76,7 @@ def conv2d(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, unit: VectorU
         sch.compute_inline(blocks["bias_add"])
     if "dilate" in blocks:
         sch.compute_inline(blocks["dilate"])
-    epilogue = blocks["compute"] if kernel.attrs.get("relu") else None
+    epilogue = blocks["compute"] if kernel.attrs.get("activation") else None  # ReLU or tanh
     # The flipped weights of the input gradient are computed in the packed layout directly.
     packed = blocks.get("weight_flip") or sch.cache_read(conv, 1, "global")
     sch.transform_layout(conv, ("read", 1), lambda o, i, h, w: (o // block, i, h, w, o % block))
@@ -124,6 +124,62 @@ def conv2d_space(sch: s_tir.Schedule, kernel: Kernel, batch: int, unit: VectorUn
             conv2d(space, kernel, batch, unit, (block, row), rows_outer)
             spaces.append(space)
     return spaces
+
+
+def conv2d_grad_input(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, unit: VectorUnit) -> None:
+    """The input gradient: a convolution (`conv2d`), or in phases where the
+    forward is strided (`strided_conv2d_grad_input`)."""
+    if kernel.attrs["stride"] > 1:
+        strided_conv2d_grad_input(sch, kernel, batch, unit)
+    else:
+        conv2d(sch, kernel, batch, unit)
+
+
+def conv2d_grad_input_space(sch: s_tir.Schedule, kernel: Kernel, batch: int, unit: VectorUnit
+                            ) -> list[s_tir.Schedule]:
+    if kernel.attrs["stride"] == 1:
+        return conv2d_space(sch, kernel, batch, unit)
+    vectors = _phase_vectors(sch, unit)
+    space = sch.copy()
+    choice = space.sample_categorical(vectors, [1 / len(vectors)] * len(vectors))
+    strided_conv2d_grad_input(space, kernel, batch, unit, choice)
+    return [space]
+
+
+def _phase_vectors(sch: s_tir.Schedule, unit: VectorUnit) -> list[int]:
+    """Vectors of columns per register tile of strided_conv2d_grad_input:
+    those that divide the padded columns and fit the accumulators
+    alongside the phases (stride x vectors), most first."""
+    *_, phases, columns, _, _, _ = sch.get_loops(_blocks(sch)["conv2d_grad_input_phases"])
+    stride, per_row = sch.get(phases).extent.value, sch.get(columns).extent.value // unit.lanes
+    fitting = [v for v in range(per_row, 0, -1) if per_row % v == 0 and stride * v <= _accumulators(unit)]
+    return fitting or [1]
+
+
+def strided_conv2d_grad_input(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, unit: VectorUnit,
+                              vectors=None) -> None:
+    # See ops.grad.strided_conv2d_grad_input. Parallel over input rows
+    # (image, channel, row); per row a register tile of (the stride's
+    # phases) x (`vectors` vectors of columns) accumulates over output
+    # channels and the taps, each step broadcasting a tap per phase and
+    # loading a vector of dy's row per vector; the row's phases are then
+    # interleaved while they are in cache.
+    vectors = _phase_vectors(sch, unit)[0] if vectors is None else vectors
+    blocks = _blocks(sch)
+    phases = blocks["conv2d_grad_input_phases"]
+    n, c, i, q, v, ro, ra, rb = sch.get_loops(phases)
+    v_out, v_vec, v_lane = sch.split(v, [None, vectors, unit.lanes])
+    sch.reorder(n, c, i, v_out, ro, ra, rb, q, v_vec, v_lane)
+    row = sch.fuse(n, c, i)
+    sch.reverse_compute_at(sch.cache_write(phases, 0, "local"), v_out)  # in registers
+    sch.parallel(row)
+    sch.unroll(q)
+    sch.unroll(v_vec)
+    sch.vectorize(v_lane)
+    sch.decompose_reduction(phases, ro)
+    sch.reverse_compute_at(blocks["conv2d_grad_input"], row)
+    for stage in (blocks["dy_pad"], blocks["weight_taps"]):
+        sch.parallel(sch.fuse(*sch.get_loops(stage)[:2]))
 
 
 def conv2d_grad_weight_block(kernel: Kernel, unit: VectorUnit) -> int:
@@ -313,7 +369,7 @@ def dense(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, unit: VectorUn
     rows, cols = (4, tile // 4) if batch is not None and batch % 4 == 0 else (1, tile - 4)
     matmul = sch.get_sblock("T_matmul_NT")
     sch.compute_inline(sch.get_sblock("compute"))  # broadcast bias
-    if kernel.attrs["relu"]:
+    if kernel.attrs["activation"]:  # ReLU or tanh
         sch.compute_inline(sch.get_sblock("T_add"))
         epilogue = sch.get_sblock("compute_1")
     else:

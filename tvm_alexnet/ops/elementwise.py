@@ -1,4 +1,4 @@
-"""ReLU, dropout (with a mask drawn by the caller) and softmax."""
+"""Activations (ReLU, tanh), dropout (with a mask drawn by the caller) and softmax."""
 
 from tvm import te, tirx, topi
 
@@ -8,6 +8,19 @@ def relu(y: te.Tensor) -> te.Tensor:
     # through, as torch's ReLU does, instead of turning it into 0.
     zero = tirx.const(0, y.dtype)
     return te.compute(y.shape, lambda *i: tirx.max(zero, y(*i)), name="compute")
+
+
+def tanh(y: te.Tensor) -> te.Tensor:
+    return te.compute(y.shape, lambda *i: te.tanh(y(*i)), name="compute")
+
+
+def activate(y: te.Tensor, activation: str | None) -> te.Tensor:
+    """`y` through the named activation (spec.ACTIVATIONS), or as it is for
+    None. Every activation is one block named "compute", which the CPU and
+    GPU schedules inline into the conv's and dense layer's tiles."""
+    if activation is None:
+        return y
+    return {"relu": relu, "tanh": tanh}[activation](y)
 
 
 def dropout(x: te.Tensor, mask: te.Tensor, *, p: float) -> te.Tensor:

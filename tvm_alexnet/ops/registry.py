@@ -34,7 +34,7 @@ class Op:
     tunable: bool = True
     # A gradient kernel of training's backward pass (inputs: dy, then the saved tensors).
     gradient: bool = False
-    # What the forward keeps for its gradients: "input", "output" (the ReLU's), "mask".
+    # What the forward keeps for its gradients: "input", "output" (the activation's), "mask".
     saves: tuple[str, ...] = ()
     # Takes a dropout mask drawn by the caller: the identity without one (inference),
     # and its own gradient with the same mask.
@@ -56,9 +56,11 @@ OPS: dict[str, Op] = {op.name: op for op in (
     # training's backward pass
     Op("relu_grad", grad.relu_grad, torch_ops.relu_grad, cpu.elementwise, tunable=False, gradient=True,
        random_inputs=torch_ops.relu_grad_inputs),
+    Op("tanh_grad", grad.tanh_grad, torch_ops.tanh_grad, cpu.elementwise, tunable=False, gradient=True,
+       random_inputs=torch_ops.tanh_grad_inputs),
     Op("bias_grad", grad.bias_grad, torch_ops.bias_grad, cpu.bias_grad, tunable=False, gradient=True),
-    Op("conv2d_grad_input", grad.conv2d_grad_input, torch_ops.conv2d_grad_input, cpu.conv2d, cpu.conv2d_space,
-       gradient=True),
+    Op("conv2d_grad_input", grad.conv2d_grad_input, torch_ops.conv2d_grad_input, cpu.conv2d_grad_input,
+       cpu.conv2d_grad_input_space, gradient=True),
     Op("conv2d_grad_weight", grad.conv2d_grad_weight, torch_ops.conv2d_grad_weight, cpu.conv2d_grad_weight,
        gradient=True),
     Op("dense_grad_input", grad.dense_grad_input, torch_ops.dense_grad_input, cpu.dense_grad_input, gradient=True),

@@ -31,6 +31,16 @@ def relu_grad_inputs(k: Kernel, batch: int, device: torch.device) -> list[torch.
     return [dy, y.relu()]  # a ReLU's output
 
 
+def tanh_grad_inputs(k: Kernel, batch: int, device: torch.device) -> list[torch.Tensor]:
+    dy, y = random_inputs(k, batch, device)
+    return [dy, y.tanh()]  # a tanh's output
+
+
+def activate(y: torch.Tensor, activation: str | None) -> torch.Tensor:
+    """`y` through the named activation in place (None: as it is)."""
+    return y if activation is None else {"relu": y.relu_, "tanh": y.tanh_}[activation]()
+
+
 def dropout_inputs(k: Kernel, batch: int, device: torch.device) -> list[torch.Tensor]:
     x, _ = random_inputs(k, batch, device)
     return [x, (torch.rand(batch, *k.inputs[1], device=device) < 0.5).float() * 2]  # a mask, keeping half
@@ -41,7 +51,7 @@ def conv2d(k: Kernel, args: list[torch.Tensor]) -> Call:
 
     def conv():
         y = F.conv2d(args[0], args[1], args[2], a["stride"], a["padding"], groups=a["groups"])
-        return y.relu_() if a["relu"] else y
+        return activate(y, a["activation"])
     return conv
 
 
@@ -58,7 +68,7 @@ def avg_pool(k: Kernel, args: list[torch.Tensor]) -> Call:
 
 
 def dense(k: Kernel, args: list[torch.Tensor]) -> Call:
-    return lambda: F.relu(F.linear(*args)) if k.attrs["relu"] else F.linear(*args)
+    return lambda: activate(F.linear(*args), k.attrs["activation"])
 
 
 def dropout(k: Kernel, args: list[torch.Tensor]) -> Call:
@@ -71,6 +81,10 @@ def softmax(k: Kernel, args: list[torch.Tensor]) -> Call:
 
 def relu_grad(k: Kernel, args: list[torch.Tensor]) -> Call:
     return lambda: aten.threshold_backward(args[0], args[1], 0)
+
+
+def tanh_grad(k: Kernel, args: list[torch.Tensor]) -> Call:
+    return lambda: aten.tanh_backward(args[0], args[1])
 
 
 def bias_grad(k: Kernel, args: list[torch.Tensor]) -> Call:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +20,8 @@ from .defaults import default_seconds, record_default, settle, tuned_kernel
 from .logfile import default_times, open_log, read_log, record_provenance
 from .records import best_record, has_record, mean_seconds, succeeded, trials_done
 from .search import search_space, task_module, tunable
-from .workers import PoolBuilder, QuietRunner, ReadableRecords, import_intrinsics, measure_and_record
+from .remote import RemoteDevices, make_runner, run_error
+from .workers import PoolBuilder, ReadableRecords, import_intrinsics, measure_and_record
 
 
 @dataclass
@@ -30,7 +32,10 @@ class TuneOptions:
     a time. `kernels` picks kernels by name (default: the forward kernels,
     and with `backward` the gradient kernels of training too). With
     `source`, a log tuned for other targets, its `top_k` best records per
-    kernel are re-targeted first and the search starts from them."""
+    kernel are re-targeted first and the search starts from them. With
+    `rpc`, candidates (and the default schedules) are built here and
+    measured on the devices registered under its key with an RPC tracker;
+    `target` then describes those devices."""
 
     batch: int
     target: tvm.target.Target
@@ -43,6 +48,7 @@ class TuneOptions:
     source: Path | None = None
     top_k: int = 8
     backward: bool = False
+    rpc: RemoteDevices | None = None
 
 
 @dataclass
@@ -99,6 +105,7 @@ class TuneResult:
     run_seconds: float
     skipped: list[str] = field(default_factory=list)  # kernels already at their budget
     unreadable: int = 0  # records MetaSchedule could not write readably, kept out of the log
+    devices: dict[str, int] = field(default_factory=dict)  # with rpc: "host:port" -> candidates measured there
 
 
 def retarget(source: ms.database.Database, database: ms.database.Database, kernel: Kernel, batch: int,
@@ -170,15 +177,22 @@ def tune(net: Network, options: TuneOptions, report=lambda task, progress: None,
     called as trials are measured, `on_retarget` with each kernel's
     Retargeted. On a CPU the search starts from the default schedules, and
     the run ends by timing each kernel's best record against its default
-    (`settle`); each task's `used` says which builds now take."""
+    (`settle`); each task's `used` says which builds now take.
+
+    With `options.rpc` the tracker and its devices are checked first
+    (RemoteError, within seconds, where either is missing); a device that
+    drops out fails only the candidates it was running, and RemoteError
+    ends the run where none is left, the log keeping what was measured."""
     batch, target = options.batch, options.target
     log_dir = Path(options.log_dir)
+    if options.rpc is not None:
+        options.rpc.check(target)
     database = open_log(log_dir)
     import_intrinsics(target.kind.name)  # before any TuneContext imports them all
     progress = _tasks(net, options, database, log_dir)
     skipped = [t.kernel.name for t in progress if options.trials and t.budget == 0]
     builder = PoolBuilder(workers=num_cores(), target_kind=target.kind.name)
-    runner = QuietRunner()
+    runner = make_runner(options.rpc, retry_lost=True)  # the default schedules: not search candidates
     runners = [runner]
     searched_log = ReadableRecords(database)
     start = time.perf_counter()
@@ -212,7 +226,7 @@ def tune(net: Network, options: TuneOptions, report=lambda task, progress: None,
             # A candidate many times slower than the best known schedule teaches
             # the search nothing that a timeout does not: cut such runs short.
             slowest = max((t.best_seconds for t in searched if t.best_seconds < math.inf), default=math.inf)
-            search_runner = QuietRunner(timeout=min(10.0, max(2.0, 20 * slowest)))
+            search_runner = make_runner(options.rpc, timeout=min(10.0, max(2.0, 20 * slowest)))
             runners.append(search_runner)
             ms.tune_tasks(
                 tasks=contexts, task_weights=[1.0] * len(contexts), work_dir=str(log_dir / ".work"),
@@ -228,8 +242,16 @@ def tune(net: Network, options: TuneOptions, report=lambda task, progress: None,
         for task in progress:
             used = tuned_kernel(database, task.kernel, batch, target, defaults) is not None
             task.used = "record" if used else "default"
+    except Exception:
+        lost = run_error(runners)  # no device left, which MetaSchedule hands back as a RuntimeError
+        if lost is not None:
+            raise lost from None
+        raise
     finally:
         builder.close()
+        for r in runners:
+            r.close()
+    devices = sum((getattr(r, "measured_on", Counter()) for r in runners), Counter())
     return TuneResult(progress, time.perf_counter() - start, builder.seconds, sum(r.seconds for r in runners), skipped,
-                      searched_log.rejected)
+                      searched_log.rejected, dict(sorted(devices.items())))
 

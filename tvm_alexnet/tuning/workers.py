@@ -174,6 +174,13 @@ class QuietRunner(PyRunner):
             evaluator_config=ms.runner.EvaluatorConfig(number=2, repeat=1, enable_cpu_cache_flush=False))
         self.seconds = 0.0
 
+    def can_measure(self, target: tvm.target.Target) -> bool:
+        """Whether this machine has the target's device (a CUDA target on a machine without a GPU is only built)."""
+        return target.kind.name != "cuda" or tvm.cuda(0).exist
+
+    def close(self) -> None:
+        pass  # LocalRunner's workers live for one batch
+
     def run(self, runner_inputs: list[RunnerInput]) -> list[RunnerFuture]:
         start = time.perf_counter()
         results = [future.result() for future in self.inner.run(runner_inputs)]
@@ -244,13 +251,14 @@ def measure_and_record(database: ms.database.Database | None, mod: tvm.IRModule,
     """Build and measure schedules of `mod` like tuning candidates (all of
     them in turn, `rounds` times; each one's fastest round counts) and
     commit those that run as records for `target`. Returns for each whether
-    it built and its mean seconds (None where it failed). For a GPU target
-    on a machine without one, they are only built: nothing is recorded.
-    Without a database they are only measured."""
+    it built and its mean seconds (None where it failed). Where the runner
+    cannot measure the target (a GPU target on a machine without one), they
+    are only built: nothing is recorded. Without a database they are only
+    measured."""
     args_info = ms.arg_info.ArgInfo.from_prim_func(mod["main"])
     built = builder.build([BuilderInput(sch.mod, target) for sch in schedules])
     ok = [(sch, b) for sch, b in zip(schedules, built) if b.error_msg is None]
-    if target.kind.name == "cuda" and not tvm.cuda(0).exist:
+    if not runner.can_measure(target):
         return [(b.error_msg is None, None) for b in built]
     device = "cpu" if target.kind.name == "llvm" else target.kind.name
     fastest = {}  # id(schedule) -> its fastest run

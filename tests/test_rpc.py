@@ -1,0 +1,327 @@
+"""Tuning and timing on devices registered with TVM's RPC tracker, on loopback
+only: a tracker and RPC servers in subprocesses of the test (each in a
+process group of its own, killed with its group when the test ends, and
+with its parent through PR_SET_PDEATHSIG), on free ports of 127.0.0.1."""
+
+import contextlib
+import ctypes
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from helpers import assert_one_line_error, invoke
+
+from tvm_alexnet import build, tuning
+from tvm_alexnet.spec import network
+
+TINY = ["--variant", "paper", "--width", "0.25", "--num-classes", "10", "--batch", "2"]
+KEY = "loopback"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _die_with_parent() -> None:
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+class Farm:
+    """A tracker and RPC servers on 127.0.0.1, each its own process group."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.port = free_port()
+        self._start("tracker", ["tvm.exec.rpc_tracker", "--host", "127.0.0.1", "--port", str(self.port),
+                                "--port-end", str(self.port + 1)])
+        self.devices = tuning.RemoteDevices("127.0.0.1", self.port, KEY)
+        self._wait(lambda: self._answers(), "the tracker to answer")
+
+    def _start(self, name: str, args: list[str]) -> None:
+        log = open(self.folder / f"{name}.log", "w")
+        self.procs[name] = subprocess.Popen([sys.executable, "-m", *args], stdout=log, stderr=subprocess.STDOUT,
+                                            start_new_session=True, preexec_fn=_die_with_parent)
+        log.close()
+
+    def _answers(self) -> bool:
+        try:
+            self.devices.summary()
+            return True
+        except tuning.RemoteError:
+            return False
+
+    def _wait(self, condition, what: str, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            dead = [name for name, p in self.procs.items() if p.poll() is not None]
+            assert not dead and time.monotonic() < deadline, f"waiting for {what}; exited: {dead}\n" + "\n".join(
+                (self.folder / f"{name}.log").read_text()[-2000:] for name in dead)
+            time.sleep(0.3)
+
+    def add_servers(self, n: int) -> list[str]:
+        names = []
+        for _ in range(n):
+            name, port = f"server{len(self.procs)}", free_port()
+            self._start(name, ["tvm.exec.rpc_server", "--host", "127.0.0.1", "--port", str(port),
+                               "--port-end", str(port + 1), "--tracker", f"127.0.0.1:{self.port}", "--key", KEY])
+            names.append(name)
+        total = sum(name.startswith("server") for name in self.procs)
+        self._wait(lambda: len(self.devices.servers()) == total, f"{total} servers to register")
+        return names
+
+    def log(self, name: str) -> str:
+        return (self.folder / f"{name}.log").read_text()
+
+    def served(self, name: str) -> int:
+        """Modules the server loaded: one per candidate (or report) it measured."""
+        return self.log(name).count("load_module")
+
+    def kill(self, name: str) -> None:
+        proc = self.procs[name]
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # the server and the session it is serving
+        proc.wait()
+
+    def groups(self) -> set[int]:
+        return {p.pid for p in self.procs.values()}
+
+    def stop(self) -> None:
+        for name in self.procs:
+            self.kill(name)
+        deadline = time.monotonic() + 10
+        while left(self.groups()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+
+def left(groups: set[int]) -> list[psutil.Process]:
+    """Processes still alive (not zombies) in these process groups."""
+    found = []
+    for p in psutil.process_iter():
+        with contextlib.suppress(psutil.Error, ProcessLookupError):
+            if os.getpgid(p.pid) in groups and p.status() != psutil.STATUS_ZOMBIE:
+                found.append(p)
+    return found
+
+
+@pytest.fixture
+def farm(tmp_path):
+    folder = tmp_path / "farm"
+    folder.mkdir()
+    farm = Farm(folder)
+    try:
+        yield farm
+    finally:
+        farm.stop()
+        assert not left(farm.groups()), "processes of the farm left running"
+
+
+def records(log_dir: Path) -> list:
+    path = log_dir / tuning.RECORDS
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def tune_args(farm, log_dir, kernel="fc8_dense", trials=16):
+    return ["tune", *TINY, "--kernel", kernel, "--trials", str(trials), "--trials-per-round", "8", "--seed", "1",
+            "--log-dir", str(log_dir), "--rpc", f"127.0.0.1:{farm.port}", "--device-key", KEY]
+
+
+def start_tune(args, stderr: Path) -> subprocess.Popen:
+    with open(stderr, "w") as err:
+        return subprocess.Popen([sys.executable, "-m", "tvm_alexnet", *args], stdout=subprocess.DEVNULL, stderr=err,
+                                start_new_session=True, preexec_fn=_die_with_parent)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def assert_none_left(groups: set[int], timeout: float = 10) -> None:
+    """No process of these groups outlives them by more than `timeout` (workers die with their parent)."""
+    deadline = time.monotonic() + timeout
+    while left(groups) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not left(groups), [p.cmdline() for p in left(groups)]
+
+
+def wait_until(condition, proc: subprocess.Popen, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert proc.poll() is None, f"the tuner exited before {what}"
+        assert time.monotonic() < deadline, f"no {what} after {timeout} s"
+        time.sleep(0.1)
+
+
+# -- the options and the tracker up front ---------------------------------------------------------
+
+
+def test_a_tracker_that_is_not_there_fails_in_one_line_within_seconds(tmp_path):
+    port = free_port()  # nothing listens there
+    start = time.monotonic()
+    result = invoke("tune", *TINY, "--kernel", "fc8_dense", "--trials", "8", "--log-dir", tmp_path / "log",
+                    "--rpc", f"127.0.0.1:{port}", "--device-key", KEY)
+    assert time.monotonic() - start < 5
+    assert_one_line_error(result, f"127.0.0.1:{port}", "RPC tracker")
+    assert not (tmp_path / "log").exists()
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--rpc", "127.0.0.1"], "--rpc"),
+    (["--rpc", "127.0.0.1:9190"], "--device-key"),
+    (["--device-key", KEY], "--rpc"),
+    (["--rpc", "127.0.0.1:9190", "--device-key", "a b"], "--device-key"),
+])
+def test_rpc_options_are_checked_before_anything_runs(tmp_path, args, fragment):
+    result = invoke("tune", *TINY, "--kernel", "fc8_dense", "--trials", "8", "--log-dir", tmp_path / "log", *args)
+    assert_one_line_error(result, fragment)
+
+
+def test_no_device_under_the_key_is_one_line_naming_tracker_and_key(farm, tmp_path):
+    result = invoke(*tune_args(farm, tmp_path / "log"))
+    assert_one_line_error(result, "no device", repr(KEY), f"127.0.0.1:{farm.port}")
+    assert not records(tmp_path / "log")
+
+
+# -- tuning through the tracker ---------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_tune_measures_on_every_server_and_records_for_the_target(farm, tmp_path):
+    servers = farm.add_servers(2)
+    log_dir = tmp_path / "log"
+    result = invoke(*tune_args(farm, log_dir))
+    assert result.exit_code == 0, result.output
+    database = tuning.read_log(log_dir)
+    lines = database.get_all_tuning_records()
+    assert 16 <= len(lines) < 16 + 8
+    target = build.parse_target("llvm")
+    assert all(tuning.same_target(r.target, target) for r in lines)
+    assert sum(tuning.succeeded(r) for r in lines) >= 8
+    kernel = next(k for k in network("paper", width=0.25, num_classes=10).kernels() if k.name == "fc8_dense")
+    assert tuning.default_seconds(tuning.default_times(log_dir), kernel, 2, target) > 0  # measured there too
+    # Both servers measured candidates: their logs, and the run's own count.
+    assert all(farm.served(name) >= 3 for name in servers), [farm.served(name) for name in servers]
+    counts = re.search(r"measured on 2 devices: (.*)", result.stderr)
+    assert counts, result.stderr
+    # The search's candidates that built, the default schedule, the final settle.
+    assert sum(int(n) for n in re.findall(r"\((\d+) candidates\)", counts.group(1))) > 16
+
+
+def _slow_candidates(n: int):
+    """n runner inputs of one unscheduled conv1 build: about a second per measurement."""
+    from tvm.s_tir import meta_schedule as ms
+    from tvm.s_tir.meta_schedule.runner import RunnerInput
+
+    from tvm_alexnet.tuning.workers import _build_one
+
+    kernel = next(k for k in network("paper", width=0.25, num_classes=10).kernels() if k.name == "conv1_conv")
+    mod = tuning.task_module(kernel, 8)
+    artifact = _build_one(mod, build.parse_target("llvm"))
+    args_info = ms.arg_info.ArgInfo.from_prim_func(mod["main"])
+    return [RunnerInput(artifact, "cpu", args_info) for _ in range(n)]
+
+
+def _run_and_kill(farm, runner, inputs, victims: list[str]):
+    """Run `inputs` on `runner` in a thread, killing the `victims` as soon as each is running a candidate."""
+    import threading
+
+    outcome = {}
+
+    def run():
+        try:
+            outcome["results"] = [f.result() for f in runner.run(inputs)]
+        except Exception as e:  # what MetaSchedule would see
+            outcome["error"] = e
+
+    thread = threading.Thread(target=run)
+    before = {name: farm.served(name) for name in victims}
+    thread.start()
+    try:
+        for name in victims:
+            deadline = time.monotonic() + 120
+            while farm.served(name) == before[name] and time.monotonic() < deadline and thread.is_alive():
+                time.sleep(0.05)
+            time.sleep(0.2)  # into the measurement
+            farm.kill(name)
+        thread.join(300)
+    finally:
+        runner.close()
+    assert not thread.is_alive()
+    return outcome
+
+
+@pytest.mark.slow
+def test_a_server_dropping_out_fails_only_the_candidates_it_was_running(farm):
+    kept, dropped = farm.add_servers(2)
+    inputs = _slow_candidates(6)
+    runner = tuning.RemoteRunner(farm.devices, timeout=30)
+    outcome = _run_and_kill(farm, runner, inputs, [dropped])
+    results = outcome["results"]
+    failed = [r.error_msg for r in results if r.error_msg is not None]
+    assert 1 <= len(failed) <= 2 and all("dropped out" in e for e in failed), failed
+    assert len(results) - len(failed) >= 4 and all(r.run_secs for r in results if r.error_msg is None)
+    port = farm.devices.servers()[0][1]
+    assert runner.measured_on[f"127.0.0.1:{port}"] >= 4  # the rest ran on the server left
+    assert farm.served(kept) >= 4
+
+
+@pytest.mark.slow
+def test_with_no_server_left_the_runner_ends_with_tracker_and_key(farm):
+    servers = farm.add_servers(2)
+    runner = tuning.RemoteRunner(farm.devices, timeout=30)
+    outcome = _run_and_kill(farm, runner, _slow_candidates(6), servers)
+    assert "error" in outcome, outcome
+    assert isinstance(runner.error, tuning.RemoteError)
+    assert str(runner.error) == f"no device left under key {KEY!r} at the RPC tracker 127.0.0.1:{farm.port}"
+    assert not runner._pool  # its workers are stopped
+
+
+@pytest.mark.slow
+def test_tune_finishes_on_the_server_left_with_a_readable_log(farm, tmp_path):
+    kept, dropped = farm.add_servers(2)
+    log_dir = tmp_path / "log"
+    proc = start_tune(tune_args(farm, log_dir, trials=24), tmp_path / "tune.txt")
+    try:
+        wait_until(lambda: farm.served(dropped) >= 3, proc, 300, "measurement on the second server")
+        farm.kill(dropped)
+        served = farm.served(kept)
+        assert proc.wait(600) == 0, (tmp_path / "tune.txt").read_text()[-3000:]
+        assert_none_left({proc.pid})  # the tuner's workers went with it
+    finally:
+        stop(proc)
+    assert farm.served(kept) > served  # the run went on there
+    lines = tuning.read_log(log_dir).get_all_tuning_records()
+    assert 24 <= len(lines) < 24 + 8
+    assert "measured on 2 devices" in (tmp_path / "tune.txt").read_text()
+
+
+@pytest.mark.slow
+def test_tune_with_no_server_left_ends_in_one_line_and_keeps_the_log(farm, tmp_path):
+    servers = farm.add_servers(2)
+    log_dir = tmp_path / "log"
+    proc = start_tune(tune_args(farm, log_dir, trials=64), tmp_path / "tune.txt")
+    try:
+        wait_until(lambda: len(records(log_dir)) >= 8, proc, 300, "the first round")
+        for name in servers:
+            farm.kill(name)
+        assert proc.wait(120) == 1
+        assert_none_left({proc.pid})
+    finally:
+        stop(proc)
+    err = (tmp_path / "tune.txt").read_text().strip().splitlines()
+    assert err[-1] == f"error: no device left under key {KEY!r} at the RPC tracker 127.0.0.1:{farm.port}", err[-5:]
+    assert not any(line.startswith("error") for line in err[:-1])
+    kept = tuning.read_log(log_dir).get_all_tuning_records()  # every line reads
+    assert 8 <= len(kept) < 64
