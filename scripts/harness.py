@@ -130,10 +130,6 @@ class Result:
     rounds: list[dict] = field(default_factory=list)  # what the worker returned, per round
     error: str | None = None
 
-    @property
-    def keys(self) -> list[str]:
-        return list(self.rounds[0].get("times", {})) if self.rounds else []
-
     def round_medians(self, key: str) -> list[float]:
         return [statistics.median(r["times"][key]) for r in self.rounds if r.get("times", {}).get(key)]
 
@@ -348,13 +344,6 @@ def log_path(name: str) -> Path:
     return LOGS / f"{name}.txt"
 
 
-def cpu_tag() -> str:
-    """This CPU in a file name: LLVM's name for it (znver3, sapphirerapids)."""
-    from tvm_alexnet import target
-
-    return target.host_cpu()
-
-
 def resolve_tuning_log(option: str | None, variant: str = "paper", width: float = 1.0,
                        batch: int | None = None, target: str = "llvm") -> tuple[str | None, str]:
     """--tuning-log as the CLI reads it: a folder, 'none', or 'auto' (the
@@ -406,8 +395,3 @@ def tuning_log_option(default: str = "auto"):
     return click.option("--tuning-log", default=default, show_default=True, callback=_tuning_log_value,
                         help="A tuning log folder, 'auto' (the repository's log for this CPU, where it holds "
                              "the network) or 'none' (default schedules).")
-
-
-def out_option(default: str | None):
-    return click.option("--out", default=default, show_default=True, type=click.Path(dir_okay=False),
-                        help="Write the table here too.")

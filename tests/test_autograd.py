@@ -12,21 +12,66 @@ SMALL = dict(width=0.25, num_classes=10)
 # itself is then off float64 by up to 9% at conv1.
 
 
-@pytest.mark.parametrize("variant", ["paper", "torchvision"])
-def test_whole_network_gradients_match_float64(compiled, variant):
-    model = compiled(variant, **SMALL).eval()  # no dropout: the reference has the same network
-    x = torch.randn(3, *model.spec.input_shape)
-    labels = torch.randint(0, 10, (3,))
+def check_gradients(model, batch: int = 3):
+    """loss.backward() through the compiled model against float64 torch:
+    the loss, every parameter's gradient and the image's (which requires
+    one), in the model's mode (training: the same dropout masks, drawn
+    again from the same seed in the model's order, fc6 then fc7)."""
+    x = torch.randn(batch, *model.spec.input_shape).requires_grad_()
+    labels = torch.randint(0, model.spec.num_classes, (batch,))
     model.zero_grad()
+    torch.manual_seed(7)
     with decisions_recorded() as recorded:
         loss = F.cross_entropy(model(x), labels)
     loss.backward()
+    masks = None
+    if model.training:
+        torch.manual_seed(7)
+        masks = {d.name: torch.empty(batch, d.out_features).bernoulli_(1 - d.dropout).div_(1 - d.dropout).double()
+                 for d in model.spec.dense if d.dropout}
     params = float64_params(model)
-    expected = reference_loss(model, params, x.double(), labels, recorded[model.compiled])
-    grads = torch.autograd.grad(expected, list(params.values()))
+    image = x.detach().double().requires_grad_()
+    expected = reference_loss(model, params, image, labels, recorded[model.compiled], masks)
+    *grads, image_grad = torch.autograd.grad(expected, [*params.values(), image])
     assert abs(loss.item() - expected.item()) / expected.item() < 1e-5
     for (name, p), g in zip(model.named_parameters(), grads):
         assert rel(p.grad, g) < 1e-4, f"{name}: relative error {rel(p.grad, g):.2e}"
+    assert x.grad is not None, "no gradient reached the image"
+    assert rel(x.grad, image_grad) < 1e-4, f"image: relative error {rel(x.grad, image_grad):.2e}"
+    return masks
+
+
+@pytest.mark.parametrize("variant", ["paper", "torchvision"])
+@pytest.mark.parametrize("mode", ["eval", "train"])
+def test_whole_network_gradients_match_float64(compiled, variant, mode):
+    """The image's gradient too: conv1's input gradient is a compiled kernel (stride 4, 11x11, in phases)."""
+    model = compiled(variant, **SMALL).train(mode == "train")
+    masks = check_gradients(model)
+    if mode == "train":
+        assert 0.3 < (masks["fc6"] == 0).double().mean() < 0.7
+
+
+# The paper's ablations, each alone and all at once, at a quarter width.
+ABLATIONS = {
+    "onegpu": dict(variant="onegpu"),
+    "lrn-none": dict(lrn="none"),
+    "non-overlapping": dict(pool="non-overlapping"),
+    "tanh": dict(activation="tanh"),
+    "onegpu-all": dict(variant="onegpu", lrn="none", pool="non-overlapping", activation="tanh"),
+}
+
+
+@pytest.mark.parametrize("ablation", ABLATIONS)
+def test_ablation_gradients_match_float64(compiled, ablation):
+    model = compiled(**{"variant": "paper", **ABLATIONS[ablation]}, **SMALL).train()
+    check_gradients(model)
+
+
+def test_no_image_gradient_unless_asked(compiled):
+    model = compiled("paper", **SMALL).eval()
+    x = torch.randn(2, *model.spec.input_shape)
+    model(x).sum().backward()
+    assert x.grad is None and model.conv1.weight.grad is not None
 
 
 def test_no_torch_gradient_inside_a_compiled_layer(compiled):
@@ -43,28 +88,6 @@ def test_no_torch_gradient_inside_a_compiled_layer(compiled):
     names = {type(fn).__name__ for fn in seen}
     assert "CompiledLayerBackward" in names
     assert not names & {"ConvolutionBackward0", "AddmmBackward0", "MmBackward0", "ReluBackward0"}
-
-
-def test_dropout_masks_reach_forward_and_backward(compiled):
-    model = compiled("paper", **SMALL).train()
-    x = torch.randn(4, *model.spec.input_shape)
-    labels = torch.randint(0, 10, (4,))
-    torch.manual_seed(7)
-    model.zero_grad()
-    with decisions_recorded() as recorded:
-        loss = F.cross_entropy(model(x), labels)
-    loss.backward()
-    torch.manual_seed(7)  # the same masks, drawn in the model's order: fc6, then fc7
-    masks = {}
-    for d in model.spec.dense:
-        if d.dropout:
-            masks[d.name] = torch.empty(4, d.out_features).bernoulli_(1 - d.dropout).div_(1 - d.dropout).double()
-    params = float64_params(model)
-    expected = reference_loss(model, params, x.double(), labels, recorded[model.compiled], masks)
-    grads = torch.autograd.grad(expected, list(params.values()))
-    for (name, p), g in zip(model.named_parameters(), grads):  # a wrong or missing mask is an O(1) error
-        assert rel(p.grad, g) < 1e-4, f"{name}: relative error {rel(p.grad, g):.2e}"
-    assert 0.3 < (masks["fc6"] == 0).double().mean() < 0.7
 
 
 def test_one_sgd_step_equals_float64(compiled):

@@ -181,10 +181,12 @@ def conv2d(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, tile: ConvTil
     # input patch (padding inlined) and of its weights in shared memory;
     # each thread then accumulates its channels x pixels in registers, and
     # writes them with bias and ReLU applied.
+    blocks = _blocks(sch)
+    if not any("conv2d_nchw" in name for name in blocks):
+        return False  # a strided convolution's input gradient, in phases (ops.grad): dlight's Matmul
     tile = tile or conv2d_tile(kernel)
     per_group, in_group, height, width, k, stride = _conv_geometry(kernel)
     groups = kernel.attrs["groups"]
-    blocks = _blocks(sch)
     conv = blocks[next(n for n in blocks if "conv2d_nchw" in n)]
     for name in ("bias_add", "dilate", "weight_flip"):
         if name in blocks:

@@ -29,6 +29,7 @@ from .data import (
     ten_crops,
     unwrapped,
 )
+from . import placement
 from .errors import UserError
 from .files import replaced_atomically
 from .model import AlexNet
@@ -146,8 +147,7 @@ def top_predictions(logits: torch.Tensor, k: int = 5) -> tuple[torch.Tensor, tor
 
 def _logits(model: AlexNet, x: torch.Tensor) -> torch.Tensor:
     """Logits of a batch on the model's device; a build for one fixed batch size gets the batch padded."""
-    device = torch.device(model.compiled.device_type) if model.compiled is not None else torch.device("cpu")
-    x = x.to(device)
+    x = placement.to_device(x, placement.model_device(model))
     batch = model.compiled.manifest.batch if model.compiled is not None else None
     if batch is None or len(x) == batch:
         return model(x).cpu()

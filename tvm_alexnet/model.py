@@ -74,11 +74,13 @@ class AlexNet(nn.Module):
         towers.TowerAlexNet.from_model(model, devices), then compiled."""
         tvm_target = build.parse_target(target)
         directory = build.build(self.spec, tvm_target, batch, out_dir, tuning_log if batch else None)
-        self.compiled = CompiledNetwork(directory)
+        # the GPU the parameters are on (placement.move them first; under torchrun cuda:LOCAL_RANK), else GPU 0
+        gpu = next((p.device.index or 0 for p in self.parameters() if p.device.type == "cuda"), 0)
+        self.compiled = CompiledNetwork(directory, gpu)
         self.tuned_batches = {}
         if batch is None and tuning_log is not None:
             for size in tuning.log_batches(tuning_log, self.spec):
-                fixed = CompiledNetwork(build.build(self.spec, tvm_target, size, tuning_log=tuning_log))
+                fixed = CompiledNetwork(build.build(self.spec, tvm_target, size, tuning_log=tuning_log), gpu)
                 if fixed.manifest.tuned:
                     self.tuned_batches[size] = fixed
         self._layers = {layer.name: LayerKernels(self.compiled, self.spec, layer.name) for layer in self.spec.layers}

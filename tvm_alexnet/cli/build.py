@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from .. import build, report, schedules
+from .. import build, placement, report, schedules
 from ..model import AlexNet
 from ..spec import network
 from ..target import target_dirname, vector_unit
@@ -99,7 +99,7 @@ def kernels_cmd(variant, num_classes, width, lrn, batch, target, source, only, t
 def _time_kernels(model: AlexNet, target, batch: int, only: str | None) -> None:
     with notes.status(f"compiling for {target_text(target)} ..."):
         model.compile(target)
-    model.to(model.compiled.device_type)
+    placement.move(model, placement.model_device(model))
     kernels = [k for k in model.spec.compiled_kernels() if only in (None, k.name)]
     rows = [[k.name, f"{seconds * 1e3:.2f}", f"{k.flops * batch / seconds / 1e9:.2f}"]
             for k, seconds in zip(kernels, report.time_kernels(model, batch, kernels))]

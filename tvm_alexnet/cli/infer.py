@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 import torch
 
-from .. import figures, imagenet, lab
+from .. import figures, imagenet, lab, placement
 from ..data import Digits, FullImage, image_files, load_image, validation_set
 from ..model import AlexNet
 from ..tuning import resolve_log
@@ -69,12 +69,12 @@ def run_cmd(inputs, weights, variant, num_classes, width, lrn, target, batch_siz
     if not weights:
         notes.print("[yellow]note:[/] no --weights given: random weights, meaningless classes")
     _compile_any_batch(model, target, tuning_log)
-    device = torch.device(model.compiled.device_type)
-    model.to(device)
+    device = placement.model_device(model)
+    placement.move(model, device)
     outputs, seconds = [], 0.0
     with torch.no_grad():
         for batch in images.split(batch_size):
-            batch = batch.to(device)
+            batch = placement.to_device(batch, device)
             start = time.perf_counter()
             out = model(batch)
             if device.type == "cuda":
@@ -133,7 +133,7 @@ def eval_cmd(weights, data, labels, demo, batch_size, workers, target, tuning_lo
         raise click.UsageError("give --data DIR or --demo")
     for m in models:
         _compile_any_batch(m, target, tuning_log)
-        m.to(torch.device(m.compiled.device_type))
+        placement.move(m, placement.model_device(m))  # evaluate moves each batch there
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=workers)
     rows = []
     for name, ten in (("centre", False), ("10-crop", True)):

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 import torch
 
-from .. import figures, lab
+from .. import figures, lab, placement
 from ..data import image_files, load_image
 from .common import (
     load_model,
@@ -88,7 +88,7 @@ def saliency_cmd(images, weights, output, batch_size, target, tuning_log, **net)
     files = image_files(images)
     x = torch.stack([load_image(f, model.spec.image_size, model.preprocessing) for f in files])
     _compile_any_batch(model, target, tuning_log)
-    model.to(torch.device(model.compiled.device_type))
+    placement.move(model, placement.model_device(model))
     stems = [f.stem for f in files]
     for start in range(0, len(files), batch_size):
         maps, classes = lab.saliency(model, x[start:start + batch_size])
@@ -121,7 +121,7 @@ def neighbours_cmd(queries, weights, data, output, top, batch_size, cache, targe
     model = load_model(weights, **net).eval()
     query_files = image_files(queries)
     _compile_any_batch(model, target, tuning_log)
-    model.to(torch.device(model.compiled.device_type))
+    placement.move(model, placement.model_device(model))
     found = lab.neighbours(model, weights, data, query_files, top, batch_size, cache)
     if found.cache is not None:
         notes.print(f"features {'read from' if found.cached else 'cached in'} {found.cache}")

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 import torch
 
-from .. import build
+from .. import build, placement
 from .. import report as rp
 from ..model import AlexNet
 from ..spec import network
@@ -63,7 +63,7 @@ def report_cmd(variant, num_classes, width, lrn, batches, target, tuning_log, re
         notes.print(message)
         with notes.status(f"compiling for {target_text(target)} ...") as status:
             model.compile(target, batch=batch if log else None, tuning_log=log)
-            model.to(model.compiled.device_type)
+            placement.move(model, placement.model_device(model))
             report = rp.measure(model, batch, target, repeat=repeat, min_repeat_ms=min_repeat_ms,
                                 backward=backward, torch_compile=torch_compile, tuning_log=log,
                                 progress=lambda step: status.update(f"batch {batch}: {step}"))
@@ -134,8 +134,8 @@ def demo_cmd(variant, num_classes, width, lrn, batch, target, tuning_log, repeat
                   f"(kernels cached in {build.cache_dir()}); "
                   + (f"{len(tuned)} kernels scheduled from {log}, the rest by default" if log
                      else "default schedules (no tuning log for this target and batch)"))
-    device = torch.device(model.compiled.device_type)
-    model.to(device)
+    device = placement.model_device(model)
+    placement.move(model, device)
     x = torch.randn(batch, *net.input_shape, device=device)
     with torch.no_grad():
         start = time.perf_counter()

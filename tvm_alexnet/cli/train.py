@@ -76,6 +76,7 @@ def train_cmd(data, demo, variant, width, lrn, init, epochs, batch_size, lr, mom
     train ...` the processes train data-parallel (the batch split between
     them, gradients averaged), or with --towers 2 as the paper's two towers.
     """
+    from .. import placement
     from ..data import ColourPCA
     from ..parallel import close, from_environment
     from ..train import CHECKPOINT, Recipe, load_checkpoint, train
@@ -86,7 +87,8 @@ def train_cmd(data, demo, variant, width, lrn, init, epochs, batch_size, lr, mom
                     weight_decay=weight_decay, lr_factor=lr_factor, patience=patience,
                     epochs=epochs or (3 if demo else 90), seed=seed, workers=workers,
                     checkpoint_every=checkpoint_every)
-    parallel = from_environment(towers, dist_timeout)
+    parallel = from_environment(towers, dist_timeout, target)  # gloo for llvm, NCCL on GPU LOCAL_RANK for cuda
+    placement.check_ranks(target)  # a cuda target on a machine without a GPU fails here, not on the first batch
     if recipe.batch_size % parallel.data_shards:
         raise click.BadParameter(f"{recipe.batch_size} does not split over {parallel.data_shards} processes",
                                  param_hint="'--batch-size'")
@@ -110,8 +112,10 @@ def train_cmd(data, demo, variant, width, lrn, init, epochs, batch_size, lr, mom
     if parallel.mode == "towers":
         from ..towers import DistributedTowerAlexNet
 
-        local = DistributedTowerAlexNet(model.spec)
+        local = placement.move(DistributedTowerAlexNet(model.spec), parallel.device)
         local.load_single_state_dict(model.state_dict())  # the same initial weights as one process
+    else:
+        placement.move(model, parallel.device)  # compiled for the GPU its parameters are on
     shard = recipe.batch_size // parallel.data_shards
     log = None
     if parallel.mode != "towers":  # a log holds the whole network's kernels; a tower's are half as wide
