@@ -2,42 +2,98 @@
 # Everything this project checks on a lent GPU, from the project root, once
 # TVM is installed (../shared/gpu/README.md) and with .gpu3 from
 # scripts/pack-gpu-deps.sh present:
-#     source .gpu2/install.sh && bash scripts/gpu-checks.sh            # limits: 9.3 minutes
+#     source .gpu2/install.sh && bash scripts/gpu-checks.sh            # one 10-minute call (limits: 9.1 min)
 #     source .gpu2/install.sh && bash scripts/gpu-checks.sh transfer   # a second call, if time is left
+#     bash scripts/gpu-checks.sh rehearse   # here, no GPU: the CPU-possible steps on llvm, width 0.25 (~3 min)
 # Results go to $OUT (the device tool brings that folder back); commit
-# $OUT/tuning_logs/cuda-sm_90 as tvm_alexnet/tuning_logs/cuda-sm_90 and the tables as
+# $OUT/tuning_logs/cuda-sm_XX as tvm_alexnet/tuning_logs/cuda-sm_XX and the tables as
 # bench-logs/. Each step has its own time limit, so that one that runs long
-# costs only its own results; tuning is stopped by SIGINT, which leaves a
-# valid log that the same command continues.
+# costs only its own results (steps.txt: each step's exit status); tuning is
+# stopped by SIGINT, which leaves a valid log that the same command continues.
 set -uo pipefail
+mode="${1:-checks}"
 out="${OUT:-gpu-results}"
 mkdir -p "$out"
-python3 -m pip install -q --no-index --no-deps --no-compile --target /root/tvmsite .gpu3/*.whl
-export PYTHONPATH="/root/tvmsite:$PWD" TVM_CUDA_COMPILE_MODE=nvcc COLUMNS=160  # rich tables: full width in the files
-arch="sm_$(python3 -c 'import torch; print("".join(map(str, torch.cuda.get_device_capability())))')"
-log="$out/tuning_logs/cuda-$arch"
+out="$(cd "$out" && pwd)"
 cli=(python3 -m tvm_alexnet)  # an array: `timeout` runs programs, not shell functions
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out/gpu.txt"
+export COLUMNS=160  # rich tables: full width in the files
+: > "$out/steps.txt"
 
-if [ "${1:-}" = transfer ]; then
-  # Issue 4's sm_80 -> sm_90 measure: a full tuning for sm_80 (run on this
-  # GPU), one for this GPU, and the first re-targeted (see bench_transfer.py).
-  timeout -s INT -k 30 540 python3 scripts/bench_transfer.py --source cuda:sm_80 --target "cuda:$arch" \
-    --batch 32 --trials 96 --kernel conv2_conv --kernel conv3_conv --kernel fc6_dense \
-    --work "$out/transfer-work" 2>&1 | tail -20 | tee "$out/transfer.txt"
-  exit 0
+# step NAME SECONDS FILE COMMAND...: run with a time limit, its output into $out/FILE, its status into steps.txt.
+step() {
+  local name="$1" limit="$2" file="$3"; shift 3
+  timeout -s INT -k 20 "$limit" "$@" > "$out/$file" 2>&1
+  local rc=$?
+  echo "$name rc=$rc" | tee -a "$out/steps.txt"
+  tail -5 "$out/$file"
+}
+
+if [ "$mode" = rehearse ]; then
+  # The steps a CPU can run, on llvm at width 0.25 and tiny sizes: the script's plumbing, not the GPU's numbers.
+  target=llvm; other=llvm:haswell; width=(--width 0.25); train_batch=2; report_batches=(--batch 1)
+  export TVM_ALEXNET_CACHE="${TVM_ALEXNET_CACHE:-$out/cache}"
+else
+  python3 -m pip install -q --no-index --no-deps --no-compile --target /root/tvmsite .gpu3/*.whl
+  export PYTHONPATH="/root/tvmsite:$PWD" TVM_CUDA_COMPILE_MODE=nvcc
+  arch="sm_$(python3 -c 'import torch; print("".join(map(str, torch.cuda.get_device_capability())))')"
+  target="cuda:$arch"; other="cuda:$([ "$arch" = sm_80 ] && echo sm_90 || echo sm_80)"
+  width=(); train_batch=32; report_batches=(--batch 1 --batch 128)
+fi
+log="$out/tuning_logs/$(python3 -c "from tvm_alexnet.target import parse_target, target_dirname; print(target_dirname(parse_target('$target')))")"
+
+# What ran where: GPU name and driver, nvcc's and torch's CUDA versions.
+{
+  echo "mode: $mode; target: $target"
+  nvidia-smi --query-gpu=name,driver_version --format=csv 2>&1 || echo "nvidia-smi: none"
+  nvcc --version 2>&1 | tail -2 || echo "nvcc: none"
+  python3 -c 'import torch, tvm; print(f"torch {torch.__version__}, torch.version.cuda {torch.version.cuda}, '\
+'GPUs {torch.cuda.device_count()}, tvm {tvm.__version__}")'
+} > "$out/versions.txt" 2>&1
+cat "$out/versions.txt"
+
+if [ "$mode" = transfer ] || [ "$mode" = rehearse ]; then
+  if [ "$mode" = rehearse ]; then  # the log to re-target: a few trials of the first kernels
+    step tune 120 tune.txt "${cli[@]}" tune "${width[@]}" --batch "$train_batch" --target "$target" --log-dir "$log" \
+      --trials 4 --trials-per-round 2 --kernel conv1_conv --kernel fc8_dense
+  fi
+  # Re-target the log tuned here ($target) to $other: re-validated and rebuilt for $other (0 trials: no search).
+  # It is measured only where $other's hardware is at hand; timing it on this card is not evidence for $other.
+  olog="$out/tuning_logs/retargeted-${other//:/-}"
+  step retarget 240 retarget.txt "${cli[@]}" tune "${width[@]}" --batch "$train_batch" --target "$other" \
+    --from "$log" --trials 0 --log-dir "$olog"
+  step rebuild 180 rebuild.txt "${cli[@]}" compile "${width[@]}" --batch "$train_batch" --target "$other" \
+    --tuning-log "$olog" -o "$out/build-${other//:/-}"
+  if [ "$mode" = rehearse ]; then  # llvm:haswell code runs on this x86 CPU: its arch is at hand
+    step measure-retargeted 120 transfer.txt "${cli[@]}" report "${width[@]}" --batch "$train_batch" --target "$other" \
+      --tuning-log "$olog" --repeat 1 --min-repeat-ms 1 --no-backward --no-torch-compile
+  else
+    echo "$other: re-targeted and rebuilt from $log; not measured (no $other GPU here)" | tee "$out/transfer.txt"
+  fi
+  [ "$mode" = transfer ] && exit 0
 fi
 
-# Issue 7: two towers on cuda:0 (a stream each); the CUDA network and kernels against float64.
-timeout 180 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_cuda.py tests/test_towers.py \
-  2>&1 | tail -30 | tee "$out/pytest-gpu.txt"
-# Issue 7: a training step, both towers on cuda:0 against the unsplit network.
-timeout 120 python3 scripts/bench_towers.py --batch 128 --rounds 3 --target "cuda:$arch" 2>&1 \
-  | tail -25 | tee "$out/towers-cuda.txt"
-# Issue 4: every kernel (dlight's schedules) against cuDNN and aten at batch 1 and 32.
-timeout 120 "${cli[@]}" report --batch 1 --batch 32 --target "cuda:$arch" --tuning-log none --repeat 5 \
-  --min-repeat-ms 20 --no-torch-compile --out "$out/reports" 2>&1 | tail -5 | tee "$out/report.txt"
-# Issue 4: tune for this GPU at batch 32 (the slowest kernels first), then what the log holds.
-timeout -s INT -k 20 120 "${cli[@]}" tune --batch 32 --target "cuda:$arch" --log-dir "$log" --trials 2000 \
-  --trials-per-round 32 2>&1 | tail -30 | tee "$out/tune.txt"
-"${cli[@]}" logs "$log" --batch 32 2>&1 | tail -40 | tee "$out/logs.txt"
+if [ "$mode" != rehearse ]; then
+  # The CUDA network and kernels against float64; the two towers on one GPU in one process, a CUDA stream each.
+  step pytest-gpu 100 pytest-gpu.txt python3 -m pytest -q -m gpu -p no:cacheprovider tests/
+fi
+step demo 40 demo.txt "${cli[@]}" demo "${width[@]}" --target "$target" --repeat 1
+# Train one epoch of the demo digits on the target, then evaluate and run what it wrote.
+step train 90 train.txt "${cli[@]}" train --demo --target "$target" --epochs 1 --batch-size "$train_batch" \
+  --workers 2 --out "$out/run"
+step eval 40 eval.txt "${cli[@]}" eval --weights "$out/run/weights.safetensors" --demo --target "$target" \
+  --batch-size 64 --workers 2
+python3 -c "from PIL import Image; import numpy as np; Image.fromarray(np.random.default_rng(0).integers(0, 256, (240, 300, 3), dtype=np.uint8)).save('$out/image.png')"
+step run 30 run.txt "${cli[@]}" run "$out/image.png" --weights "$out/run/weights.safetensors" --target "$target"
+# Every kernel against torch on the same device (cuDNN on a GPU, oneDNN on a CPU).
+step report 90 report.txt "${cli[@]}" report "${width[@]}" "${report_batches[@]}" --target "$target" \
+  --tuning-log none --repeat 2 --min-repeat-ms 5 --no-torch-compile --out "$out/reports"
+# The two towers in one process (on a GPU: both on cuda:0, a stream each) against the unsplit network.
+step towers 60 towers.txt python3 scripts/bench_towers.py "${width[@]}" --batch "$train_batch" --rounds 1 \
+  --repeat 1 --warmup 0 --target "$target" --out "$out/towers.txt.table"
+if [ "$mode" != rehearse ]; then
+  # A time-limited tuning for this GPU at batch 32, leaving a log (continued by the same command; re-targeted by `transfer`).
+  step tune 80 tune.txt "${cli[@]}" tune --batch 32 --target "$target" --log-dir "$log" --trials 2000 \
+    --trials-per-round 32
+fi
+step logs 15 logs.txt "${cli[@]}" logs "${width[@]}" "$log" --batch "$train_batch"
+exit 0

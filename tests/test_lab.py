@@ -272,6 +272,21 @@ def test_mean_image_is_numpys_float64_mean(tmp_path):
     assert [p.name for p in tmp_path.iterdir() if p.is_file()] == ["mean.npy"]  # no temporary left behind
 
 
+@pytest.mark.parametrize("prep", [PREPROCESSING["paper"], CAFFE, PREPROCESSING["torchvision"]],
+                         ids=["rgb", "caffe", "torchvision"])
+def test_mean_image_shift_subtracts_the_mean_image(tmp_path, rng, prep):
+    from tvm_alexnet.data import FullImage
+
+    path = random_image(tmp_path / "x.png", size=(300, 260))
+    mean = rng.uniform(0, 255, (3, 256, 256))
+    got = FullImage(prep)(Image.open(path).convert("RGB")) + lab.mean_image_shift(mean, prep)
+    expected = (resized_pixels(path) - mean) * prep.scale
+    if prep.channels == "BGR":
+        expected = expected[::-1]
+    expected /= np.asarray(prep.std)[:, None, None]
+    np.testing.assert_allclose(got.numpy(), expected, atol=1e-4 * np.abs(expected).max())
+
+
 def test_load_mean_errors(tmp_path):
     cases = {"shape.npy": np.zeros((3, 224, 224)), "nan.npy": np.full((3, 256, 256), np.nan)}
     for name, array in cases.items():

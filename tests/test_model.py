@@ -46,6 +46,32 @@ def test_safetensors_round_trip(tmp_path):
         assert torch.equal(v, loaded.state_dict()[k]), k
 
 
+@pytest.mark.parametrize("variant, switches", [
+    ("paper", dict(lrn="none", pool="non-overlapping", activation="tanh")),
+    ("onegpu", dict(activation="tanh")),
+    ("torchvision", dict(pool="non-overlapping")),
+])
+def test_checkpoints_record_the_ablations(tmp_path, variant, switches):
+    """A model saved with LRN off, other pools or tanh loads as the same network,
+    whatever the loader's defaults (the parameters alone could not tell)."""
+    model = randomize(AlexNet(variant, width=0.25, num_classes=10, **switches), seed=1).eval()
+    model.save(tmp_path / "ckpt.safetensors")
+    loaded = AlexNet.load(tmp_path / "ckpt.safetensors", lrn="paper", pool="overlapping", activation="relu").eval()
+    assert loaded.spec == model.spec
+    x = torch.randn(2, *model.spec.input_shape)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))
+
+
+def test_checkpoints_from_before_the_switches_load_with_the_defaults(tmp_path):
+    from safetensors.torch import save_file
+
+    model = randomize(AlexNet("paper", width=0.25, num_classes=10), seed=1)
+    metadata = {"variant": "paper", "num_classes": "10", "width": "0.25", "lrn": "paper"}
+    save_file(model.state_dict(), tmp_path / "old.safetensors", metadata=metadata)
+    assert AlexNet.load(tmp_path / "old.safetensors").spec == model.spec
+
+
 def test_saved_files_get_the_mode_the_umask_gives_and_nothing_half_written(tmp_path):
     """Atomic writes go through a temporary file, which mkstemp makes 0600."""
     model = AlexNet("paper", width=0.25, num_classes=10)

@@ -5,6 +5,9 @@ import reference as ref
 import torch
 from helpers import params_of
 
+from tvm_alexnet import AlexNet
+from tvm_alexnet.errors import UserError
+
 
 @pytest.mark.parametrize("variant", ["paper", "torchvision", "ungrouped"])
 @pytest.mark.parametrize("batch", [1, 2, 7])
@@ -25,6 +28,32 @@ def test_torch_reference_path_matches_float64(compiled, rng, variant):
     with torch.no_grad():
         out = model.double().reference_forward(torch.from_numpy(x))  # the fixture's model is this test's own copy
     assert ref.rel_error(out.numpy(), ref.forward(model.spec, params_of(model), x)) < 1e-10
+
+
+@pytest.mark.parametrize("variant, layer", [("paper", "conv1"), ("paper", "conv2"), ("paper", "fc6"),
+                                            ("paper", "fc7"), ("torchvision", "conv5"), ("torchvision", "fc7")])
+def test_features_match_float64(compiled, rng, variant, layer):
+    """A layer's activations, as the next layer takes them (conv: after the
+    ReLU, LRN and pools; fc6, fc7: after the ReLU, without dropout even
+    while training), through the compiled kernels and in torch ops."""
+    model = compiled(variant, width=0.25, num_classes=10).train()
+    x = rng.standard_normal((2, *model.spec.input_shape))
+    expected = ref.forward(model.spec, params_of(model), x, until=layer)
+    with torch.no_grad():
+        out = model.features(torch.from_numpy(x).float(), layer)
+        reference = model.decompile().features(torch.from_numpy(x).float(), layer)
+    assert out.shape == expected.shape
+    assert ref.rel_error(out.numpy(), expected) < 1e-5
+    assert ref.rel_error(reference.numpy(), expected) < 1e-5
+
+
+def test_features_have_gradients_and_name_their_layers(compiled):
+    model = compiled("paper", activation="tanh", width=0.25, num_classes=10)
+    x = torch.randn(2, *model.spec.input_shape, requires_grad=True)
+    model.features(x, "fc7").square().sum().backward()
+    assert x.grad is not None and model.fc7.weight.grad is not None and model.fc8.weight.grad is None
+    with pytest.raises(UserError, match="no layer 'fc9' in variant 'paper'; choose one of conv1, .*, fc8"):
+        AlexNet("paper", width=0.25, num_classes=10).features(torch.randn(1, 3, 227, 227), "fc9")
 
 
 def test_small_width_and_classes(compiled, rng):

@@ -1,6 +1,6 @@
 import pytest
 
-from tvm_alexnet.spec import LRN_CONVENTIONS, SpecError, network
+from tvm_alexnet.spec import LRN_CONVENTIONS, VARIANTS, SpecError, network
 
 
 def test_parameter_counts():
@@ -11,6 +11,80 @@ def test_parameter_counts():
     assert network("paper").num_params == 60_965_224
     assert network("torchvision").num_params == 61_100_840
     assert network("ungrouped").num_params == 62_378_344
+    # The paper's one-GPU net: conv1 48 * 363 + 48 = 17_472, conv2 128 * (48 * 25) + 128 = 153_728,
+    # conv3 192 * (128 * 9) + 192 = 221_376, conv4 192 * (192 * 9) + 192 = 331_968, conv5 256 * (192 * 9) + 256
+    # = 442_624: 1_167_168 in the convs; fc6, fc7, fc8 as the paper's (58_631_144).
+    assert network("onegpu").num_params == 59_798_312
+
+
+def test_onegpu_layers():
+    net = network("onegpu")
+    assert [(c.in_channels, c.out_channels, c.groups) for c in net.convs] == \
+        [(3, 48, 1), (48, 128, 1), (128, 192, 1), (192, 192, 1), (192, 256, 1)]
+    assert [(d.in_features, d.out_features) for d in net.dense] == [(9216, 4096), (4096, 4096), (4096, 1000)]
+    assert [c.lrn for c in net.convs] == [True, True, False, False, False]
+    assert net.lrn == "paper" and net.lrn_groups == 1  # the paper's LRN, within its one tower
+    assert net.image_size == 227 and net.pool == "overlapping"
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_switches_keep_the_parameters(variant):
+    """LRN, pooling and the activation have no parameters, and the pools
+    keep the map sizes, so no switch changes a parameter count."""
+    count = network(variant).num_params
+    for switch in (dict(lrn="none"), dict(pool="non-overlapping"), dict(activation="tanh"),
+                   dict(lrn="none", pool="non-overlapping", activation="tanh")):
+        assert network(variant, **switch).num_params == count, switch
+
+
+def test_lrn_none():
+    net = network("paper", lrn="none")
+    assert net.lrn is None and not any(c.lrn for c in net.convs)
+    assert not [k for k in net.compiled_kernels() if k.op in ("lrn", "lrn_grad")]
+    assert network("paper").flops() - net.flops() == 3_775_200 + 2_426_112  # conv1's and conv2's LRN
+    assert network("torchvision", lrn="none") == network("torchvision")  # none to remove
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_non_overlapping_pools_keep_the_map_sizes(variant):
+    # (55 - 2) // 2 + 1 = 27, (27 - 2) // 2 + 1 = 13, (13 - 2) // 2 + 1 = 6: the last row and column go unpooled.
+    net = network(variant, pool="non-overlapping")
+    out = net.layer_outputs()
+    assert [out[f"{c}_pool"][1:] for c in ("conv1", "conv2", "conv5")] == [(27, 27), (13, 13), (6, 6)]
+    pools = [k for k in net.compiled_kernels() if k.op in ("max_pool", "max_pool_grad")]
+    assert pools and all((k.attrs["size"], k.attrs["stride"]) == (2, 2) for k in pools)
+    assert net.dense[0].in_features == network(variant).dense[0].in_features
+
+
+def test_pooling_that_changes_the_maps_names_the_variant(monkeypatch):
+    from tvm_alexnet import spec
+
+    monkeypatch.setitem(spec.POOLING, "non-overlapping", (3, 3))  # 55 -> 18 -> 6 -> 2
+    with pytest.raises(SpecError, match="variant 'paper' with non-overlapping pooling has maps of 18 -> 6 -> 2"):
+        network("paper", pool="non-overlapping")
+
+
+def test_tanh_everywhere_but_fc8():
+    net = network("paper", activation="tanh")
+    assert [c.activation for c in net.convs] == ["tanh"] * 5
+    assert [d.activation for d in net.dense] == ["tanh", "tanh", None]
+    forward = {k.name: k for k in net.kernels()}
+    assert forward["conv3_conv"].attrs["activation"] == "tanh" and forward["fc8_dense"].attrs["activation"] is None
+    backward = [k.name for k in net.backward_kernels()]
+    assert "fc7_tanh_grad" in backward and "conv1_tanh_grad" in backward
+    assert not [k for k in net.backward_kernels() if k.op == "relu_grad"]
+    assert network("paper").activation == "relu" and net.activation == "tanh"
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_layer_has_an_input_gradient_kernel(variant):
+    """conv1's too (the image's gradient: saliency, adversarial inputs), strided as its forward."""
+    net = network(variant)
+    names = {k.name: k for k in net.backward_kernels()}
+    assert all(f"{k.name}_grad_input" in names for k in net.kernels() if k.op in ("conv2d", "dense"))
+    conv1 = names["conv1_conv_grad_input"]
+    assert conv1.output == net.input_shape and conv1.flops == {k.name: k for k in net.kernels()}["conv1_conv"].flops
+    assert conv1.attrs == dict(stride=4, padding=net.convs[0].padding, groups=1, input_size=net.image_size)
 
 
 def test_paper_parameters_per_layer():
@@ -26,7 +100,7 @@ def test_paper_parameters_per_layer():
     assert params["conv2.weight"] == (256, 48, 5, 5)  # grouped: each tower sees 48 channels
 
 
-@pytest.mark.parametrize("variant", ["paper", "torchvision", "ungrouped"])
+@pytest.mark.parametrize("variant", VARIANTS)
 def test_shapes_after_conv1_and_pools(variant):
     out = network(variant).layer_outputs()
     assert out["conv1_conv"][1:] == (55, 55)
@@ -96,6 +170,8 @@ def test_training_kernels_include_dropout():
     (dict(num_classes=0), "num_classes must be a positive integer"),
     (dict(lrn="tf"), "unknown LRN convention 'tf'"),
     (dict(variant="torchvision", lrn="paper"), "has no LRN layers"),
+    (dict(pool="average"), "unknown pooling 'average'; choose one of overlapping, non-overlapping"),
+    (dict(activation="sigmoid"), "unknown activation 'sigmoid'; choose one of relu, tanh"),
 ])
 def test_bad_specs(kwargs, message):
     with pytest.raises(SpecError, match=message):

@@ -56,16 +56,23 @@ def single():
     return randomize(AlexNet("paper", **SMALL), seed=7).eval()
 
 
-def check_against_float64(single, x, labels, logits, loss, grads, decisions: list[dict]):
+def check_against_float64(single, x, labels, logits, loss, grads, decisions: list[dict], image_grad=None,
+                          masks=None):
     """`decisions`: each tower's ReLU and pool decisions (see decisions_recorded),
-    joined as the single model's channels and features are: tower A's first."""
+    joined as the single model's channels and features are: tower A's first;
+    `masks` likewise (each tower's dropout masks). `image_grad`: x's gradient, where x required one."""
     params = float64_params(single)
     joined = {name: torch.cat([d[name] for d in decisions], 1) for name in decisions[0]}
-    expected = reference_loss(single, params, x.double(), labels, joined)
-    expected_grads = torch.autograd.grad(expected, list(params.values()))
+    if masks is not None:
+        masks = {name: torch.cat([m[name] for m in masks], 1).double() for name in masks[0]}
+    image = x.detach().double().requires_grad_()
+    expected = reference_loss(single, params, image, labels, joined, masks)
+    *expected_grads, expected_image = torch.autograd.grad(expected, [*params.values(), image])
     assert abs(loss - expected.item()) / expected.item() < 1e-5
     for (name, _), g in zip(single.named_parameters(), expected_grads):
         assert rel(grads[name], g) < 1e-4, f"{name}: relative error {rel(grads[name], g):.2e}"
+    if image_grad is not None:
+        assert rel(image_grad, expected_image) < 1e-4, f"image: relative error {rel(image_grad, expected_image):.2e}"
 
 
 def test_two_device_contexts_in_one_process(single):
@@ -85,6 +92,31 @@ def test_two_device_contexts_in_one_process(single):
     torch.manual_seed(0)
     trained = towers(x)
     assert not torch.allclose(trained, logits)  # dropout is on while training
+
+
+@pytest.mark.parametrize("mode", ["eval", "train"])
+def test_towers_pass_the_image_its_gradient(single, mode):
+    """conv1's input gradient kernel runs in each tower; the image's gradient is their sum."""
+    towers = TowerAlexNet.from_model(single, ("cpu", "cpu")).compile("llvm").train(mode == "train")
+    x = torch.randn(2, *single.spec.input_shape).requires_grad_()
+    labels = torch.randint(0, 10, (2,))
+    torch.manual_seed(5)
+    with decisions_recorded() as recorded:
+        logits = towers(x)
+    loss = F.cross_entropy(logits, labels)
+    loss.backward()
+    assert x.grad is not None
+    masks = None
+    if mode == "train":  # drawn again in the towers' order: fc6 of each tower, then fc7 of each
+        torch.manual_seed(5)
+        masks = [{}, {}]
+        for d in towers.tower_spec.dense:
+            for m in masks:
+                if d.dropout:
+                    m[d.name] = torch.empty(2, d.out_features).bernoulli_(1 - d.dropout).div_(1 - d.dropout)
+    grads = join([{n: p.grad for n, p in t.named_parameters()} for t in towers.towers])
+    check_against_float64(single, x, labels, logits, loss.item(), grads, [recorded[c] for c in towers.compiled],
+                          x.grad, masks)
 
 
 @pytest.mark.gpu

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from .files import write_atomic
 
@@ -87,20 +88,52 @@ def saliency_figure(image: np.ndarray, heat: np.ndarray, title: str):
     return fig
 
 
-def neighbours_figure(rows: list[tuple[np.ndarray, str, list[tuple[np.ndarray, str, float]]]]):
+def saliency_maps(model, files: list[Path], out_dir: str | os.PathLike, batch_size: int = 8
+                  ) -> list[tuple[Path, Path, int]]:
+    """Each image's saliency map (lab.saliency) beside the crop the network
+    saw, as OUT_DIR/<stem>-saliency.png (<index>-<stem> where stems repeat):
+    (image, picture, class) per image."""
+    from . import imagenet, lab
+    from .data import load_image
+
+    out_dir = Path(out_dir)
+    labels = imagenet.class_names(model.spec.num_classes)
+    stems = [f.stem for f in files]
+    done = []
+    for start in range(0, len(files), batch_size):
+        chunk = files[start:start + batch_size]
+        x = torch.stack([load_image(f, model.spec.image_size, model.preprocessing) for f in chunk])
+        maps, classes = lab.saliency(model, x)
+        for i, (image, heat, cls) in enumerate(zip(x, maps, classes.tolist()), start):
+            stem = stems[i] if stems.count(stems[i]) == 1 else f"{i:04d}-{stems[i]}"
+            path = out_dir / f"{stem}-saliency.png"
+            title = f"{files[i].name}: {labels[cls] if labels else 'class'} ({cls})"
+            fig = saliency_figure(lab.pixels(image, model.preprocessing), heat.numpy(), title)
+            done.append((files[i], save_figure(fig, path), cls))
+    return done
+
+
+def neighbours_figure(model, queries: list[Path], picks: list[list[tuple[Path, float]]]):
     """Figure 4 (right): per row a query image, then its nearest neighbours
-    (image, name, distance) left to right."""
+    (lab.neighbours' picks: image and distance) left to right, each shown as
+    the crop the network saw."""
+    from . import lab
+    from .data import load_image
+
+    def show(f):
+        return lab.pixels(load_image(f, model.spec.image_size, model.preprocessing), model.preprocessing)
+
     plt = _plt()
-    columns = 1 + max(len(r[2]) for r in rows)
-    fig, axes = plt.subplots(len(rows), columns, figsize=(ROW_INCHES * columns, (ROW_INCHES + 0.2) * len(rows)),
+    columns = 1 + max(len(p) for p in picks)
+    fig, axes = plt.subplots(len(queries), columns, figsize=(ROW_INCHES * columns, (ROW_INCHES + 0.2) * len(queries)),
                              squeeze=False)
-    for ax_row, (query, name, found) in zip(axes, rows):
+    for ax_row, query, found in zip(axes, queries, picks):
         for ax in ax_row:
             ax.set_axis_off()
-        ax_row[0].imshow(query)
-        ax_row[0].set_title(f"query\n{Path(name).name}", fontsize=6, color="tab:red")
-        for ax, (image, other, distance) in zip(ax_row[1:], found):
-            ax.imshow(image)
-            ax.set_title(f"{Path(other).name}\n{distance:.4g}", fontsize=6)
+        ax_row[0].imshow(show(query))
+        ax_row[0].set_title(f"query\n{query.name}", fontsize=6, color="tab:red")
+        for ax, (image, distance) in zip(ax_row[1:], found):
+            ax.imshow(show(image))
+            ax.set_title(f"{image.name}\n{distance:.4g}", fontsize=6)
     fig.tight_layout()
     return fig

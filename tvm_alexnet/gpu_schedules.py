@@ -128,10 +128,13 @@ def _divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
-def _tile_sizes(n: int, limit: int) -> list[int]:
+def _tile_sizes(n: int, limit: int, overhang: bool) -> list[int]:
     """Tile sizes to try along an axis of `n`: its divisors up to `limit`,
-    and the sizes that cover it in 2-8 tiles with the least overhang."""
-    return sorted({d for d in _divisors(n) if d <= limit} | {-(-n // m) for m in range(2, 9) if -(-n // m) <= limit})
+    and (`overhang`) the sizes that cover it in 2-8 tiles with the least overhang."""
+    sizes = {d for d in _divisors(n) if d <= limit}
+    if overhang:
+        sizes |= {-(-n // m) for m in range(2, 9) if -(-n // m) <= limit}
+    return sorted(sizes)
 
 
 def conv2d_tile(kernel: Kernel) -> ConvTile:
@@ -148,9 +151,12 @@ def conv2d_tile(kernel: Kernel) -> ConvTile:
     up to 256 (reuse of the input patch), then the fewest threads. The reduction
     chunk: up to 8 input channels (16 made ptxas spill at 156 threads)."""
     per_group, in_group, height, width, k, stride = _conv_geometry(kernel)
+    # Tiles may overhang the output only without padding: TVM sizes the
+    # shared copy of a padded input for an overhanging tile as the whole image.
+    overhang = kernel.op == "conv2d" and kernel.attrs["padding"] == 0
     best, best_key = None, None
-    for cols in _tile_sizes(width, 64):
-        for rows in [r for r in _tile_sizes(height, 1024) if r * cols <= 1024]:
+    for cols in _tile_sizes(width, 64, overhang):
+        for rows in [r for r in _tile_sizes(height, 1024, overhang) if r * cols <= 1024]:
             cover = (width / (-(-width // cols) * cols)) * (height / (-(-height // rows) * rows))
             patch = ((rows - 1) * stride + k) * ((cols - 1) * stride + k)
             for reg_cols in [c for c in _divisors(cols) if c <= 13]:
@@ -183,7 +189,7 @@ def conv2d(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, tile: ConvTil
     # writes them with bias and ReLU applied.
     blocks = _blocks(sch)
     if not any("conv2d_nchw" in name for name in blocks):
-        return False  # a strided convolution's input gradient, in phases (ops.grad): dlight's Matmul
+        return False  # not a direct convolution (a strided one's input gradient, in phases)
     tile = tile or conv2d_tile(kernel)
     per_group, in_group, height, width, k, stride = _conv_geometry(kernel)
     groups = kernel.attrs["groups"]

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from . import placement
 from .data import (
     RESIZE,
     FullImage,
@@ -29,7 +30,6 @@ from .data import (
     ten_crops,
     unwrapped,
 )
-from . import placement
 from .errors import UserError
 from .files import replaced_atomically
 from .model import AlexNet
@@ -155,7 +155,8 @@ def _logits(model: AlexNet, x: torch.Tensor) -> torch.Tensor:
 
 
 def check_ensemble(models: list[AlexNet], names: list[str] | None = None) -> None:
-    """UserError naming the model that differs where the models do not share classes and input size."""
+    """UserError naming the first model whose class count differs from the
+    first's (input sizes may differ: each model crops its own from 256x256)."""
     names = names or [f"model {i + 1}" for i in range(len(models))]
     first = models[0].spec
     for name, model in zip(names[1:], models[1:]):
@@ -263,6 +264,18 @@ def load_mean(path: str | os.PathLike) -> np.ndarray:
     return mean.astype(np.float64)
 
 
+def mean_image_shift(mean: np.ndarray, prep: Preprocessing) -> torch.Tensor:
+    """What to add to a 256x256 image prepared by `prep` (data.FullImage)
+    so that the mean image (load_mean's: RGB pixels) is subtracted from it
+    instead of prep's per-channel mean: (3, 256, 256) float32 in prep's
+    channel order and scale, ((pixel - mean) * scale / std after adding)."""
+    m = np.asarray(mean, np.float64)
+    if prep.channels == "BGR":
+        m = m[::-1]
+    shift = (np.asarray(prep.mean)[:, None, None] - m * prep.scale) / np.asarray(prep.std)[:, None, None]
+    return torch.from_numpy(np.ascontiguousarray(shift, np.float32))
+
+
 # -- saliency --------------------------------------------------------------------------------------
 
 
@@ -275,8 +288,7 @@ def saliency(model: AlexNet, x: torch.Tensor, classes: torch.Tensor | None = Non
     backwards once compiled, torch's autograd before."""
     was_training = model.training
     model.eval()
-    device = torch.device(model.compiled.device_type) if model.compiled is not None else x.device
-    x = x.detach().to(device).clone().requires_grad_()
+    x = placement.to_device(x.detach(), placement.model_device(model)).clone().requires_grad_()
     try:
         with torch.enable_grad():
             logits = model(x)
@@ -299,9 +311,8 @@ FEATURE_LAYER = "fc7"
 
 def features(model: AlexNet, x: torch.Tensor, layer: str = FEATURE_LAYER) -> torch.Tensor:
     """The activations of `layer` (AlexNet.features: fc7's after its activation) for a batch, on the CPU."""
-    device = torch.device(model.compiled.device_type) if model.compiled is not None else torch.device("cpu")
     with torch.no_grad():
-        return model.features(x.to(device), layer).cpu()
+        return model.features(placement.to_device(x, placement.model_device(model)), layer).cpu()
 
 
 def _file_key(files: list[Path], root: Path) -> list[str]:

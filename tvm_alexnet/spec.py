@@ -207,7 +207,8 @@ class Network:
         for d in self.dense:
             out.append(Kernel(f"{d.name}_dense", d.name, "dense",
                               ((d.in_features,),), (d.out_features,),
-                              2 * d.in_features * d.out_features, self._param_shapes(d.name), dict(activation=d.activation)))
+                              2 * d.in_features * d.out_features, self._param_shapes(d.name),
+                              dict(activation=d.activation)))
             if training and d.dropout:
                 out.append(Kernel(f"{d.name}_dropout", d.name, "dropout",
                                   ((d.out_features,), (d.out_features,)), (d.out_features,),

@@ -12,7 +12,7 @@ import torch
 from .errors import UserError
 from .files import replaced_atomically
 from .preprocessing import Preprocessing
-from .spec import Network, SpecError, network
+from .spec import NO_LRN, Network, SpecError, network
 
 
 class WeightsError(UserError):
@@ -95,7 +95,7 @@ def unsafe_reason(error: Exception) -> str | None:
 def metadata(net: Network, prep: Preprocessing) -> dict[str, str]:
     """What a checkpoint records beside its tensors: the network and the input its weights expect."""
     return {"variant": net.variant, "num_classes": str(net.num_classes), "width": repr(net.width),
-            "lrn": net.lrn or "", "preprocessing": prep.to_json()}
+            "lrn": net.lrn or NO_LRN, "pool": net.pool, "activation": net.activation, "preprocessing": prep.to_json()}
 
 
 def check_save_path(path: str | os.PathLike) -> None:
@@ -164,8 +164,10 @@ def describe(metadata: dict[str, str], source: str = "checkpoint") -> dict:
     if "variant" not in metadata:
         return {}
     try:
+        # Checkpoints from before pool and activation were recorded have the defaults.
         return {"variant": metadata["variant"], "num_classes": int(metadata["num_classes"]),
-                "width": float(metadata["width"]), "lrn": metadata.get("lrn") or None}
+                "width": float(metadata["width"]), "lrn": metadata.get("lrn") or None,
+                "pool": metadata.get("pool") or None, "activation": metadata.get("activation") or None}
     except (KeyError, ValueError) as e:
         raise WeightsError(f"{source}: checkpoint metadata is malformed: {json.dumps(metadata)} ({e})") from None
 

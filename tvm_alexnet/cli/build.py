@@ -25,7 +25,7 @@ from .common import batch_or_any, network_options, notes, results, table, target
 @click.option("--tuning-log", type=click.Path(file_okay=False, exists=True), default=None,
               help="MetaSchedule log folder (e.g. tuning_logs/llvm-znver3): kernels with a record for this "
                    "batch and target use it, the others their default schedule.")
-def compile_cmd(variant, num_classes, width, lrn, batch, target, output, tuning_log):
+def compile_cmd(variant, num_classes, width, lrn, pool, activation, batch, target, output, tuning_log):
     """Compile every kernel of a variant for a target.
 
     Writes OUTPUT/alexnet.so (the Relax VM functions `forward` and one per
@@ -33,7 +33,7 @@ def compile_cmd(variant, num_classes, width, lrn, batch, target, output, tuning_
     shapes and FLOPs). Builds are cached in ~/.cache/tvm-alexnet (or
     $TVM_ALEXNET_CACHE), so a second compile of the same thing is a copy.
     """
-    net = network(variant, num_classes, width, lrn)
+    net = network(variant, num_classes, width, lrn, pool, activation)
     start = time.perf_counter()
     if tuning_log and batch is None:
         raise click.BadParameter("a tuning log holds schedules for fixed batch sizes: give --batch N",
@@ -76,14 +76,14 @@ def _shape(batch: str | None, shape) -> str:
 @click.option("--kernel", "only", default=None, help="Only this kernel (e.g. conv2_lrn).")
 @click.option("--time", "timed", is_flag=True,
               help="Compile and time each kernel on random input on this machine (at --batch, 1 for 'any').")
-def kernels_cmd(variant, num_classes, width, lrn, batch, target, source, only, timed):
+def kernels_cmd(variant, num_classes, width, lrn, pool, activation, batch, target, source, only, timed):
     """List every kernel with its shapes and FLOPs, print its source, time it."""
-    net = network(variant, num_classes, width, lrn)
+    net = network(variant, num_classes, width, lrn, pool, activation)
     names = [k.name for k in net.compiled_kernels()]
     if only is not None and only not in names:
         raise click.BadParameter(f"no kernel {only!r}; kernels are {', '.join(names)}", param_hint="'--kernel'")
     if timed:
-        _time_kernels(AlexNet(variant, num_classes, width, lrn), target, batch or 1, only)
+        _time_kernels(AlexNet(variant, num_classes, width, lrn, pool, activation), target, batch or 1, only)
     elif source == "none":
         _print_kernels(net, batch)
     else:
@@ -116,14 +116,14 @@ def _time_kernels(model: AlexNet, target, batch: int, only: str | None) -> None:
 @target_option
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder (default: schedules/<target>/b<batch>, or schedules/default-<isa>).")
-def schedules_cmd(tuning_log, variant, num_classes, width, lrn, batch, target, output):
+def schedules_cmd(tuning_log, variant, num_classes, width, lrn, pool, activation, batch, target, output):
     """Write each kernel's schedule as readable TVMScript, one file per kernel.
 
     What the log's best record (or the default schedule) does to the kernel:
     tiling, layout, parallel and vector loops, before lowering. Read it
     without running TVM.
     """
-    net = network(variant, num_classes, width, lrn)
+    net = network(variant, num_classes, width, lrn, pool, activation)
     if tuning_log is None:
         isa = vector_unit(target).isa.lower().replace("-", "")
         output = output or Path("schedules") / f"default-{isa}"

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..model import AlexNet
-from ..spec import LRN_CONVENTIONS, VARIANTS, network
+from ..spec import ACTIVATIONS, LRN_CONVENTIONS, NO_LRN, POOLING, VARIANTS, network
 from ..target import host_cpu, parse_target
 
 results = Console(highlight=False, soft_wrap=True)
@@ -19,17 +19,25 @@ notes = Console(stderr=True, highlight=False, soft_wrap=True)  # progress and re
 
 
 def network_options(f):
-    """--variant, --num-classes, --width, --lrn."""
+    """--variant, --num-classes, --width, --lrn, --pool, --activation."""
     options = [
         click.option("--variant", default="paper", show_default=True, metavar="|".join(VARIANTS),
                      help="Network variant: the paper's two-tower net, the single-tower net of tutorials, "
+                          "the paper's one-GPU comparison net (half the kernels in conv1-conv4), "
                           "or torchvision's AlexNet."),
         click.option("--num-classes", type=click.IntRange(min=1), default=1000, show_default=True,
                      help="Outputs of fc8."),
         click.option("--width", type=float, default=1.0, show_default=True,
                      help="Multiplier on every channel count and hidden unit count (for quick runs)."),
-        click.option("--lrn", metavar="|".join(LRN_CONVENTIONS), default=None,
-                     help="LRN convention (default: the variant's own; paper: k=2, alpha not divided by n)."),
+        click.option("--lrn", metavar="|".join([*LRN_CONVENTIONS, NO_LRN]), default=None,
+                     help="LRN convention (default: the variant's own; paper: k=2, alpha not divided by n), "
+                          "or none: no LRN layers (the paper's ablation)."),
+        click.option("--pool", metavar="|".join(POOLING), default=None,
+                     help="Max-pooling: overlapping (3x3, stride 2: the paper's and the default) or "
+                          "non-overlapping (2x2, stride 2: the paper's ablation)."),
+        click.option("--activation", metavar="|".join(ACTIVATIONS), default=None,
+                     help="Nonlinearity of every conv and hidden dense layer: relu (the default) or tanh "
+                          "(the paper's Figure 1 comparison)."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -109,12 +117,15 @@ tuning_log_option = click.option(
          "and batch size) or 'none' (default schedules).")
 
 
-def load_model(weights: str | None, variant: str, num_classes: int, width: float, lrn: str | None) -> AlexNet:
-    """The network loaded from `weights`, or with random weights."""
-    network(variant, num_classes, width, lrn)  # a bad option fails before any file is read
+def load_model(weights: str | None, variant: str, num_classes: int, width: float, lrn: str | None,
+               pool: str | None = None, activation: str | None = None) -> AlexNet:
+    """The network loaded from `weights` (whose recorded network wins over
+    the options), or with random weights."""
+    network(variant, num_classes, width, lrn, pool, activation)  # a bad option fails before any file is read
     if weights:
-        return AlexNet.load(weights, variant=variant, num_classes=num_classes, width=width, lrn=lrn)
-    return AlexNet(variant, num_classes, width, lrn)
+        return AlexNet.load(weights, variant=variant, num_classes=num_classes, width=width, lrn=lrn, pool=pool,
+                            activation=activation)
+    return AlexNet(variant, num_classes, width, lrn, pool, activation)
 
 
 def table(title: str, columns, rows) -> Table:

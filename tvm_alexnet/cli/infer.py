@@ -49,15 +49,15 @@ def _compile_any_batch(model: AlexNet, target, tuning_log: str) -> None:
               help="Also draw each image with its top classes as bars of their probabilities into this PNG "
                    "(the paper's Figure 4, left).")
 @tuning_log_option
-def run_cmd(inputs, weights, variant, num_classes, width, lrn, target, batch_size, top, logits, resize,
-            num_random, seed, plot, tuning_log):
+def run_cmd(inputs, weights, variant, num_classes, width, lrn, pool, activation, target, batch_size, top, logits,
+            resize, num_random, seed, plot, tuning_log):
     """Classify images (files or folders) with the compiled network.
 
     With no INPUTS, runs random images. Prints the top classes of each image
     (or its logits) and the time the kernels took.
     """
     torch.manual_seed(seed)
-    model = load_model(weights, variant, num_classes, width, lrn).eval()
+    model = load_model(weights, variant, num_classes, width, lrn, pool, activation).eval()
     net = model.spec
     if inputs:
         files = image_files(inputs)

@@ -6,10 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import torch
 
 from .. import figures, lab, placement
-from ..data import image_files, load_image
+from ..data import image_files
 from .common import (
     load_model,
     network_options,
@@ -86,19 +85,10 @@ def saliency_cmd(images, weights, output, batch_size, target, tuning_log, **net)
     compiled kernels; the maximum magnitude over RGB, beside the image."""
     model = load_model(weights, **net).eval()
     files = image_files(images)
-    x = torch.stack([load_image(f, model.spec.image_size, model.preprocessing) for f in files])
     _compile_any_batch(model, target, tuning_log)
     placement.move(model, placement.model_device(model))
-    stems = [f.stem for f in files]
-    for start in range(0, len(files), batch_size):
-        maps, classes = lab.saliency(model, x[start:start + batch_size])
-        for i, (heat, cls) in enumerate(zip(maps, classes.tolist()), start):
-            stem = stems[i] if stems.count(stems[i]) == 1 else f"{i:04d}-{stems[i]}"
-            path = output / f"{stem}-saliency.png"
-            fig = figures.saliency_figure(lab.pixels(x[i], model.preprocessing), heat.numpy(),
-                                          f"{files[i].name}: class {cls}")
-            figures.save_figure(fig, path)
-            results.print(f"{files[i]} -> {path} (class {cls})")
+    for file, path, cls in figures.saliency_maps(model, files, output, batch_size):
+        results.print(f"{file} -> {path} (class {cls})")
 
 
 @click.command("neighbours")
@@ -125,10 +115,7 @@ def neighbours_cmd(queries, weights, data, output, top, batch_size, cache, targe
     found = lab.neighbours(model, weights, data, query_files, top, batch_size, cache)
     if found.cache is not None:
         notes.print(f"features {'read from' if found.cached else 'cached in'} {found.cache}")
-    rows = []
     for query, picks in zip(query_files, found.picks):
         results.print(f"{query}: " + ", ".join(f"{f} ({d:.4g})" for f, d in picks))
-        show = lambda f: lab.pixels(load_image(f, model.spec.image_size, model.preprocessing), model.preprocessing)
-        rows.append((show(query), str(query), [(show(f), str(f), d) for f, d in picks]))
-    figures.save_figure(figures.neighbours_figure(rows), output)
+    figures.save_figure(figures.neighbours_figure(model, query_files, found.picks), output)
     results.print(f"-> {output}")

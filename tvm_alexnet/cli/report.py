@@ -38,8 +38,8 @@ from .common import network_options, notes, results, table, target_option, targe
               help="Write JSON, Markdown and both plots into this folder (as reports/ in the repository).")
 @click.option("--compare", nargs=2, type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               metavar="A.json B.json", help="Show two reports side by side (B's speed-up over A) instead of measuring.")
-def report_cmd(variant, num_classes, width, lrn, batches, target, tuning_log, repeat, min_repeat_ms, backward,
-               torch_compile, as_json, as_markdown, plot, out, compare):
+def report_cmd(variant, num_classes, width, lrn, pool, activation, batches, target, tuning_log, repeat,
+               min_repeat_ms, backward, torch_compile, as_json, as_markdown, plot, out, compare):
     """Time every kernel against torch and the machine's peaks.
 
     For each kernel (forward and backward): shape, FLOPs, bytes moved,
@@ -56,8 +56,8 @@ def report_cmd(variant, num_classes, width, lrn, batches, target, tuning_log, re
     batches = batches or (1,)
     if as_json and len(batches) > 1:
         raise click.UsageError("--json prints one report: give one --batch (or use --out)")
-    net = network(variant, num_classes, width, lrn)
-    model = AlexNet(variant, num_classes, width, lrn).eval()
+    net = network(variant, num_classes, width, lrn, pool, activation)
+    model = AlexNet(variant, num_classes, width, lrn, pool, activation).eval()
     for batch in batches:
         log, message = resolve_log(tuning_log, net, batch, target)
         notes.print(message)
@@ -110,7 +110,7 @@ def _print_comparison(a: dict, b: dict, paths, as_markdown: bool) -> None:
 @tuning_log_option
 @click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True,
               help="Timed runs per layer (median reported).")
-def demo_cmd(variant, num_classes, width, lrn, batch, target, tuning_log, repeat):
+def demo_cmd(variant, num_classes, width, lrn, pool, activation, batch, target, tuning_log, repeat):
     """Compile a network, check it against torch, time its layers.
 
     Builds every kernel with TVM (cached after the first run), with the
@@ -120,7 +120,7 @@ def demo_cmd(variant, num_classes, width, lrn, batch, target, tuning_log, repeat
     each layer's time. No GPU and no download needed.
     """
     torch.manual_seed(0)
-    model = AlexNet(variant, num_classes, width, lrn).eval()
+    model = AlexNet(variant, num_classes, width, lrn, pool, activation).eval()
     net = model.spec
     results.print(f"[bold]{variant}[/] AlexNet: {net.num_params:,} parameters, "
                   f"{net.flops() / 1e9:.2f} GFLOP per image, input {'x'.join(map(str, net.input_shape))}")

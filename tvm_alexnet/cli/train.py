@@ -12,7 +12,7 @@ from ..data import FullImage, training_sets
 from ..files import check_writable
 from ..model import AlexNet
 from ..preprocessing import PREPROCESSING
-from ..spec import LRN_CONVENTIONS, VARIANTS, network
+from ..spec import ACTIVATIONS, LRN_CONVENTIONS, NO_LRN, POOLING, VARIANTS, network
 from ..tuning import resolve_log
 from .common import notes, results, target_option, target_text, tuning_log_option
 
@@ -32,7 +32,12 @@ def _data_sets(data: Path | None, demo: bool, variant: str):
                                            "width 0.25 and torch's initialisation unless given.")
 @click.option("--variant", default="paper", show_default=True, metavar="|".join(VARIANTS))
 @click.option("--width", type=float, default=None, help="Channel multiplier (default 1, or 0.25 with --demo).")
-@click.option("--lrn", metavar="|".join(LRN_CONVENTIONS), default=None)
+@click.option("--lrn", metavar="|".join([*LRN_CONVENTIONS, NO_LRN]), default=None,
+              help="LRN convention (default: the variant's own), or none: no LRN layers.")
+@click.option("--pool", metavar="|".join(POOLING), default=None,
+              help="Max-pooling: overlapping (3x3 stride 2, the default) or non-overlapping (2x2 stride 2).")
+@click.option("--activation", metavar="|".join(ACTIVATIONS), default=None,
+              help="Nonlinearity of the conv and hidden dense layers: relu (the default) or tanh.")
 @click.option("--init", type=click.Choice(["paper", "torch"]), default=None,
               help="Weight initialisation (default paper, or torch with --demo).")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Default 90, or 3 with --demo.")
@@ -61,9 +66,9 @@ def _data_sets(data: Path | None, demo: bool, variant: str):
 @click.option("--dist-timeout", type=click.FloatRange(min=1), default=300, show_default=True,
               help="Under torchrun: seconds a rank waits for the others before it gives up with an error.")
 @tuning_log_option
-def train_cmd(data, demo, variant, width, lrn, init, epochs, batch_size, lr, momentum, weight_decay, lr_factor,
-              patience, pca_file, workers, checkpoint_every, seed, target, out, resume, towers, dist_timeout,
-              tuning_log):
+def train_cmd(data, demo, variant, width, lrn, pool, activation, init, epochs, batch_size, lr, momentum, weight_decay,
+              lr_factor, patience, pca_file, workers, checkpoint_every, seed, target, out, resume, towers,
+              dist_timeout, tuning_log):
     """Train with the paper's recipe: every layer's forward and backward compiled by TVM.
 
     SGD (momentum 0.9, weight decay 5e-4, batch 128), learning rate 0.01
@@ -95,7 +100,7 @@ def train_cmd(data, demo, variant, width, lrn, init, epochs, batch_size, lr, mom
     train_set, val_set, classes = _data_sets(data, demo, variant)
     pca = ColourPCA.load(pca_file) if pca_file else None
     torch.manual_seed(seed)
-    model = AlexNet(variant, len(classes), width, lrn)
+    model = AlexNet(variant, len(classes), width, lrn, pool, activation)
     model.reset_parameters(init or ("torch" if demo else "paper"))
     if (out / CHECKPOINT).exists():  # before compiling: a checkpoint that cannot be resumed fails at once
         if not resume:

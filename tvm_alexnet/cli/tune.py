@@ -37,8 +37,8 @@ from .common import network_options, notes, remote_devices, results, rpc_options
               help="Records per kernel to re-target with --from.")
 @click.option("--backward", is_flag=True, help="Also tune the backward kernels of training.")
 @rpc_options
-def tune_cmd(variant, num_classes, width, lrn, batch, target, trials, trials_per_kernel, only, log_dir,
-             trials_per_round, seed, source, top_k, backward, rpc, device_key):
+def tune_cmd(variant, num_classes, width, lrn, pool, activation, batch, target, trials, trials_per_kernel, only,
+             log_dir, trials_per_round, seed, source, top_k, backward, rpc, device_key):
     """Tune every kernel with MetaSchedule and record the results.
 
     The gradient task scheduler hands trials to the kernels that take the
@@ -59,7 +59,7 @@ def tune_cmd(variant, num_classes, width, lrn, batch, target, trials, trials_per
     device that drops out fails only the candidates it was running.
     """
     remote = remote_devices(rpc, device_key)
-    net = network(variant, num_classes, width, lrn)
+    net = network(variant, num_classes, width, lrn, pool, activation)
     names = [k.name for k in net.kernels() + net.backward_kernels() if tuning.tunable(k)]
     for name in only:
         if name not in names:
@@ -130,12 +130,12 @@ def tune_cmd(variant, num_classes, width, lrn, batch, target, trials, trials_per
 @click.option("--prune", is_flag=True,
               help="Drop the records of workloads that no kernel of this network has (left by kernels changed "
                    "since they were tuned, or by other variants: their records go too).")
-def logs_cmd(log_dirs, variant, num_classes, width, lrn, batches, merge_into, prune):
+def logs_cmd(log_dirs, variant, num_classes, width, lrn, pool, activation, batches, merge_into, prune):
     """Show a tuning log: where it came from, its targets, and for each kernel
     of a variant the best GFLOP/s recorded per target and batch size. With
     --merge-into, merge several logs (from other machines or targets) first;
     with --prune, drop what no kernel of the variant can use."""
-    net = network(variant, num_classes, width, lrn)
+    net = network(variant, num_classes, width, lrn, pool, activation)
     if merge_into is not None:
         added = tuning.merge(list(log_dirs), merge_into)
         notes.print(f"merged {added} new records into {merge_into}")
