@@ -1,8 +1,9 @@
 """Training and evaluation: the paper's recipe, read top to bottom.
 
 SGD with momentum and weight decay on the compiled model (every layer's
-forward and backward are TVM kernels, see autograd.py), the learning rate
-divided by 10 when the validation error stops improving, a checkpoint after
+forward and backward are TVM kernels, see autograd.py; torch's SGD or the
+paper's own rule, optim.PaperSGD), the learning rate divided by 10 when the
+validation error stops improving (three times at most), a checkpoint after
 every epoch (and every `checkpoint_every` steps) from which `resume`
 continues with the very same next batch, a metrics log (JSONL) and a plot.
 """
@@ -28,6 +29,7 @@ from .errors import UserError
 from . import placement
 from .files import check_writable, write_atomic
 from .model import AlexNet
+from .optim import PaperSGD, PlateauSchedule
 from .parallel import Parallel, RankError, all_sum, any_rank, shard
 from .weights import check_state_dict, non_finite, unsafe_reason
 
@@ -46,7 +48,9 @@ class DivergedError(UserError):
 
 # Options a resumed run must share with the checkpoint's: they shape the steps already taken.
 # --epochs, --workers and --checkpoint-every may change.
-RESUME_FIXED = ("batch_size", "lr", "momentum", "weight_decay", "lr_factor", "patience", "seed")
+RESUME_FIXED = ("batch_size", "lr", "momentum", "weight_decay", "lr_factor", "patience", "max_lr_drops", "update",
+                "seed", "mean")
+UPDATES = ("torch", "paper")
 
 
 @dataclasses.dataclass
@@ -58,7 +62,10 @@ class Recipe:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     lr_factor: float = 0.1  # "divide the learning rate by 10 when the validation error rate stopped improving"
-    patience: int = 0  # epochs without improvement before that
+    patience: int = 1  # epochs without improvement tolerated before that
+    max_lr_drops: int = 3  # the paper divided the rate three times in ~90 epochs
+    update: str = "torch"  # torch: torch.optim.SGD; paper: optim.PaperSGD, the velocity holding the rate
+    mean: str | None = None  # SHA-256 of the mean image file subtracted from the inputs (train --mean)
     epochs: int = 90
     seed: int = 0
     workers: int = 2
@@ -76,10 +83,22 @@ class Recipe:
                 raise UserError(f"{_option(name)} {value}: expected a finite number in "
                                 f"{'(' if low_open else '['}{low}, {high if high < math.inf else 'inf'}"
                                 f"{']' if high < math.inf else ')'}")
-        for name, low in dict(batch_size=1, epochs=1, patience=0, workers=0, checkpoint_every=0).items():
+        if self.update not in UPDATES:
+            raise UserError(f"--update {self.update}: expected one of {', '.join(UPDATES)}")
+        for name, low in dict(batch_size=1, epochs=1, patience=0, max_lr_drops=0, workers=0,
+                              checkpoint_every=0).items():
             value = getattr(self, name)
             if not isinstance(value, int) or value < low:
                 raise UserError(f"{_option(name)} {value}: expected an integer of at least {low}")
+
+
+def make_optimizer(params, recipe: Recipe) -> torch.optim.Optimizer:
+    """The recipe's update rule: torch's SGD (fused: one pass over the weights per step, paper net 30 ms
+    against foreach's 139; scripts/bench_sgd.py) or the paper's (optim.PaperSGD)."""
+    if recipe.update == "paper":
+        return PaperSGD(params, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+    return torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay,
+                           fused=True)
 
 
 def _option(field: str) -> str:
@@ -226,11 +245,8 @@ def train(model: AlexNet, train_set, val_set, recipe: Recipe, out_dir: str | os.
     check_writable(out_dir, "checkpoints and metrics")
     device = placement.model_device(model)  # the compiled network's: the model, its momenta and batches go there
     placement.move(model, device)
-    # fused: one pass over the weights per step (paper net: 30 ms against foreach's 139; scripts/bench_sgd.py)
-    optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
-                                weight_decay=recipe.weight_decay, fused=True)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=recipe.lr_factor,
-                                                           patience=recipe.patience)
+    optimizer = make_optimizer(model.parameters(), recipe)
+    scheduler = PlateauSchedule(optimizer, recipe.lr_factor, recipe.patience, recipe.max_lr_drops)
     stepper = torch.nn.parallel.DistributedDataParallel(
         model, device_ids=[device.index] if device.type == "cuda" else None) if parallel.mode == "data" else model
     epoch, step, history = 0, 0, []
@@ -243,7 +259,7 @@ def train(model: AlexNet, train_set, val_set, recipe: Recipe, out_dir: str | os.
         state = load_checkpoint(out_dir / CHECKPOINT, model, recipe)
         _load_states(model, optimizer, state, parallel)
         placement.move(model, device, optimizer)
-        scheduler.load_state_dict(state["scheduler"])
+        scheduler.load_state_dict(state["scheduler"], initial_lr=recipe.lr)
         rng = state["rng"]
         if parallel.rank < len(rng):  # a run resumed with more ranks seeds the new ones
             torch.set_rng_state(rng[parallel.rank])
@@ -319,7 +335,10 @@ def train(model: AlexNet, train_set, val_set, recipe: Recipe, out_dir: str | os.
             seconds = before + time.perf_counter() - start
             total_loss, correct, seen = all_sum([total_loss, correct, seen], parallel)
             val = evaluate(model, val_loader)
-            scheduler.step(val["top1_error"])
+            if scheduler.step(val["top1_error"]) and parallel.main:
+                log(f"validation error not below {100 * scheduler.best:.2f}% for {recipe.patience + 1} epochs: "
+                    f"learning rate now {optimizer.param_groups[0]['lr']:g} "
+                    f"(drop {scheduler.drops} of at most {recipe.max_lr_drops})")
             history.append(dict(epoch=epoch + 1, train_loss=total_loss / max(seen, 1),
                                 train_accuracy=correct / max(seen, 1), val_loss=val["loss"],
                                 val_top1_error=val["top1_error"], val_top5_error=val["top5_error"],
@@ -367,8 +386,9 @@ def _load_states(model, optimizer, state: dict, parallel: Parallel) -> None:
     else:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-    for group in optimizer.param_groups:  # a checkpoint saved before SGD was fused would turn it off
-        group["fused"] = True
+    if isinstance(optimizer, torch.optim.SGD):
+        for group in optimizer.param_groups:  # a checkpoint saved before SGD was fused would turn it off
+            group["fused"] = True
 
 
 def plot(history: list[dict], path: Path) -> None:

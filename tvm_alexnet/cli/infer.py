@@ -10,7 +10,8 @@ import click
 import torch
 
 from .. import figures, imagenet, lab, placement
-from ..data import Digits, FullImage, image_files, load_image, validation_set
+from ..data import Digits, FullImage, image_files, load_image, random_images, validation_set
+from ..data import loader as data_loader
 from ..model import AlexNet
 from ..tuning import resolve_log
 from .common import load_model, network_options, notes, results, table, target_option, target_text, tuning_log_option
@@ -62,41 +63,40 @@ def run_cmd(inputs, weights, variant, num_classes, width, lrn, pool, activation,
     if inputs:
         files = image_files(inputs)
         images = torch.stack([load_image(f, net.image_size, model.preprocessing, resize) for f in files])
-        names = [str(f) for f in files]
-    else:
-        images = torch.randn(num_random, *net.input_shape)
-        names = [f"random[{i}]" for i in range(num_random)]
+        batches, count, names = images.split(batch_size), len(files), iter([str(f) for f in files])
+    else:  # streamed: only one batch of random images is ever held
+        batches, count = random_images(num_random, net.input_shape, batch_size), num_random
+        names = (f"random[{i}]" for i in range(num_random))
     if not weights:
         notes.print("[yellow]note:[/] no --weights given: random weights, meaningless classes")
     _compile_any_batch(model, target, tuning_log)
     device = placement.model_device(model)
     placement.move(model, device)
-    outputs, seconds = [], 0.0
+    labels = imagenet.class_names(net.num_classes)
+    drawn, seconds = [], 0.0
     with torch.no_grad():
-        for batch in images.split(batch_size):
-            batch = placement.to_device(batch, device)
+        for batch in batches:
             start = time.perf_counter()
-            out = model(batch)
+            out = model(placement.to_device(batch, device))
             if device.type == "cuda":
                 torch.cuda.synchronize()
             seconds += time.perf_counter() - start
-            outputs.append(out.cpu())
-    outputs = torch.cat(outputs)
-    labels = imagenet.class_names(net.num_classes)
-    for name, out in zip(names, outputs):
-        if logits:
-            click.echo(f"{name}: {json.dumps([round(v, 6) for v in out.tolist()])}")
-            continue
-        (idx,), (probs,) = lab.top_predictions(out[None], top)  # ranked by logit, float64 softmax
-        best = ", ".join(f"{p:.4f} {labels[i]} ({i})" if labels else f"{p:.4f} class {i}"
-                         for p, i in zip(probs.tolist(), idx.tolist()))
-        click.echo(f"{name}: {best}")
+            out = out.cpu()
+            idx, probs = lab.top_predictions(out, top)  # ranked by logit, float64 softmax
+            for x, row, i, p, name in zip(batch, out, idx, probs, names):  # names last: zip takes no extra one
+                if logits:
+                    click.echo(f"{name}: {json.dumps([round(v, 6) for v in row.tolist()])}")
+                else:
+                    click.echo(f"{name}: " + ", ".join(f"{q:.4f} {labels[j]} ({j})" if labels else f"{q:.4f} class {j}"
+                                                       for q, j in zip(p.tolist(), i.tolist())))
+                if plot is not None:
+                    drawn.append((lab.pixels(x, model.preprocessing), name, i, p))
     if plot is not None:
-        idx, probs = lab.top_predictions(outputs, top)
-        shown = [lab.pixels(x, model.preprocessing) for x in images]
-        figures.save_figure(figures.predictions_figure(shown, names, idx, probs, labels), plot)
-        notes.print(f"top {idx.shape[1]} of {len(names)} image(s) drawn in {plot}")
-    notes.print(f"{len(images)} image(s) in {seconds * 1e3:.1f} ms ({len(images) / seconds:.1f} images/s, "
+        shown, shown_names, idx, probs = zip(*drawn)
+        figures.save_figure(figures.predictions_figure(list(shown), list(shown_names), torch.stack(idx),
+                                                       torch.stack(probs), labels), plot)
+        notes.print(f"top {len(idx[0])} of {len(shown_names)} image(s) drawn in {plot}")
+    notes.print(f"{count} image(s) in {seconds * 1e3:.1f} ms ({count / seconds:.1f} images/s, "
                 f"{target_text(target)}, batch size {batch_size})")
 
 
@@ -134,15 +134,16 @@ def eval_cmd(weights, data, labels, demo, batch_size, workers, target, tuning_lo
     for m in models:
         _compile_any_batch(m, target, tuning_log)
         placement.move(m, placement.model_device(m))  # evaluate moves each batch there
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=workers)
+    batches = data_loader(dataset, batch_size, workers)
     rows = []
     for name, ten in (("centre", False), ("10-crop", True)):
-        r = evaluate(model, loader, ten_crop=ten, progress=True) if len(models) == 1 else \
-            lab.ensemble_evaluate(models, loader, ten_crop=ten, progress=True)
+        r = evaluate(model, batches, ten_crop=ten, progress=True) if len(models) == 1 else \
+            lab.ensemble_evaluate(models, batches, ten_crop=ten, progress=True)
         rows.append([name, f"{100 * r['top1_error']:.2f}%", f"{100 * r['top5_error']:.2f}%",
                      f"{r['images_per_s']:.1f}"])
     title = weights[0] if len(weights) == 1 else f"ensemble of {len(weights)} ({', '.join(weights)})"
-    results.print(table(f"{title}: {len(dataset)} images", ("crops", "top-1 error", "top-5 error", "images/s"),
+    skipped = f", {r['skipped']} unreadable skipped" if r["skipped"] else ""
+    results.print(table(f"{title}: {r['images']} images{skipped}", ("crops", "top-1 error", "top-5 error", "images/s"),
                         rows))
 
 
