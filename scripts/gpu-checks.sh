@@ -30,14 +30,14 @@ step() {
 
 if [ "$mode" = rehearse ]; then
   # The steps a CPU can run, on llvm at width 0.25 and tiny sizes: the script's plumbing, not the GPU's numbers.
-  target=llvm; other=llvm:haswell; width=(--width 0.25); train_batch=2; report_batches=(--batch 1)
+  target=llvm; other=llvm:haswell; width=(--width 0.25); batch=2; train_batch=64; only=(--kernel fc8_dense); report_batches=(--batch 1 --no-backward)
   export TVM_ALEXNET_CACHE="${TVM_ALEXNET_CACHE:-$out/cache}"
 else
   python3 -m pip install -q --no-index --no-deps --no-compile --target /root/tvmsite .gpu3/*.whl
   export PYTHONPATH="/root/tvmsite:$PWD" TVM_CUDA_COMPILE_MODE=nvcc
   arch="sm_$(python3 -c 'import torch; print("".join(map(str, torch.cuda.get_device_capability())))')"
   target="cuda:$arch"; other="cuda:$([ "$arch" = sm_80 ] && echo sm_90 || echo sm_80)"
-  width=(); train_batch=32; report_batches=(--batch 1 --batch 128)
+  width=(); only=(); batch=32; train_batch=32; report_batches=(--batch 1 --batch 128)
 fi
 log="$out/tuning_logs/$(python3 -c "from tvm_alexnet.target import parse_target, target_dirname; print(target_dirname(parse_target('$target')))")"
 
@@ -53,18 +53,18 @@ cat "$out/versions.txt"
 
 if [ "$mode" = transfer ] || [ "$mode" = rehearse ]; then
   if [ "$mode" = rehearse ]; then  # the log to re-target: a few trials of the first kernels
-    step tune 120 tune.txt "${cli[@]}" tune "${width[@]}" --batch "$train_batch" --target "$target" --log-dir "$log" \
-      --trials 4 --trials-per-round 2 --kernel conv1_conv --kernel fc8_dense
+    step tune 120 tune.txt "${cli[@]}" tune "${width[@]}" --batch "$batch" --target "$target" --log-dir "$log" \
+      --trials 2 --trials-per-round 2 "${only[@]}"
   fi
   # Re-target the log tuned here ($target) to $other: re-validated and rebuilt for $other (0 trials: no search).
   # It is measured only where $other's hardware is at hand; timing it on this card is not evidence for $other.
   olog="$out/tuning_logs/retargeted-${other//:/-}"
-  step retarget 240 retarget.txt "${cli[@]}" tune "${width[@]}" --batch "$train_batch" --target "$other" \
-    --from "$log" --trials 0 --log-dir "$olog"
-  step rebuild 180 rebuild.txt "${cli[@]}" compile "${width[@]}" --batch "$train_batch" --target "$other" \
+  step retarget 240 retarget.txt "${cli[@]}" tune "${width[@]}" --batch "$batch" --target "$other" \
+    --from "$log" --trials 0 "${only[@]}" --log-dir "$olog"
+  step rebuild 180 rebuild.txt "${cli[@]}" compile "${width[@]}" --batch "$batch" --target "$other" \
     --tuning-log "$olog" -o "$out/build-${other//:/-}"
   if [ "$mode" = rehearse ]; then  # llvm:haswell code runs on this x86 CPU: its arch is at hand
-    step measure-retargeted 120 transfer.txt "${cli[@]}" report "${width[@]}" --batch "$train_batch" --target "$other" \
+    step measure-retargeted 120 transfer.txt "${cli[@]}" report "${width[@]}" --batch "$batch" --target "$other" \
       --tuning-log "$olog" --repeat 1 --min-repeat-ms 1 --no-backward --no-torch-compile
   else
     echo "$other: re-targeted and rebuilt from $log; not measured (no $other GPU here)" | tee "$out/transfer.txt"
@@ -88,12 +88,12 @@ step run 30 run.txt "${cli[@]}" run "$out/image.png" --weights "$out/run/weights
 step report 90 report.txt "${cli[@]}" report "${width[@]}" "${report_batches[@]}" --target "$target" \
   --tuning-log none --repeat 2 --min-repeat-ms 5 --no-torch-compile --out "$out/reports"
 # The two towers in one process (on a GPU: both on cuda:0, a stream each) against the unsplit network.
-step towers 60 towers.txt python3 scripts/bench_towers.py "${width[@]}" --batch "$train_batch" --rounds 1 \
+step towers 60 towers.txt python3 scripts/bench_towers.py "${width[@]}" --batch "$batch" --rounds 1 \
   --repeat 1 --warmup 0 --target "$target" --out "$out/towers.txt.table"
 if [ "$mode" != rehearse ]; then
   # A time-limited tuning for this GPU at batch 32, leaving a log (continued by the same command; re-targeted by `transfer`).
   step tune 80 tune.txt "${cli[@]}" tune --batch 32 --target "$target" --log-dir "$log" --trials 2000 \
     --trials-per-round 32
 fi
-step logs 15 logs.txt "${cli[@]}" logs "${width[@]}" "$log" --batch "$train_batch"
+step logs 15 logs.txt "${cli[@]}" logs "${width[@]}" "$log" --batch "$batch"
 exit 0

@@ -97,6 +97,15 @@ def test_unknown_variant():
     assert_one_line_error(invoke("demo", "--variant", "vgg16"), "unknown variant 'vgg16'")
 
 
+def test_the_papers_ablations_as_options():
+    result = invoke("kernels", "--variant", "onegpu", "--lrn", "none", "--pool", "non-overlapping",
+                    "--activation", "tanh", *SMALL)
+    assert result.exit_code == 0, result.output
+    assert "onegpu kernels" in result.stdout and "conv1_lrn" not in result.stdout and "tanh_grad" in result.stdout
+    assert_one_line_error(invoke("kernels", "--pool", "average"), "unknown pooling 'average'")
+    assert_one_line_error(invoke("kernels", "--activation", "sigmoid"), "unknown activation 'sigmoid'")
+
+
 @pytest.mark.parametrize("target, fragment", [
     ('{"kind": "cuda", ', "not valid JSON"),
     ("tpu", "expected llvm"),
@@ -136,5 +145,5 @@ def test_kernels_time():
     # The table's body rows: kernel │ ms │ GFLOP/s between rich's box lines (an
     # ASCII box would match none, and fail the count).
     rows = [line.split("│")[1:-1] for line in result.stdout.splitlines() if line.startswith("│")]
-    assert len(rows) == 16 + 35, result.stdout  # every kernel, dropout and the backward ones included
+    assert len(rows) == 16 + 36, result.stdout  # every kernel, dropout and the backward ones (conv1's input's too)
     assert all(len(row) == 3 and float(row[2]) > 0 for row in rows), result.stdout

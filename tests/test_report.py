@@ -16,12 +16,13 @@ from tvm_alexnet.spec import network
 SMALL = ["--width", "0.25", "--num-classes", "10"]
 
 
-@pytest.mark.parametrize("variant", ["paper", "torchvision"])
-def test_torch_equivalents_compute_what_the_kernels_compute(compiled, variant):
+@pytest.mark.parametrize("variant, switches", [("paper", {}), ("torchvision", {}),
+                                              ("onegpu", dict(lrn="none", pool="non-overlapping", activation="tanh"))])
+def test_torch_equivalents_compute_what_the_kernels_compute(compiled, variant, switches):
     """Each kernel against its torch equivalent run in float64 on the same inputs."""
     import torch
 
-    model = compiled(variant, width=0.25, num_classes=10)
+    model = compiled(variant, width=0.25, num_classes=10, **switches)
     for k in model.spec.compiled_kernels():
         args = rp.kernel_args(model, k, 3, torch.device("cpu"))
         out = model.compiled.kernel(k.name)(*args).numpy()

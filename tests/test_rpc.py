@@ -220,14 +220,15 @@ def test_tune_measures_on_every_server_and_records_for_the_target(farm, tmp_path
 
 
 def _slow_candidates(n: int):
-    """n runner inputs of one unscheduled conv1 build: about a second per measurement."""
+    """n runner inputs of one unscheduled conv3 build: about a second per measurement."""
     from tvm.s_tir import meta_schedule as ms
     from tvm.s_tir.meta_schedule.runner import RunnerInput
 
-    from tvm_alexnet.tuning.workers import _build_one
+    from tvm_alexnet.tuning.workers import _build_one, _intrinsics_package_only
 
-    kernel = next(k for k in network("paper", width=0.25, num_classes=10).kernels() if k.name == "conv1_conv")
-    mod = tuning.task_module(kernel, 8)
+    _intrinsics_package_only()  # as the build workers do: importing them all takes a minute
+    kernel = next(k for k in network("paper", width=0.25, num_classes=10).kernels() if k.name == "conv3_conv")
+    mod = tuning.task_module(kernel, 32)
     artifact = _build_one(mod, build.parse_target("llvm"))
     args_info = ms.arg_info.ArgInfo.from_prim_func(mod["main"])
     return [RunnerInput(artifact, "cpu", args_info) for _ in range(n)]
@@ -325,3 +326,33 @@ def test_tune_with_no_server_left_ends_in_one_line_and_keeps_the_log(farm, tmp_p
     assert not any(line.startswith("error") for line in err[:-1])
     kept = tuning.read_log(log_dir).get_all_tuning_records()  # every line reads
     assert 8 <= len(kept) < 64
+
+
+# -- report on a remote device ----------------------------------------------------------------
+
+
+def test_report_with_a_tracker_that_is_not_there_fails_in_one_line(tmp_path):
+    port = free_port()
+    result = invoke("report", *TINY, "--tuning-log", "none", "--rpc", f"127.0.0.1:{port}", "--device-key", KEY)
+    assert_one_line_error(result, f"127.0.0.1:{port}", "RPC tracker")
+
+
+@pytest.mark.slow
+def test_report_times_every_kernel_on_the_remote_device(farm):
+    from tvm_alexnet import report as rp
+
+    (server,) = farm.add_servers(1)
+    result = invoke("report", *TINY, "--tuning-log", "none", "--repeat", "2", "--min-repeat-ms", "0", "--json",
+                    "--rpc", f"127.0.0.1:{farm.port}", "--device-key", KEY)
+    assert result.exit_code == 0, result.output
+    report = rp.validate(json.loads(result.stdout), "stdout")
+    net = network("paper", width=0.25, num_classes=10)
+    assert [r["name"] for r in report["kernels"]] == [k.name for k in net.compiled_kernels()]
+    assert all(r["ms"] > 0 and r["torch_ms"] is None and r["speedup_vs_torch"] is None for r in report["kernels"])
+    assert [r["engine"] for r in report["network_rows"]] == ["TVM"] and report["peak"] is None
+    remote = report["machine"]["remote"]
+    assert remote["tracker"] == f"127.0.0.1:{farm.port}" and remote["key"] == KEY
+    assert tuple(remote["device"].rsplit(":", 1)) == tuple(map(str, farm.devices.servers()[0]))
+    assert farm.served(server) == 2  # the network's library and the kernels'
+    rendered = rp.markdown(report)  # the tables show what was not measured as "-"
+    assert "not measured" in rendered and "| - |" in rendered

@@ -2,20 +2,42 @@
 ops/cpu_schedules.py).
 
 A kernel without a tuning record gets one of these instead of dlight's
-generic rules, which give grouped convolutions, every input gradient of a
-convolution, LRN, pooling and the LRN and pooling gradients a Fallback or
-GeneralReduction schedule: one output per thread, no data reuse. A rule
-returning None (dense layers and their gradients, softmax) leaves the kernel
-to dlight, whose Matmul, GEMV and reduction rules fit those.
+generic rules, which give grouped convolutions, the input gradients of
+convolutions, LRN, pooling and their gradients a Fallback or
+GeneralReduction schedule: an output per thread, no reuse of loads. Where
+a rule returns None (dense layers at batch > 1 and their gradients,
+softmax), dlight's Matmul and reduction rules schedule the kernel.
 
-Every schedule works for a symbolic batch (the batch goes to a grid
-dimension or a serial loop, never into a thread count or a shared buffer) and
-stays within the limits of every NVIDIA GPU since sm_50: at most 1024
-threads and 48 KiB of static shared memory per block, vectors of at most
-16 bytes. Nothing here has been timed on a GPU: the tiles are sized from the
-arithmetic (register tiles of 16-52 accumulators, shared tiles under 44 KiB,
-128-432 threads per block) and checked statically (tests/test_gpu_schedules.py:
-verify_gpu_code, nvcc, ptxas spills).
+  conv2d, conv2d_grad_input  direct convolution: a block per (image, tile of
+      one group's output channels x output pixels), the input patch and the
+      weights staged in shared memory a chunk of input channels at a time,
+      each thread a run of up to 13 pixels x 4 channels in registers (bias
+      and ReLU applied on the way out); the tile is the best of the even
+      tilings by lanes used, FMAs per shared load and pixels (conv2d_tile).
+      A strided convolution's input gradient (computed in phases by
+      ops.grad): a thread per (phase, column), then the phases interleaved.
+  conv2d_grad_weight  implicit GEMM, (output channels) x (input channels,
+      kernel window), summed over images and output pixels; the output
+      gradient and input rows staged in shared memory; split-K over bands of
+      output rows (rfactor) so that 264+ blocks run, the bands added after.
+  dense  at batch 1 a GEMV: a warp per row of W, 16-byte loads, a warp-shuffle sum.
+  lrn, lrn_grad  a thread per pixel (coalesced), each a run of 8 channels
+      whose window sums are computed in registers; the gradient's sums in a
+      first kernel.
+  max_pool  an output per thread along rows; max_pool_grad  a block per
+      image plane, its windows' first maxima in shared memory.
+  relu_grad, dropout, avg_pool_grad  4 elements (16 bytes) per thread.
+  bias_grad  a block per channel summing across its threads (conv), or
+      threads along channels x 8 rows of images summed across threadIdx.y (dense).
+
+Every schedule takes a symbolic batch (a grid dimension or a serial loop,
+never a thread count or a shared buffer) and stays within every NVIDIA GPU
+since sm_50: 1024 threads and 48 KiB of static shared memory a block,
+16-byte vectors. Builds compile them with TIR_PIPELINE, which gives these
+kernels __launch_bounds__(threads, 1) (see there). Nothing here has been
+timed on a GPU: tiles are sized from the arithmetic and checked statically
+(static_check: verify_gpu_code, nvcc, ptxas; tests/test_gpu_schedules.py).
+estimates() bounds each kernel's time from its FLOPs and bytes.
 """
 
 from __future__ import annotations
@@ -45,11 +67,6 @@ def _blocks(sch: s_tir.Schedule) -> dict[str, object]:
     return {sch.get(b).name_hint: b for b in sch.get_child_blocks(sch.get_sblock("root"))}
 
 
-def _extent(sch: s_tir.Schedule, loop) -> int | None:
-    extent = sch.get(loop).extent
-    return int(extent.value) if isinstance(extent, tirx.IntImm) else None
-
-
 def _loops_under(sch: s_tir.Schedule, block, loop) -> list:
     """The loops of `block` nested inside `loop`."""
     loops = sch.get_loops(block)
@@ -57,17 +74,12 @@ def _loops_under(sch: s_tir.Schedule, block, loop) -> list:
     return loops[where + 1:]
 
 
-def _cooperative_fetch(sch: s_tir.Schedule, block, loop, threads: int, lanes: int = 1) -> None:
+def _cooperative_fetch(sch: s_tir.Schedule, block, loop, threads: int) -> None:
     """Stage `block` (a copy into shared memory) at `loop`, its elements
     spread over the block's `threads` (consecutive threads on consecutive
     elements of the innermost axis: coalesced)."""
     sch.compute_at(block, loop, preserve_unit_loops=True)
-    fused = sch.fuse(*_loops_under(sch, block, loop))
-    if lanes > 1:
-        _, t, v = sch.split(fused, [None, threads, lanes])
-        sch.vectorize(v)
-    else:
-        _, t = sch.split(fused, [None, threads])
+    _, t = sch.split(sch.fuse(*_loops_under(sch, block, loop)), [None, threads])
     sch.bind(t, "threadIdx.x")
 
 
@@ -249,32 +261,29 @@ class GradWeightTile:
 
 
 def conv2d_grad_weight_tile(kernel: Kernel) -> GradWeightTile:
-    """4 output channels x 4, 2 or 1 input channels (as the kernel is 3, 5,
-    or wider) x a kernel row per thread: 40-48 accumulators; threads until
-    128-256; output rows staged per step as many as fit SHARED_BYTES; as many
-    row bands as make 264 blocks (two per SM of an H100/H200), where the
-    height allows."""
+    """4 output channels x 2 input channels (1 for kernels wider than 5) x
+    a kernel row per thread: 24-44 accumulators (4 x 4 x 3 made ptxas spill
+    at batch 1); a group's input channels over at most 64 / k threads, the
+    output channels over as many as make up to 256 threads; as many output
+    rows staged per step as fit SHARED_BYTES; as many row bands as make 264
+    blocks (two per SM of an H100/H200), where the height allows."""
     groups, k, stride = kernel.attrs["groups"], kernel.attrs["kernel"], kernel.attrs["stride"]
     (out_total, height, width), (in_total, _, in_width) = kernel.inputs
     in_width += 2 * kernel.attrs["padding"]
     per_out, per_in = out_total // groups, in_total // groups
     reg_out = _largest_divisor(per_out, (4, 2, 1))
-    reg_in = _largest_divisor(per_in, (4,) if k <= 3 else (2,) if k <= 5 else (1,)) if k <= 5 else 1
-    in_threads = per_in // reg_in if per_in // reg_in * k <= 64 else _largest_divisor(
-        per_in // reg_in, [t for t in range(64 // k, 0, -1)])
-    out_threads = _largest_divisor(per_out // reg_out, [t for t in (8, 4, 2, 1) if t * in_threads * k <= 256]
-                                   + [t for t in (16, 32) if t * in_threads * k <= 256][::-1])
-    out_threads = max((t for t in range(1, per_out // reg_out + 1)
-                       if (per_out // reg_out) % t == 0 and t * in_threads * k <= 256), default=1)
+    reg_in = _largest_divisor(per_in, (2, 1)) if k <= 5 else 1
+    in_threads = _largest_divisor(per_in // reg_in, [t for t in range(max(1, 64 // k), 0, -1)])
+    out_threads = max(t for t in _divisors(per_out // reg_out) if t * in_threads * k <= 256 or t == 1)
     tile_out, tile_in = out_threads * reg_out, in_threads * reg_in
 
     def shared(rows: int) -> int:
         return 4 * (tile_out * rows * width + tile_in * ((rows - 1) * stride + k) * in_width)
 
-    rows = _largest_divisor(height, [r for r in range(height, 0, -1) if shared(r) <= SHARED_BYTES])
     blocks = groups * (per_out // tile_out) * (per_in // tile_in)
-    bands = height // rows
-    splits = next((s for s in range(1, bands + 1) if bands % s == 0 and blocks * s >= 264), bands)
+    splits = next((s for s in _divisors(height) if blocks * s >= 264), height)
+    band = height // splits
+    rows = _largest_divisor(band, [r for r in range(band, 0, -1) if shared(r) <= SHARED_BYTES])
     return GradWeightTile(tile_out, tile_in, reg_out, reg_in, rows, splits)
 
 
@@ -550,7 +559,50 @@ def default_schedule(func: tirx.PrimFunc, kernel: Kernel, batch: int | None,
     sch = s_tir.Schedule(func)
     if rule(sch, kernel, batch) is False:
         return None
-    return sch.mod["main"].with_attr("global_symbol", kernel.name).with_attr("tirx.is_scheduled", True)
+    return (sch.mod["main"].with_attr("global_symbol", kernel.name).with_attr("tirx.is_scheduled", True)
+            .with_attr(OWN_REGISTERS, True))
+
+
+# --------------------------------------------------------------------------- the TIR pipeline of CUDA builds
+
+# These schedules size their register tiles themselves. Given only
+# __launch_bounds__(threads), as TVM writes it, ptxas may still squeeze a
+# kernel's registers to fit one more block per SM and spill a few to local
+# memory to get there (seen at 4-20 bytes for some tiles and not for
+# others, by batch, arch and tile: no tile choice avoids it everywhere).
+# __launch_bounds__(threads, 1), as CUTLASS writes it, turns that off:
+# ptxas then spills only past its real limits (255 registers, or 64K per
+# block). The pipeline below is TVM's own, writing that bound for every
+# kernel this module scheduled (OWN_REGISTERS) and leaving dlight's as they are.
+OWN_REGISTERS = "tvm_alexnet.own_registers"
+TIR_PIPELINE = "tvm_alexnet_cuda"
+
+
+def _tir_pipeline():
+    from tvm.s_tir.pipeline import default_s_tir_pipeline
+
+    lower, finalize_host, finalize_device = default_s_tir_pipeline()
+    ours: set[str] = set()
+
+    @tvm.transform.module_pass(opt_level=0, name="RecordOwnRegisterKernels")
+    def record(mod, _ctx):
+        ours.clear()
+        ours.update(str(f.attrs["global_symbol"]) for _, f in mod.functions_items()
+                    if isinstance(f, tirx.PrimFunc) and f.attrs is not None and f.attrs.get(OWN_REGISTERS))
+        return mod
+
+    @tvm.transform.module_pass(opt_level=0, name="OneBlockLaunchBounds")
+    def one_block(mod, _ctx):
+        for gv, f in list(mod.functions_items()):
+            if isinstance(f, tirx.PrimFunc) and re.sub(r"_kernel(_\d+)?$", "", gv.name_hint) in ours:
+                mod[gv] = f.with_attr("tirx.launch_bounds_min_blocks_per_sm", 1)
+        return mod
+
+    return (tvm.transform.Sequential([record, lower]), finalize_host,
+            lambda: tvm.transform.Sequential([one_block, finalize_device()]))
+
+
+tvm.tirx.compilation_pipeline.register_tir_pipeline(TIR_PIPELINE, _tir_pipeline)
 
 
 def dlight(mod: IRModule, target: Target) -> IRModule:
@@ -661,7 +713,7 @@ def ptxas(code: str, arch: str) -> dict[str, dict]:
         elif current is not None and (m := re.search(r"Used (\d+) registers", line)):
             smem = re.search(r"(\d+) bytes smem", line)
             current.update(registers=int(m.group(1)), smem=int(smem.group(1)) if smem else 0)
-    for m in re.finditer(r"__launch_bounds__\((\d+)\) (\w+)\(", code):
+    for m in re.finditer(r"__launch_bounds__\((\d+)(?:, \d+)?\) (\w+)\(", code):
         report.setdefault(m.group(2), {})["threads"] = int(m.group(1))
     return report
 
@@ -674,7 +726,7 @@ def static_check(kernel: Kernel, batch: int | None, target: Target) -> dict:
 
     func, scheduler = scheduled_kernel(kernel, batch, target)
     verified = verify(func, target)
-    code = source(tvm.compile(IRModule({kernel.name: func}), target=target).mod)
+    code = source(tvm.compile(IRModule({kernel.name: func}), target=target, tir_pipeline=TIR_PIPELINE).mod)
     return {"kernel": kernel.name, "op": kernel.op, "scheduler": scheduler, "verified": verified,
             "functions": ptxas(code, target.attrs["arch"])}
 

@@ -10,7 +10,7 @@ import hashlib
 import os
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -274,6 +274,16 @@ def mean_image_shift(mean: np.ndarray, prep: Preprocessing) -> torch.Tensor:
         m = m[::-1]
     shift = (np.asarray(prep.mean)[:, None, None] - m * prep.scale) / np.asarray(prep.std)[:, None, None]
     return torch.from_numpy(np.ascontiguousarray(shift, np.float32))
+
+
+def mean_channels(mean: np.ndarray, prep: Preprocessing) -> Preprocessing:
+    """`prep` with its per-channel mean replaced by the mean image's
+    per-channel average (in prep's channel order and scale): the closest a
+    per-channel mean comes to subtracting the mean image."""
+    m = np.asarray(mean, np.float64).mean(axis=(1, 2)) * prep.scale
+    if prep.channels == "BGR":
+        m = m[::-1]
+    return replace(prep, mean=tuple(float(v) for v in m))
 
 
 # -- saliency --------------------------------------------------------------------------------------

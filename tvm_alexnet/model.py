@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -35,6 +36,8 @@ class AlexNet(nn.Module):
         for name, module in layer_modules(self.spec).items():
             setattr(self, name, module)
         self.preprocessing: Preprocessing = PREPROCESSING[variant]  # what a checkpoint's weights expect
+        # trained with a mean image subtracted (train --mean): {"path", "sha256"} of its file, else None
+        self.mean_image: dict[str, str] | None = None
         self.compiled: CompiledNetwork | None = None
         self.tuned_batches: dict[int, CompiledNetwork] = {}  # inference builds with a tuning log's schedules
         self._layers: dict[str, LayerKernels] = {}  # per layer, the kernels the autograd bridges call
@@ -189,7 +192,7 @@ class AlexNet(nn.Module):
     def save(self, path: str | os.PathLike) -> None:
         """A safetensors checkpoint recording the variant, classes, width, LRN
         convention and the preprocessing its weights expect."""
-        weights.save(path, self.state_dict(), weights.metadata(self.spec, self.preprocessing))
+        weights.save(path, self.state_dict(), weights.metadata(self.spec, self.preprocessing, self.mean_image))
 
     @classmethod
     def load(cls, path: str | os.PathLike, **defaults) -> "AlexNet":
@@ -206,6 +209,11 @@ class AlexNet(nn.Module):
         weights.check_state_dict(model.spec, state, source=str(Path(path)))
         model.load_state_dict(state)
         model.preprocessing = weights.preprocessing(metadata, str(path)) or model.preprocessing
+        model.mean_image = weights.mean_image(metadata, str(path))
+        if model.mean_image:
+            warnings.warn(f"{path}: trained with the mean image {model.mean_image['path']} (sha256 "
+                          f"{model.mean_image['sha256'][:12]}...) subtracted; images here get its per-channel "
+                          "average subtracted instead, so results differ slightly from training's")
         return model
 
     @classmethod

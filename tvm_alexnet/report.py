@@ -106,8 +106,6 @@ def measure(model: AlexNet, batch: int, target, *, repeat: int = 10, min_repeat_
     TVM is timed first (every kernel, then the whole network), torch after
     (the same): interleaving them per kernel slowed TVM's kernels by ~15% on
     2 cores, torch's worker threads still spinning when TVM's started."""
-    from .tuning import target_dirname
-
     net, compiled = model.spec, model.compiled
     device = torch.device(compiled.device_type)
     kernels = net.compiled_kernels() if backward else net.kernels(training=True)
@@ -147,10 +145,99 @@ def measure(model: AlexNet, batch: int, target, *, repeat: int = 10, min_repeat_
     progress("measuring the machine's peaks (SGEMM, copy) ...")
     peak = measure_peaks(device)
 
+    return _assemble(net, batch, target, kernels, times, peak, compiled.manifest.tuned, machine(device),
+                     tuning_log, repeat, min_repeat_ms, os.environ.get("TVM_NUM_THREADS"))
+
+
+def measure_remote(model: AlexNet, batch: int, target, remote, *, repeat: int = 10, min_repeat_ms: float = 50,
+                   backward: bool = True, tuning_log: str | None = None,
+                   progress: Callable[[str], None] = print) -> dict:
+    """The report of `model` compiled here for `target` and timed on a device
+    registered with an RPC tracker (`remote`, a tuning.RemoteDevices): the
+    library is uploaded through a session and every kernel, and the whole
+    network, timed there by TVM's time_evaluator. Torch and the machine's
+    peaks are not measured there: their fields are None."""
+    import tempfile
+
+    import tvm
+    from tvm import relax
+
+    from .build import compile_module
+    from .tuning.remote import device_type
+
+    net = model.spec
+    kernels = net.compiled_kernels() if backward else net.kernels(training=True)
+    progress(f"compiling for {target.kind.name} ...")
+    executable, tuned = compile_module(net, batch, target, tuning_log)
+    steps = len(kernels) + 2
+    done = iter(range(1, steps + 1))
+    with tempfile.TemporaryDirectory(prefix="tvm-alexnet-remote-") as scratch:
+        whole, only_kernels = Path(scratch) / "alexnet.so", Path(scratch) / "kernels.so"
+        executable.export_library(str(whole))
+        # The kernels on their own: over RPC the network's library gives no access to the kernels it imports.
+        executable.mod.imports[0].export_library(str(only_kernels))
+        progress(f"uploading to a device under {remote} ...")
+        session, where = remote.session(session_timeout=0)
+        for path in (whole, only_kernels):
+            session.upload(str(path), path.name)
+        network_module, kernel_module = session.load_module(whole.name), session.load_module(only_kernels.name)
+    dev = session.device(device_type(target), 0)
+
+    def there(t: torch.Tensor):
+        return tvm.runtime.tensor(t.detach().cpu().contiguous().numpy(), dev)
+
+    def timed(name: str, evaluate, args) -> list[float]:
+        progress(f"[{next(done)}/{steps}] {name} on {where[0]}:{where[1]}")
+        return list(evaluate(*args).results)
+
+    torch.manual_seed(0)
+    x = there(torch.randn(batch, *net.input_shape))
+    params = [there(p) for p in model.parameters()]
+    vm = relax.VirtualMachine(network_module, dev)
+
+    def network() -> list[float]:
+        evaluator = vm.time_evaluator("forward", dev, number=1, repeat=repeat, min_repeat_ms=int(min_repeat_ms))
+        return timed("TVM network", evaluator, [x, *params])
+
+    times = {("TVM", "network"): network()}
+    for k in kernels:
+        args = [there(t) for t in kernel_args(model, k, batch, torch.device("cpu"))]
+        shape = (batch, *k.output) if k.batch_output else tuple(k.output)
+        out = tvm.runtime.empty(shape, args[0].dtype, dev)
+        evaluator = kernel_module.time_evaluator(k.name, dev, number=1, repeat=repeat, min_repeat_ms=int(min_repeat_ms))
+        times["TVM", k.name] = timed(f"TVM {k.name}", evaluator, [*args, out])
+    times["TVM", "network"] += network()
+    described = {"cpu": _remote_call(session, "target.llvm_get_system_cpu") or "unknown CPU", "cores": None,
+                 "os": "unknown (remote)", "gpu": dev.device_name if target.kind.name == "cuda" else None,
+                 "remote": {"tracker": f"{remote.host}:{remote.port}", "key": remote.key,
+                            "device": f"{where[0]}:{where[1]}"}}
+    threads = _remote_call(session, "runtime.NumThreads")  # the device's TVM_NUM_THREADS, in effect
+    return _assemble(net, batch, target, kernels, times, None, tuned, described, tuning_log, repeat, min_repeat_ms,
+                     None if threads is None else str(threads))
+
+
+def _remote_call(session, name: str):
+    """A global function of the remote's TVM, called (None where it has none)."""
+    try:
+        return session.get_function(name)()
+    except Exception:  # TVM raises its own error types through RPC
+        return None
+
+
+def _assemble(net, batch: int, target, kernels: list[Kernel], times: dict, peak: dict | None, tuned: list[str],
+              machine_info: dict, tuning_log, repeat: int, min_repeat_ms: float, tvm_threads: str | None) -> dict:
+    """The report from the timings: `times[engine, kernel or "network"]`, a
+    list of seconds each; torch's and the peaks (None) may be missing."""
+    from .tuning import target_dirname
+
+    def ratio(a, b):
+        return None if a is None or b is None else a / b
+
     rows = []
     for k in kernels:
         tvm_times, seconds = times["TVM", k.name], statistics.median(times["TVM", k.name])
-        flops, nbytes, torch_seconds = k.flops * batch, moved_bytes(k, batch), statistics.median(times["torch", k.name])
+        flops, nbytes = k.flops * batch, moved_bytes(k, batch)
+        torch_seconds = statistics.median(times["torch", k.name]) if ("torch", k.name) in times else None
         rows.append({
             "name": k.name, "layer": k.layer, "op": k.op,
             "direction": "backward" if op_of(k).gradient else "forward",
@@ -159,14 +246,15 @@ def measure(model: AlexNet, batch: int, target, *, repeat: int = 10, min_repeat_
             "flops": flops, "bytes": nbytes, "intensity": flops / nbytes,
             "ms": seconds * 1e3, "ms_min": min(tvm_times) * 1e3, "ms_max": max(tvm_times) * 1e3,
             "gflops": flops / seconds / 1e9, "gbs": nbytes / seconds / 1e9,
-            "pct_peak_flops": 100 * flops / seconds / 1e9 / peak["sgemm_gflops"],
-            "pct_peak_bandwidth": 100 * nbytes / seconds / 1e9 / peak["bandwidth_gbs"],
-            "schedule": "tuned" if k.name in compiled.manifest.tuned else "default",
-            "torch_ms": torch_seconds * 1e3, "speedup_vs_torch": torch_seconds / seconds,
+            "pct_peak_flops": ratio(100 * flops / seconds / 1e9, peak and peak["sgemm_gflops"]),
+            "pct_peak_bandwidth": ratio(100 * nbytes / seconds / 1e9, peak and peak["bandwidth_gbs"]),
+            "schedule": "tuned" if k.name in tuned else "default",
+            "torch_ms": None if torch_seconds is None else torch_seconds * 1e3,
+            "speedup_vs_torch": ratio(torch_seconds, seconds),
         })
-    eager = statistics.median(times["torch eager", "network"])
+    eager = statistics.median(times["torch eager", "network"]) if ("torch eager", "network") in times else None
     engines = [{"engine": engine, "ms": statistics.median(t) * 1e3, "ms_min": min(t) * 1e3, "ms_max": max(t) * 1e3,
-                "images_per_s": batch / statistics.median(t), "speedup_vs_eager": eager / statistics.median(t)}
+                "images_per_s": batch / statistics.median(t), "speedup_vs_eager": ratio(eager, statistics.median(t))}
                for (engine, what), t in times.items() if what == "network"]
     in_network = {k.name for k in net.network_kernels()}
     forward_ms = sum(r["ms"] for r in rows if r["name"] in in_network)
@@ -174,7 +262,7 @@ def measure(model: AlexNet, batch: int, target, *, repeat: int = 10, min_repeat_
     return {
         "format": FORMAT,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine(device),
+        "machine": machine_info,
         "versions": {"tvm": _version("apache-tvm"), "torch": torch.__version__, "tvm_alexnet": _version("tvm-alexnet"),
                      "python": platform.python_version()},
         "network": {"variant": net.variant, "width": net.width, "num_classes": net.num_classes, "lrn": net.lrn,
@@ -183,7 +271,7 @@ def measure(model: AlexNet, batch: int, target, *, repeat: int = 10, min_repeat_
         "target": str(target), "target_name": target_dirname(target),
         "tuning_log": _relative(tuning_log) if tuning_log else None,
         "timing": {"statistic": "median", "repeat": repeat, "min_repeat_ms": min_repeat_ms,
-                   "threads": torch.get_num_threads(), "tvm_threads": os.environ.get("TVM_NUM_THREADS")},
+                   "threads": torch.get_num_threads(), "tvm_threads": tvm_threads},
         "peak": peak,
         "kernels": rows,
         "network_rows": engines,
@@ -256,13 +344,19 @@ KERNEL_COLUMNS = ("kernel", "output", "MFLOP", "MB", "ms", "spread", "GFLOP/s", 
                   "schedule", "torch ms", "vs torch")
 
 
+def _cell(value, form: str) -> str:
+    """A number as `form` formats it; "-" for one not measured (None: torch and the peaks on a remote device)."""
+    return "-" if value is None else form.format(value)
+
+
 def kernel_table(report: dict) -> list[list[str]]:
     rows = []
     for r in report["kernels"]:
         rows.append([r["name"], "x".join(map(str, r["output"])), f"{r['flops'] / 1e6:.1f}", f"{r['bytes'] / 1e6:.2f}",
                      f"{r['ms']:.3f}", f"±{50 * (r['ms_max'] - r['ms_min']) / r['ms']:.0f}%", f"{r['gflops']:.1f}",
-                     f"{r['intensity']:.1f}", f"{r['pct_peak_flops']:.0f}%", f"{r['pct_peak_bandwidth']:.0f}%",
-                     r["schedule"], f"{r['torch_ms']:.3f}", f"{r['speedup_vs_torch']:.2f}x"])
+                     f"{r['intensity']:.1f}", _cell(r["pct_peak_flops"], "{:.0f}%"),
+                     _cell(r["pct_peak_bandwidth"], "{:.0f}%"), r["schedule"], _cell(r["torch_ms"], "{:.3f}"),
+                     _cell(r["speedup_vs_torch"], "{:.2f}x")])
     return rows
 
 
@@ -271,21 +365,27 @@ NETWORK_COLUMNS = ("engine", "ms/batch", "spread", "images/s", "vs eager")
 
 def network_table(report: dict) -> list[list[str]]:
     return [[r["engine"], f"{r['ms']:.2f}", f"±{50 * (r['ms_max'] - r['ms_min']) / r['ms']:.0f}%",
-             f"{r['images_per_s']:.1f}", f"{r['speedup_vs_eager']:.2f}x"] for r in report["network_rows"]]
+             f"{r['images_per_s']:.1f}", _cell(r["speedup_vs_eager"], "{:.2f}x")] for r in report["network_rows"]]
 
 
 def title(report: dict) -> str:
     net, m = report["network"], report["machine"]
+    remote = m.get("remote")
+    where = (f"device {remote['device']} (key {remote['key']!r} at the RPC tracker {remote['tracker']}): "
+             if remote else "")
+    cores = f" ({m['cores']} cores)" if m["cores"] else ""
     return (f"{net['variant']} (width {net['width']:g}), batch {net['batch']}, {report['target_name']}, "
             f"{'log ' + report['tuning_log'] if report['tuning_log'] else 'default schedules'}; "
-            f"{m['gpu'] or m['cpu']} ({m['cores']} cores); TVM {report['versions']['tvm']}, "
+            f"{where}{m['gpu'] or m['cpu']}{cores}; TVM {report['versions']['tvm']}, "
             f"torch {report['versions']['torch']}; {report['created']}")
 
 
 def summary(report: dict) -> list[str]:
     p, o = report["peak"], report["overhead"]
-    return [f"peaks: SGEMM {p['sgemm_gflops']:.1f} GFLOP/s (torch, n={p['sgemm_size']}), "
-            f"copy {p['bandwidth_gbs']:.1f} GB/s ({p['copy_mib']} MiB)",
+    peaks = (f"peaks: SGEMM {p['sgemm_gflops']:.1f} GFLOP/s (torch, n={p['sgemm_size']}), "
+             f"copy {p['bandwidth_gbs']:.1f} GB/s ({p['copy_mib']} MiB)" if p else
+             "peaks and torch: not measured (a remote device: TVM's kernels and network only)")
+    return [peaks,
             f"whole network {o['network_ms']:.2f} ms = forward kernels {o['forward_kernels_ms']:.2f} ms + "
             f"overhead {o['overhead_ms']:.2f} ms ({o['overhead_pct']:.1f}%: the VM's calls and allocations, "
             "and the machine's drift: the network is timed before and after its kernels)",
@@ -339,7 +439,8 @@ def plot(report: dict, out_dir: str | os.PathLike) -> list[Path]:
     fig, ax = plt.subplots(figsize=(9, 0.22 * len(rows) + 1.5))
     y = range(len(rows))
     ax.barh([i - 0.2 for i in y], [r["ms"] for r in rows], height=0.4, label="TVM")
-    ax.barh([i + 0.2 for i in y], [r["torch_ms"] for r in rows], height=0.4, label="torch")
+    if any(r["torch_ms"] is not None for r in rows):  # not measured on a remote device
+        ax.barh([i + 0.2 for i in y], [r["torch_ms"] or 0 for r in rows], height=0.4, label="torch")
     ax.set_yticks(list(y), [f"{r['name']}{' *' if r['schedule'] == 'tuned' else ''}" for r in rows], fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel(f"time per call of batch {report['network']['batch']} (ms)")
@@ -349,16 +450,18 @@ def plot(report: dict, out_dir: str | os.PathLike) -> list[Path]:
     paths.append(_save_figure(fig, out_dir / f"{stem}-breakdown.png", write_atomic))
 
     fig, ax = plt.subplots(figsize=(7, 5))
-    peak, bandwidth = report["peak"]["sgemm_gflops"], report["peak"]["bandwidth_gbs"]
     intensities = [r["intensity"] for r in rows]
     lo, hi = min(intensities) / 2, max(intensities) * 2
-    ridge = peak / bandwidth
-    xs = [lo, min(max(ridge, lo), hi), hi]
-    ax.plot(xs, [min(peak, bandwidth * x) for x in xs], "k-", lw=1,
-            label=f"roof: {peak:.0f} GFLOP/s SGEMM, {bandwidth:.0f} GB/s copy")
+    if report["peak"]:  # not measured on a remote device
+        peak, bandwidth = report["peak"]["sgemm_gflops"], report["peak"]["bandwidth_gbs"]
+        ridge = peak / bandwidth
+        xs = [lo, min(max(ridge, lo), hi), hi]
+        ax.plot(xs, [min(peak, bandwidth * x) for x in xs], "k-", lw=1,
+                label=f"roof: {peak:.0f} GFLOP/s SGEMM, {bandwidth:.0f} GB/s copy")
     for direction, marker in (("forward", "o"), ("backward", "^")):
         mine = [r for r in rows if r["direction"] == direction]
         ax.scatter([r["intensity"] for r in mine], [r["gflops"] for r in mine], marker=marker, label=f"TVM {direction}")
+        mine = [r for r in mine if r["torch_ms"] is not None]
         ax.scatter([r["intensity"] for r in mine], [r["flops"] / r["torch_ms"] / 1e6 for r in mine], marker=marker,
                    facecolors="none", edgecolors="grey", label=f"torch {direction}")
     for r in sorted(rows, key=lambda r: -r["ms"])[:6]:

@@ -92,10 +92,15 @@ def unsafe_reason(error: Exception) -> str | None:
             + "; refused for safety, since loading them could run code")
 
 
-def metadata(net: Network, prep: Preprocessing) -> dict[str, str]:
-    """What a checkpoint records beside its tensors: the network and the input its weights expect."""
-    return {"variant": net.variant, "num_classes": str(net.num_classes), "width": repr(net.width),
-            "lrn": net.lrn or NO_LRN, "pool": net.pool, "activation": net.activation, "preprocessing": prep.to_json()}
+def metadata(net: Network, prep: Preprocessing, mean_image: dict[str, str] | None = None) -> dict[str, str]:
+    """What a checkpoint records beside its tensors: the network and the input its weights expect
+    (and, when they were trained with one subtracted, the mean image's file: path and sha256)."""
+    record = {"variant": net.variant, "num_classes": str(net.num_classes), "width": repr(net.width),
+              "lrn": net.lrn or NO_LRN, "pool": net.pool, "activation": net.activation,
+              "preprocessing": prep.to_json()}
+    if mean_image:
+        record["mean_image"] = json.dumps(mean_image)
+    return record
 
 
 def check_save_path(path: str | os.PathLike) -> None:
@@ -170,6 +175,17 @@ def describe(metadata: dict[str, str], source: str = "checkpoint") -> dict:
                 "pool": metadata.get("pool") or None, "activation": metadata.get("activation") or None}
     except (KeyError, ValueError) as e:
         raise WeightsError(f"{source}: checkpoint metadata is malformed: {json.dumps(metadata)} ({e})") from None
+
+
+def mean_image(metadata: dict[str, str], source: str) -> dict[str, str] | None:
+    """The mean image file a checkpoint's weights were trained with ({"path", "sha256"}), or None."""
+    if "mean_image" not in metadata:
+        return None
+    try:
+        record = json.loads(metadata["mean_image"])
+        return {"path": str(record["path"]), "sha256": str(record["sha256"])}
+    except (ValueError, KeyError, TypeError) as e:
+        raise WeightsError(f"{source}: malformed mean_image record {metadata['mean_image']!r} ({e})") from None
 
 
 def preprocessing(metadata: dict[str, str], source: str) -> Preprocessing | None:

@@ -14,7 +14,8 @@ from .. import report as rp
 from ..model import AlexNet
 from ..spec import network
 from ..tuning import resolve_log
-from .common import network_options, notes, results, table, target_option, target_text, tuning_log_option
+from .common import (network_options, notes, remote_devices, results, rpc_options, table, target_option, target_text,
+                     tuning_log_option)
 
 
 @click.command("report")
@@ -38,8 +39,9 @@ from .common import network_options, notes, results, table, target_option, targe
               help="Write JSON, Markdown and both plots into this folder (as reports/ in the repository).")
 @click.option("--compare", nargs=2, type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               metavar="A.json B.json", help="Show two reports side by side (B's speed-up over A) instead of measuring.")
+@rpc_options
 def report_cmd(variant, num_classes, width, lrn, pool, activation, batches, target, tuning_log, repeat,
-               min_repeat_ms, backward, torch_compile, as_json, as_markdown, plot, out, compare):
+               min_repeat_ms, backward, torch_compile, as_json, as_markdown, plot, out, compare, rpc, device_key):
     """Time every kernel against torch and the machine's peaks.
 
     For each kernel (forward and backward): shape, FLOPs, bytes moved,
@@ -47,7 +49,13 @@ def report_cmd(variant, num_classes, width, lrn, pool, activation, batches, targ
     measured SGEMM and copy bandwidth, tuned or default schedule, and the
     same operation through torch on the same device (oneDNN on CPU, cuDNN on
     GPU). Then the whole network: TVM against torch eager and torch.compile.
+
+    With --rpc HOST:PORT --device-key KEY the network is compiled here for
+    --target and every kernel, and the whole network, timed on a device
+    registered under KEY with that RPC tracker; torch and the peaks are not
+    measured there ("-").
     """
+    remote = remote_devices(rpc, device_key)
     if as_json and as_markdown:
         raise click.UsageError("give --json or --markdown, not both")
     if compare:
@@ -58,15 +66,22 @@ def report_cmd(variant, num_classes, width, lrn, pool, activation, batches, targ
         raise click.UsageError("--json prints one report: give one --batch (or use --out)")
     net = network(variant, num_classes, width, lrn, pool, activation)
     model = AlexNet(variant, num_classes, width, lrn, pool, activation).eval()
+    if remote is not None:
+        remote.check(target)  # an error in one line, before anything is compiled
     for batch in batches:
         log, message = resolve_log(tuning_log, net, batch, target)
         notes.print(message)
         with notes.status(f"compiling for {target_text(target)} ...") as status:
-            model.compile(target, batch=batch if log else None, tuning_log=log)
-            placement.move(model, placement.model_device(model))
-            report = rp.measure(model, batch, target, repeat=repeat, min_repeat_ms=min_repeat_ms,
-                                backward=backward, torch_compile=torch_compile, tuning_log=log,
-                                progress=lambda step: status.update(f"batch {batch}: {step}"))
+            if remote is not None:
+                report = rp.measure_remote(model, batch, target, remote, repeat=repeat, min_repeat_ms=min_repeat_ms,
+                                           backward=backward, tuning_log=log,
+                                           progress=lambda step: status.update(f"batch {batch}: {step}"))
+            else:
+                model.compile(target, batch=batch if log else None, tuning_log=log)
+                placement.move(model, placement.model_device(model))
+                report = rp.measure(model, batch, target, repeat=repeat, min_repeat_ms=min_repeat_ms,
+                                    backward=backward, torch_compile=torch_compile, tuning_log=log,
+                                    progress=lambda step: status.update(f"batch {batch}: {step}"))
         written = rp.write(report, out) if out is not None else []
         if plot is not None and plot != out:
             written += rp.plot(report, plot)

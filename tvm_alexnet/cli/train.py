@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 import torch
 
-from ..data import FullImage, training_sets
+from ..data import FullImage, MeanImage, training_sets
 from ..files import check_writable
 from ..model import AlexNet
 from ..preprocessing import PREPROCESSING
@@ -17,12 +17,19 @@ from ..tuning import resolve_log
 from .common import notes, results, target_option, target_text, tuning_log_option
 
 
-def _data_sets(data: Path | None, demo: bool, variant: str):
-    """(train, validation, classes) of 256x256 images: the demo digits, or DATA/train and DATA/val."""
+def _data_sets(data: Path | None, demo: bool, variant: str, mean: Path | None = None):
+    """(train, validation, classes) of 256x256 images: the demo digits, or
+    DATA/train and DATA/val; with `mean` (a .npy from `tvm-alexnet mean`),
+    that mean image subtracted instead of the per-channel mean."""
     if not demo and data is None:
         raise click.UsageError("give --data DIR (holding train/<class>/ and val/<class>/) or --demo")
     network(variant)  # an unknown variant fails before any image is read
-    return training_sets(None if demo else data, FullImage(PREPROCESSING[variant]))
+    prep = PREPROCESSING[variant]
+    if mean is None:
+        return training_sets(None if demo else data, FullImage(prep))
+    from .. import lab
+
+    return training_sets(None if demo else data, MeanImage(prep, lab.mean_image_shift(lab.load_mean(mean), prep)))
 
 
 @click.command("train")
@@ -47,8 +54,19 @@ def _data_sets(data: Path | None, demo: bool, variant: str):
 @click.option("--weight-decay", type=click.FloatRange(min=0), default=5e-4, show_default=True)
 @click.option("--lr-factor", type=click.FloatRange(0, 1, min_open=True), default=0.1, show_default=True,
               help="Multiply the learning rate by this when the validation error stops improving.")
-@click.option("--patience", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Epochs without improvement before that.")
+@click.option("--patience", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Epochs without improvement of the validation top-1 error tolerated before the rate is "
+                   "divided: 1 lets one noisy epoch pass, the second in a row divides it (0: every epoch "
+                   "without improvement does).")
+@click.option("--max-lr-drops", type=click.IntRange(min=0), default=3, show_default=True,
+              help="Divide the rate at most this many times (the paper: three times in ~90 epochs).")
+@click.option("--update", type=click.Choice(["torch", "paper"]), default="torch", show_default=True,
+              help="Momentum rule. torch: torch.optim.SGD (v = m*v + g + wd*w; w -= lr*v). paper: the paper's "
+                   "v = m*v - wd*lr*w - lr*g; w += v. The same steps at a constant rate; after a rate drop the "
+                   "paper's velocity still carries the old rate's steps (docs/training.md).")
+@click.option("--mean", "mean_file", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="Subtract this per-pixel mean image (from `tvm-alexnet mean`) as the paper did, instead of "
+                   "the per-channel mean.")
 @click.option("--pca", "pca_file", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="Colour PCA from `tvm-alexnet pca`: enables the paper's colour augmentation.")
 @click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True, help="Data loading processes.")
@@ -67,7 +85,7 @@ def _data_sets(data: Path | None, demo: bool, variant: str):
               help="Under torchrun: seconds a rank waits for the others before it gives up with an error.")
 @tuning_log_option
 def train_cmd(data, demo, variant, width, lrn, pool, activation, init, epochs, batch_size, lr, momentum, weight_decay,
-              lr_factor, patience, pca_file, workers, checkpoint_every, seed, target, out, resume, towers,
+              lr_factor, patience, max_lr_drops, update, mean_file, pca_file, workers, checkpoint_every, seed, target, out, resume, towers,
               dist_timeout, tuning_log):
     """Train with the paper's recipe: every layer's forward and backward compiled by TVM.
 
@@ -83,6 +101,7 @@ def train_cmd(data, demo, variant, width, lrn, pool, activation, init, epochs, b
     """
     from .. import placement
     from ..data import ColourPCA
+    from ..lab import file_digest, load_mean, mean_channels
     from ..parallel import close, from_environment
     from ..train import CHECKPOINT, Recipe, load_checkpoint, train
 
@@ -90,6 +109,7 @@ def train_cmd(data, demo, variant, width, lrn, pool, activation, init, epochs, b
     out = out or (Path("runs") / time.strftime("demo-%Y%m%d-%H%M%S") if demo else Path("runs/alexnet"))
     recipe = Recipe(batch_size=batch_size or (32 if demo else 128), lr=lr, momentum=momentum,
                     weight_decay=weight_decay, lr_factor=lr_factor, patience=patience,
+                    max_lr_drops=max_lr_drops, update=update, mean=file_digest(mean_file) if mean_file else None,
                     epochs=epochs or (3 if demo else 90), seed=seed, workers=workers,
                     checkpoint_every=checkpoint_every)
     parallel = from_environment(towers, dist_timeout, target)  # gloo for llvm, NCCL on GPU LOCAL_RANK for cuda
@@ -97,11 +117,14 @@ def train_cmd(data, demo, variant, width, lrn, pool, activation, init, epochs, b
     if recipe.batch_size % parallel.data_shards:
         raise click.BadParameter(f"{recipe.batch_size} does not split over {parallel.data_shards} processes",
                                  param_hint="'--batch-size'")
-    train_set, val_set, classes = _data_sets(data, demo, variant)
+    train_set, val_set, classes = _data_sets(data, demo, variant, mean_file)
     pca = ColourPCA.load(pca_file) if pca_file else None
     torch.manual_seed(seed)
     model = AlexNet(variant, len(classes), width, lrn, pool, activation)
     model.reset_parameters(init or ("torch" if demo else "paper"))
+    if mean_file:  # recorded with the weights; run and eval subtract its per-channel average (and warn)
+        model.preprocessing = mean_channels(load_mean(mean_file), model.preprocessing)
+        model.mean_image = dict(path=str(mean_file), sha256=recipe.mean)
     if (out / CHECKPOINT).exists():  # before compiling: a checkpoint that cannot be resumed fails at once
         if not resume:
             raise click.UsageError(f"{out / CHECKPOINT} exists: add --resume to continue it, or choose another --out")

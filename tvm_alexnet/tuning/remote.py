@@ -286,7 +286,7 @@ class RemoteRunner(PyRunner):
                     self.measured_on[f"{where[0]}:{where[1]}"] += 1
                     results[i] = RunnerResult(costs, None)
                     continue
-                lost = where is not None and tuple(where) not in self.devices.servers()
+                lost = where is not None and self._dropped(tuple(where), error)
                 if lost and self.retry_lost and i not in retried:
                     retried.add(i)
                     queue.insert(0, i)
@@ -303,6 +303,17 @@ class RemoteRunner(PyRunner):
                 running.clear()
                 self.close()
         return results
+
+    def _dropped(self, where: tuple[str, int], error: str) -> bool:
+        """Whether the device a candidate failed on is gone from the tracker.
+        A session cut off by the device's end may reach us before the tracker
+        hears of it: such a failure looks again after a moment."""
+        if where not in self.devices.servers():
+            return True
+        if not any(word in error for word in ("kShutdown", "onnection", "reset", "roken pipe", "closed")):
+            return False
+        time.sleep(1.0)
+        return where not in self.devices.servers()
 
     def close(self) -> None:
         """Stop the workers now, with the sessions they hold."""
