@@ -4,7 +4,7 @@
 # scripts/pack-gpu-deps.sh present:
 #     source .gpu2/install.sh && bash scripts/gpu-checks.sh            # one 10-minute call (limits: 9.1 min)
 #     source .gpu2/install.sh && bash scripts/gpu-checks.sh transfer   # a second call, if time is left
-#     bash scripts/gpu-checks.sh rehearse   # here, no GPU: the CPU-possible steps on llvm, width 0.25 (~3 min)
+#     bash scripts/gpu-checks.sh rehearse   # here, no GPU: the CPU-possible steps on llvm, width 0.25 (5-8 min on 2 cores)
 # Results go to $OUT (the device tool brings that folder back); commit
 # $OUT/tuning_logs/cuda-sm_XX as tvm_alexnet/tuning_logs/cuda-sm_XX and the tables as
 # bench-logs/. Each step has its own time limit, so that one that runs long
@@ -30,14 +30,15 @@ step() {
 
 if [ "$mode" = rehearse ]; then
   # The steps a CPU can run, on llvm at width 0.25 and tiny sizes: the script's plumbing, not the GPU's numbers.
-  target=llvm; other=llvm:haswell; width=(--width 0.25); batch=2; train_batch=64; only=(--kernel fc8_dense); report_batches=(--batch 1 --no-backward)
+  target=llvm; other=llvm:haswell; width=(--width 0.25); batch=2; train_batch=64; only=(--kernel fc8_dense); train_limit=240; eval_limit=180;  # a CPU: ~100 s an epoch, ~90 s 11 crops
+  report_batches=(--batch 1 --no-backward)
   export TVM_ALEXNET_CACHE="${TVM_ALEXNET_CACHE:-$out/cache}"
 else
   python3 -m pip install -q --no-index --no-deps --no-compile --target /root/tvmsite .gpu3/*.whl
   export PYTHONPATH="/root/tvmsite:$PWD" TVM_CUDA_COMPILE_MODE=nvcc
   arch="sm_$(python3 -c 'import torch; print("".join(map(str, torch.cuda.get_device_capability())))')"
   target="cuda:$arch"; other="cuda:$([ "$arch" = sm_80 ] && echo sm_90 || echo sm_80)"
-  width=(); only=(); batch=32; train_batch=32; report_batches=(--batch 1 --batch 128)
+  width=(); only=(); train_limit=90; eval_limit=40; batch=32; train_batch=32; report_batches=(--batch 1 --batch 128)
 fi
 log="$out/tuning_logs/$(python3 -c "from tvm_alexnet.target import parse_target, target_dirname; print(target_dirname(parse_target('$target')))")"
 
@@ -78,9 +79,9 @@ if [ "$mode" != rehearse ]; then
 fi
 step demo 40 demo.txt "${cli[@]}" demo "${width[@]}" --target "$target" --repeat 1
 # Train one epoch of the demo digits on the target, then evaluate and run what it wrote.
-step train 90 train.txt "${cli[@]}" train --demo --target "$target" --epochs 1 --batch-size "$train_batch" \
+step train "$train_limit" train.txt "${cli[@]}" train --demo --target "$target" --epochs 1 --batch-size "$train_batch" \
   --workers 2 --out "$out/run"
-step eval 40 eval.txt "${cli[@]}" eval --weights "$out/run/weights.safetensors" --demo --target "$target" \
+step eval "$eval_limit" eval.txt "${cli[@]}" eval --weights "$out/run/weights.safetensors" --demo --target "$target" \
   --batch-size 64 --workers 2
 python3 -c "from PIL import Image; import numpy as np; Image.fromarray(np.random.default_rng(0).integers(0, 256, (240, 300, 3), dtype=np.uint8)).save('$out/image.png')"
 step run 30 run.txt "${cli[@]}" run "$out/image.png" --weights "$out/run/weights.safetensors" --target "$target"

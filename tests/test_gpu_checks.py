@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_rehearsal_writes_every_result(tmp_path):
     out = tmp_path / "out"
     env = {**os.environ, "OUT": str(out)}
-    done = subprocess.run(["bash", "scripts/gpu-checks.sh", "rehearse"], cwd=ROOT, env=env, timeout=600,
+    done = subprocess.run(["bash", "scripts/gpu-checks.sh", "rehearse"], cwd=ROOT, env=env, timeout=900,
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     steps = dict(line.split(" rc=") for line in (out / "steps.txt").read_text().splitlines())

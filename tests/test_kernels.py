@@ -41,7 +41,7 @@ def test_every_kernel(compiled, rng, variant):
 
 
 @pytest.mark.parametrize("config", [dict(activation="tanh"), dict(variant="onegpu", pool="non-overlapping"),
-                                    dict(lrn="none")])
+                                    dict(lrn="none")], ids=["tanh", "onegpu-non-overlapping", "lrn-none"])
 def test_every_kernel_of_ablations(compiled, rng, config):
     """The paper's ablations at a quarter width: tanh's conv and dense
     kernels, 2x2 stride-2 pools, the one-GPU net's layers, no LRN."""

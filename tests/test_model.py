@@ -50,7 +50,7 @@ def test_safetensors_round_trip(tmp_path):
     ("paper", dict(lrn="none", pool="non-overlapping", activation="tanh")),
     ("onegpu", dict(activation="tanh")),
     ("torchvision", dict(pool="non-overlapping")),
-])
+], ids=["paper-ablations", "onegpu-tanh", "torchvision-non-overlapping"])
 def test_checkpoints_record_the_ablations(tmp_path, variant, switches):
     """A model saved with LRN off, other pools or tanh loads as the same network,
     whatever the loader's defaults (the parameters alone could not tell)."""

@@ -17,7 +17,8 @@ SMALL = ["--width", "0.25", "--num-classes", "10"]
 
 
 @pytest.mark.parametrize("variant, switches", [("paper", {}), ("torchvision", {}),
-                                              ("onegpu", dict(lrn="none", pool="non-overlapping", activation="tanh"))])
+                                              ("onegpu", dict(lrn="none", pool="non-overlapping", activation="tanh"))],
+                         ids=["paper", "torchvision", "onegpu-ablations"])
 def test_torch_equivalents_compute_what_the_kernels_compute(compiled, variant, switches):
     """Each kernel against its torch equivalent run in float64 on the same inputs."""
     import torch

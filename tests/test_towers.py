@@ -94,9 +94,14 @@ def test_two_device_contexts_in_one_process(single):
     assert not torch.allclose(trained, logits)  # dropout is on while training
 
 
-@pytest.mark.parametrize("mode", ["eval", "train"])
-def test_towers_pass_the_image_its_gradient(single, mode):
-    """conv1's input gradient kernel runs in each tower; the image's gradient is their sum."""
+@pytest.mark.parametrize("mode, switches", [("eval", {}), ("train", {}),
+                                           ("train", dict(lrn="none", pool="non-overlapping", activation="tanh"))],
+                         ids=["eval", "train", "train-ablations"])
+def test_towers_pass_the_image_its_gradient(single, mode, switches):
+    """conv1's input gradient kernel runs in each tower; the image's gradient
+    is their sum. The paper's ablations split into towers too."""
+    if switches:
+        single = randomize(AlexNet("paper", **SMALL, **switches), seed=7).eval()
     towers = TowerAlexNet.from_model(single, ("cpu", "cpu")).compile("llvm").train(mode == "train")
     x = torch.randn(2, *single.spec.input_shape).requires_grad_()
     labels = torch.randint(0, 10, (2,))

@@ -315,7 +315,7 @@ _VARIANTS = {
     "paper": _paper("paper", (96, 256, 384, 384, 256), groups=2, lrn=True),
     # The single-tower net of most tutorials: the paper's sizes, no groups, no LRN.
     "ungrouped": _paper("ungrouped", (96, 256, 384, 384, 256), groups=1, lrn=False),
-    # The paper's one-GPU comparison net (its section 6, "one GPU" rows, 1.7%/1.2%
+    # The paper's one-GPU comparison net (its section 3.2 and footnote, 1.7%/1.2%
     # worse top-1/top-5): one tower, so half the kernels in conv1-conv4, but conv5
     # and the fully connected layers kept whole; LRN within its one tower.
     "onegpu": _paper("onegpu", (48, 128, 192, 192, 256), groups=1, lrn=True),
