@@ -152,3 +152,19 @@ def test_resuming_an_unfused_optimizer_state_keeps_sgd_fused():
     assert all(group["fused"] for group in optimizer.param_groups)
     p = next(model.parameters())
     assert torch.equal(optimizer.state[p]["momentum_buffer"], unfused.state[p]["momentum_buffer"])
+
+
+def test_checkpoint_network_records_from_before_pool_and_activation_options_still_match():
+    import dataclasses
+
+    from tvm_alexnet.spec import network
+    from tvm_alexnet.train import _upgraded
+
+    record = dataclasses.asdict(network("paper", width=0.25, num_classes=10))
+    older = {k: v for k, v in record.items() if k != "pool"}  # as last.pt files wrote it before
+    older["convs"] = tuple({k: v for k, v in c.items() if k != "activation"} for c in record["convs"])
+    older["dense"] = tuple(dict({k: v for k, v in d.items() if k != "activation"}, relu=d["activation"] == "relu")
+                           for d in record["dense"])
+    assert _upgraded(older) == record
+    tanh = dataclasses.asdict(network("paper", width=0.25, num_classes=10, activation="tanh"))
+    assert _upgraded(older) != tanh

@@ -140,7 +140,7 @@ def load_checkpoint(path: Path, model: AlexNet, recipe: Recipe | None = None) ->
         reason = unsafe_reason(e) or (str(e).strip().splitlines()[-1] if isinstance(e, ValueError)
                                       else type(e).__name__)
         raise CheckpointError(f"{path}: not a tvm-alexnet training checkpoint ({reason})") from None
-    ours, theirs = dataclasses.asdict(model.spec), state["network"]
+    ours, theirs = dataclasses.asdict(model.spec), _upgraded(state["network"])
     if theirs != ours:
         if not isinstance(theirs, dict):
             raise CheckpointError(f"{path}: the checkpoint's network record is malformed ({type(theirs).__name__})")
@@ -177,13 +177,26 @@ def load_checkpoint(path: Path, model: AlexNet, recipe: Recipe | None = None) ->
     return state
 
 
+def _upgraded(record):
+    """A network record from before pooling and activations were options, in today's terms."""
+    if not isinstance(record, dict) or "pool" in record:
+        return record
+    record = dict(record, pool="overlapping")
+    record["convs"] = tuple(dict(c, activation=c.get("activation", "relu")) for c in record.get("convs", ()))
+    record["dense"] = tuple({k: v for k, v in dict(d, activation="relu" if d.get("relu") else None).items()
+                             if k != "relu"} for d in record.get("dense", ()))
+    return record
+
+
 def _network(record: dict) -> str:
     """A recorded spec.Network (dataclasses.asdict) in the words of the network options."""
     try:
         classes = record["dense"][-1]["out_features"]
-    except (KeyError, IndexError, TypeError):
-        classes = "?"
-    return f"variant {record.get('variant')}, width {record.get('width')}, lrn {record.get('lrn')}, {classes} classes"
+        activation = record["convs"][0].get("activation")
+    except (KeyError, IndexError, TypeError, AttributeError):
+        classes = activation = "?"
+    return (f"variant {record.get('variant')}, width {record.get('width')}, lrn {record.get('lrn')}, "
+            f"pool {record.get('pool')}, activation {activation}, {classes} classes")
 
 
 def evaluate(model: AlexNet, loader, ten_crop: bool = False, progress: bool = False) -> dict[str, float]:
