@@ -10,6 +10,7 @@ from helpers import assert_one_line_error, invoke
 from PIL import Image
 
 from tvm_alexnet import report as rp
+from tvm_alexnet import report_files
 from tvm_alexnet.ops import op_of
 from tvm_alexnet.spec import network
 
@@ -44,7 +45,7 @@ def report(tmp_path_factory):
 
 def test_report_follows_schema_and_spec(report):
     data, _ = report
-    rp.validate(data, "report")
+    report_files.validate(data, "report")
     net = network("paper", 10, 0.25)
     kernels = net.compiled_kernels()
     assert [r["name"] for r in data["kernels"]] == [k.name for k in kernels]
@@ -64,7 +65,7 @@ def test_report_follows_schema_and_spec(report):
 
 def test_report_files(report):
     data, out = report
-    stem = rp.basename(data)
+    stem = report_files.basename(data)
     assert json.loads((out / f"{stem}.json").read_text()) == data
     markdown = (out / f"{stem}.md").read_text()
     assert "| kernel | output | MFLOP |" in markdown and "| conv2_conv_grad_weight |" in markdown
@@ -79,7 +80,7 @@ def test_compare(report, tmp_path):
     for row in faster["kernels"] + faster["network_rows"]:
         row["ms"] /= 2
     (tmp_path / "b.json").write_text(json.dumps(faster))
-    result = invoke("report", "--compare", out / f"{rp.basename(data)}.json", tmp_path / "b.json", "--markdown")
+    result = invoke("report", "--compare", out / f"{report_files.basename(data)}.json", tmp_path / "b.json", "--markdown")
     assert result.exit_code == 0, result.output
     assert "| conv1_conv |" in result.stdout
     rows = [line for line in result.stdout.splitlines() if line.startswith("| conv")]

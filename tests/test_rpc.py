@@ -114,6 +114,21 @@ def left(groups: set[int]) -> list[psutil.Process]:
     return found
 
 
+def assert_no_workers_left(farm) -> None:
+    """No process that this test process started outlives the run, but the farm's (killed in its teardown)."""
+    deadline = time.monotonic() + 10
+    while True:
+        workers = []
+        for p in psutil.Process().children(recursive=True):
+            with contextlib.suppress(psutil.Error, ProcessLookupError):
+                if p.status() != psutil.STATUS_ZOMBIE and os.getpgid(p.pid) not in farm.groups():
+                    workers.append(p)
+        if not workers or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert not workers, [p.cmdline() for p in workers]
+
+
 @pytest.fixture
 def farm(tmp_path):
     folder = tmp_path / "farm"
@@ -203,6 +218,7 @@ def test_tune_measures_on_every_server_and_records_for_the_target(farm, tmp_path
     log_dir = tmp_path / "log"
     result = invoke(*tune_args(farm, log_dir))
     assert result.exit_code == 0, result.output
+    assert_no_workers_left(farm)  # the build and measuring workers went with the run
     database = tuning.read_log(log_dir)
     lines = database.get_all_tuning_records()
     assert 16 <= len(lines) < 16 + 8
@@ -276,6 +292,7 @@ def test_a_server_dropping_out_fails_only_the_candidates_it_was_running(farm):
     port = farm.devices.servers()[0][1]
     assert runner.measured_on[f"127.0.0.1:{port}"] >= 4  # the rest ran on the server left
     assert farm.served(kept) >= 4
+    assert_no_workers_left(farm)
 
 
 @pytest.mark.slow
@@ -287,6 +304,7 @@ def test_with_no_server_left_the_runner_ends_with_tracker_and_key(farm):
     assert isinstance(runner.error, tuning.RemoteError)
     assert str(runner.error) == f"no device left under key {KEY!r} at the RPC tracker 127.0.0.1:{farm.port}"
     assert not runner._pool  # its workers are stopped
+    assert_no_workers_left(farm)
 
 
 @pytest.mark.slow
@@ -339,13 +357,13 @@ def test_report_with_a_tracker_that_is_not_there_fails_in_one_line(tmp_path):
 
 @pytest.mark.slow
 def test_report_times_every_kernel_on_the_remote_device(farm):
-    from tvm_alexnet import report as rp
+    from tvm_alexnet import report_files
 
     (server,) = farm.add_servers(1)
     result = invoke("report", *TINY, "--tuning-log", "none", "--repeat", "2", "--min-repeat-ms", "0", "--json",
                     "--rpc", f"127.0.0.1:{farm.port}", "--device-key", KEY)
     assert result.exit_code == 0, result.output
-    report = rp.validate(json.loads(result.stdout), "stdout")
+    report = report_files.validate(json.loads(result.stdout), "stdout")
     net = network("paper", width=0.25, num_classes=10)
     assert [r["name"] for r in report["kernels"]] == [k.name for k in net.compiled_kernels()]
     assert all(r["ms"] > 0 and r["torch_ms"] is None and r["speedup_vs_torch"] is None for r in report["kernels"])
@@ -354,5 +372,5 @@ def test_report_times_every_kernel_on_the_remote_device(farm):
     assert remote["tracker"] == f"127.0.0.1:{farm.port}" and remote["key"] == KEY
     assert tuple(remote["device"].rsplit(":", 1)) == tuple(map(str, farm.devices.servers()[0]))
     assert farm.served(server) == 2  # the network's library and the kernels'
-    rendered = rp.markdown(report)  # the tables show what was not measured as "-"
+    rendered = report_files.markdown(report)  # the tables show what was not measured as "-"
     assert "not measured" in rendered and "| - |" in rendered

@@ -11,6 +11,7 @@ import torch
 
 from .. import build, placement
 from .. import report as rp
+from .. import report_files
 from ..model import AlexNet
 from ..spec import network
 from ..tuning import resolve_log
@@ -59,7 +60,7 @@ def report_cmd(variant, num_classes, width, lrn, pool, activation, batches, targ
     if as_json and as_markdown:
         raise click.UsageError("give --json or --markdown, not both")
     if compare:
-        _print_comparison(*(rp.load(path) for path in compare), compare, as_markdown)
+        _print_comparison(*(report_files.load(path) for path in compare), compare, as_markdown)
         return
     batches = batches or (1,)
     if as_json and len(batches) > 1:
@@ -82,13 +83,13 @@ def report_cmd(variant, num_classes, width, lrn, pool, activation, batches, targ
                 report = rp.measure(model, batch, target, repeat=repeat, min_repeat_ms=min_repeat_ms,
                                     backward=backward, torch_compile=torch_compile, tuning_log=log,
                                     progress=lambda step: status.update(f"batch {batch}: {step}"))
-        written = rp.write(report, out) if out is not None else []
+        written = report_files.write(report, out) if out is not None else []
         if plot is not None and plot != out:
-            written += rp.plot(report, plot)
+            written += report_files.plot(report, plot)
         if as_json:
             click.echo(json.dumps(report, indent=1))
         elif as_markdown:
-            click.echo(rp.markdown(report))
+            click.echo(report_files.markdown(report))
         else:
             _print_report(report)
         if written:
@@ -96,26 +97,26 @@ def report_cmd(variant, num_classes, width, lrn, pool, activation, batches, targ
 
 
 def _print_report(report: dict) -> None:
-    results.print(rp.title(report))
-    for line in rp.summary(report):
+    results.print(report_files.title(report))
+    for line in report_files.summary(report):
         results.print(f"  {line}")
-    results.print(table("whole network", rp.NETWORK_COLUMNS, rp.network_table(report)))
-    results.print(table("kernels", rp.KERNEL_COLUMNS, rp.kernel_table(report)),
+    results.print(table("whole network", report_files.NETWORK_COLUMNS, report_files.network_table(report)))
+    results.print(table("kernels", report_files.KERNEL_COLUMNS, report_files.kernel_table(report)),
                   width=max(results.width, 150))  # too wide to squeeze into 80 columns
 
 
 def _print_comparison(a: dict, b: dict, paths, as_markdown: bool) -> None:
-    kernels, engines = rp.compare(a, b)
-    header = [f"A = {paths[0]}: {rp.title(a)}", f"B = {paths[1]}: {rp.title(b)}"]
+    kernels, engines = report_files.compare(a, b)
+    header = [f"A = {paths[0]}: {report_files.title(a)}", f"B = {paths[1]}: {report_files.title(b)}"]
     engine_columns = ("engine", "A ms", "B ms", "B vs A")
     if as_markdown:
-        click.echo("\n\n".join(["\n".join(f"- {h}" for h in header), rp.markdown_table(engine_columns, engines),
-                                rp.markdown_table(rp.COMPARE_COLUMNS, kernels)]))
+        click.echo("\n\n".join(["\n".join(f"- {h}" for h in header), report_files.markdown_table(engine_columns, engines),
+                                report_files.markdown_table(report_files.COMPARE_COLUMNS, kernels)]))
         return
     for h in header:
         results.print(h)
     results.print(table("whole network (B vs A: A's time / B's, above 1x B is faster)", engine_columns, engines))
-    results.print(table("kernels", rp.COMPARE_COLUMNS, kernels))
+    results.print(table("kernels", report_files.COMPARE_COLUMNS, kernels))
 
 
 @click.command("demo")

@@ -13,7 +13,7 @@ from tvm import s_tir, tirx
 
 from ..spec import Kernel
 from ..target import VectorUnit
-from . import conv, dense, elementwise, grad, lrn, pool
+from . import conv, cpu_conv, dense, elementwise, grad, lrn, pool
 from . import cpu_schedules as cpu
 from . import torch_equivalents as torch_ops
 
@@ -45,7 +45,7 @@ class Op:
 
 # Microsecond kernels (elementwise ops and small sums) are not worth a tuning trial.
 OPS: dict[str, Op] = {op.name: op for op in (
-    Op("conv2d", conv.conv2d, torch_ops.conv2d, cpu.conv2d, cpu.conv2d_space, saves=("input", "output")),
+    Op("conv2d", conv.conv2d, torch_ops.conv2d, cpu_conv.conv2d, cpu_conv.conv2d_space, saves=("input", "output")),
     Op("lrn", lrn.lrn, torch_ops.lrn, cpu.lrn, saves=("input",)),
     Op("max_pool", pool.max_pool, torch_ops.max_pool, cpu.max_pool, saves=("input",)),
     Op("avg_pool", pool.avg_pool, torch_ops.avg_pool),
@@ -59,9 +59,9 @@ OPS: dict[str, Op] = {op.name: op for op in (
     Op("tanh_grad", grad.tanh_grad, torch_ops.tanh_grad, cpu.elementwise, tunable=False, gradient=True,
        random_inputs=torch_ops.tanh_grad_inputs),
     Op("bias_grad", grad.bias_grad, torch_ops.bias_grad, cpu.bias_grad, tunable=False, gradient=True),
-    Op("conv2d_grad_input", grad.conv2d_grad_input, torch_ops.conv2d_grad_input, cpu.conv2d_grad_input,
-       cpu.conv2d_grad_input_space, gradient=True),
-    Op("conv2d_grad_weight", grad.conv2d_grad_weight, torch_ops.conv2d_grad_weight, cpu.conv2d_grad_weight,
+    Op("conv2d_grad_input", grad.conv2d_grad_input, torch_ops.conv2d_grad_input, cpu_conv.conv2d_grad_input,
+       cpu_conv.conv2d_grad_input_space, gradient=True),
+    Op("conv2d_grad_weight", grad.conv2d_grad_weight, torch_ops.conv2d_grad_weight, cpu_conv.conv2d_grad_weight,
        gradient=True),
     Op("dense_grad_input", grad.dense_grad_input, torch_ops.dense_grad_input, cpu.dense_grad_input, gradient=True),
     Op("dense_grad_weight", grad.dense_grad_weight, torch_ops.dense_grad_weight, cpu.dense_grad_weight,

@@ -1,0 +1,217 @@
+"""Default CPU schedules of the convolutions and their gradients: direct
+convolution with register tiles sized for the target's vector unit, and the
+spaces tuning searches around them (see cpu_schedules.py for the rest)."""
+
+from __future__ import annotations
+
+import math
+
+from tvm import s_tir
+
+from ..spec import Kernel
+from ..target import VectorUnit
+from .cpu_schedules import accumulator_budget, block_map, largest_divisor
+
+
+def _pixel_major(kernel: Kernel) -> bool:
+    # Channels innermost in the accumulators too, or LLVM may gather each
+    # vector of them; the stride-4 conv1 runs faster in its own layout.
+    return kernel.op == "conv2d_grad_input" or kernel.attrs["stride"] == 1
+
+
+def conv2d_tile(kernel: Kernel, unit: VectorUnit) -> tuple[int, int]:
+    """The default register tile of a convolution: (output channels, output pixels).
+
+    One vector of channels x a row of pixels that divides the output width
+    where one of at least 7 fits the accumulators, else two vectors x as many
+    pixels as fit. Without the pixel-major output layout (conv1) the row must
+    divide the width, or it runs far slower. Groups of channels that two
+    vectors do not divide (narrow networks) take what does."""
+    lanes, accumulators = unit.lanes, accumulator_budget(unit)
+    channels, _, width = kernel.output
+    per_group = channels // kernel.attrs["groups"]
+    if per_group % (2 * lanes):
+        return (largest_divisor(per_group, (lanes, 8, 4, 2)),
+                largest_divisor(width, range(accumulators + 2, 3, -1)))
+    if not _pixel_major(kernel):
+        return 2 * lanes, largest_divisor(width, range(accumulators // 2, 2, -1))
+    row = largest_divisor(width, range(accumulators, 6, -1))
+    return (lanes, row) if row > 1 else (2 * lanes, accumulators // 2 - 1)
+
+
+def conv2d(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, unit: VectorUnit, tile: tuple | None = None,
+           rows_outer: bool = False) -> None:
+    # Direct convolution with a register tile of `row` output pixels x
+    # `block` output channels (one or two vectors): per reduction step the
+    # weight vectors are loaded and `row` input pixels are broadcast into
+    # their FMAs. The weights are repacked per call so that those channels
+    # are contiguous. Also the input gradient, a convolution of the
+    # (dilated) output gradient with the flipped weights. `tile` and
+    # `rows_outer` (output rows outside channel blocks in the parallel loop)
+    # are what tuning searches; `row` may be a sampled variable.
+    block, row = tile or conv2d_tile(kernel, unit)
+    blocks = block_map(sch)
+    conv = blocks[next(n for n in blocks if "conv2d" in n)]
+    if "bias_add" in blocks:
+        sch.compute_inline(blocks["bias_add"])
+    if "dilate" in blocks:
+        sch.compute_inline(blocks["dilate"])
+    epilogue = blocks["compute"] if kernel.attrs.get("activation") else None  # ReLU or tanh
+    # The flipped weights of the input gradient are computed in the packed layout directly.
+    packed = blocks.get("weight_flip") or sch.cache_read(conv, 1, "global")
+    sch.transform_layout(conv, ("read", 1), lambda o, i, h, w: (o // block, i, h, w, o % block))
+    n, f, y, x, rc, ry, rx = sch.get_loops(conv)
+    f_out, f_in = sch.split(f, [None, block])
+    x_out, x_in = sch.split(x, [None, row])
+    outer = (n, y, f_out) if rows_outer else (n, f_out, y)
+    sch.reorder(*outer, x_out, rc, ry, rx, x_in, f_in)
+    accumulate = sch.cache_write(conv, 0, "local")  # in registers
+    if epilogue is not None:
+        sch.compute_inline(accumulate)
+        sch.reverse_compute_at(epilogue, x_out)
+    else:
+        sch.reverse_compute_at(accumulate, x_out)
+    if _pixel_major(kernel):
+        sch.transform_layout(conv, ("write", 0), lambda n, f, y, x: (n, y, x, f))
+    sch.parallel(sch.fuse(*outer))
+    if block > unit.lanes:
+        vectors, lanes = sch.split(f_in, [None, unit.lanes])
+        sch.unroll(vectors)
+        sch.vectorize(lanes)
+    else:
+        sch.vectorize(f_in)
+    sch.unroll(x_in)
+    sch.vectorize(sch.get_loops(sch.decompose_reduction(conv, rc))[-1])
+    for stage in (blocks["pad_temp"], packed):
+        sch.parallel(sch.fuse(*sch.get_loops(stage)[:2]))
+
+
+def conv2d_space(sch: s_tir.Schedule, kernel: Kernel, batch: int, unit: VectorUnit) -> list[s_tir.Schedule]:
+    """The convolution's default schedule with its tile and loop order left
+    open, as MetaSchedule's design spaces: one per channel block and order,
+    the row length a sampled choice (register budget: row x vectors
+    accumulators + the weight vectors + 1 broadcast <= the registers)."""
+    lanes = unit.lanes
+    per_group = kernel.output[0] // kernel.attrs["groups"]
+    blocks = [b for b in (lanes, 2 * lanes) if per_group % b == 0] or [conv2d_tile(kernel, unit)[0]]
+    spaces = []
+    for block in blocks:
+        vectors = max(1, block // lanes)
+        rows = list(range(3, (unit.registers - 1 - vectors) // vectors + 1))
+        for rows_outer in (False, True):
+            space = sch.copy()
+            row = space.sample_categorical(rows, [1 / len(rows)] * len(rows))
+            conv2d(space, kernel, batch, unit, (block, row), rows_outer)
+            spaces.append(space)
+    return spaces
+
+
+def conv2d_grad_input(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, unit: VectorUnit) -> None:
+    """The input gradient: a convolution (`conv2d`), or in phases where the
+    forward is strided (`strided_conv2d_grad_input`)."""
+    if kernel.attrs["stride"] > 1:
+        strided_conv2d_grad_input(sch, kernel, batch, unit)
+    else:
+        conv2d(sch, kernel, batch, unit)
+
+
+def conv2d_grad_input_space(sch: s_tir.Schedule, kernel: Kernel, batch: int, unit: VectorUnit
+                            ) -> list[s_tir.Schedule]:
+    if kernel.attrs["stride"] == 1:
+        return conv2d_space(sch, kernel, batch, unit)
+    vectors = _phase_vectors(sch, unit)
+    space = sch.copy()
+    choice = space.sample_categorical(vectors, [1 / len(vectors)] * len(vectors))
+    strided_conv2d_grad_input(space, kernel, batch, unit, choice)
+    return [space]
+
+
+def _phase_vectors(sch: s_tir.Schedule, unit: VectorUnit) -> list[int]:
+    """Vectors of columns per register tile of strided_conv2d_grad_input:
+    those that divide the padded columns and fit the accumulators
+    alongside the phases (stride x vectors), most first."""
+    *_, phases, columns, _, _, _ = sch.get_loops(block_map(sch)["conv2d_grad_input_phases"])
+    stride, per_row = sch.get(phases).extent.value, sch.get(columns).extent.value // unit.lanes
+    fitting = [v for v in range(per_row, 0, -1) if per_row % v == 0 and stride * v <= accumulator_budget(unit)]
+    return fitting or [1]
+
+
+def strided_conv2d_grad_input(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, unit: VectorUnit,
+                              vectors=None) -> None:
+    # See ops.grad.strided_conv2d_grad_input. Parallel over input rows
+    # (image, channel, row); per row a register tile of (the stride's
+    # phases) x (`vectors` vectors of columns) accumulates over output
+    # channels and the taps, each step broadcasting a tap per phase and
+    # loading a vector of dy's row per vector; the row's phases are then
+    # interleaved while they are in cache.
+    vectors = _phase_vectors(sch, unit)[0] if vectors is None else vectors
+    blocks = block_map(sch)
+    phases = blocks["conv2d_grad_input_phases"]
+    n, c, i, q, v, ro, ra, rb = sch.get_loops(phases)
+    v_out, v_vec, v_lane = sch.split(v, [None, vectors, unit.lanes])
+    sch.reorder(n, c, i, v_out, ro, ra, rb, q, v_vec, v_lane)
+    row = sch.fuse(n, c, i)
+    sch.reverse_compute_at(sch.cache_write(phases, 0, "local"), v_out)  # in registers
+    sch.parallel(row)
+    sch.unroll(q)
+    sch.unroll(v_vec)
+    sch.vectorize(v_lane)
+    sch.decompose_reduction(phases, ro)
+    sch.reverse_compute_at(blocks["conv2d_grad_input"], row)
+    for stage in (blocks["dy_pad"], blocks["weight_taps"]):
+        sch.parallel(sch.fuse(*sch.get_loops(stage)[:2]))
+
+
+def conv2d_grad_weight_block(kernel: Kernel, unit: VectorUnit) -> int:
+    """Output channels per task of the weight gradient (see conv2d_grad_weight):
+    at most 16, whole vectors, as many as (kernel width) x vectors accumulators allow."""
+    out_channels, _, _, k = kernel.output
+    fitting = [c for c in (16, 8) if c % unit.lanes == 0 and k * c // unit.lanes <= accumulator_budget(unit)]
+    return largest_divisor(out_channels // kernel.attrs["groups"], [*fitting, unit.lanes, 4, 2])
+
+
+def conv2d_grad_weight(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, unit: VectorUnit,
+                       block: int | None = None) -> None:
+    # dW[o, i, h, w] = sum over images and output pixels of dy * x, per group.
+    # The output gradient is repacked as (channel block, n, oh, ow, 8 or 16
+    # channels) so that a vector of output channels is one load; the register
+    # tile is (kernel width) x (that block), the reduction runs over images
+    # and output pixels. Every task streams its block of the output gradient,
+    # so the block stays at 16 channels or fewer, small enough for a core's
+    # L2 (see conv2d_grad_weight_block). `block` overrides it.
+    block = block or conv2d_grad_weight_block(kernel, unit)
+    blocks = block_map(sch)
+    grad = blocks["conv2d_grad_weight"]
+    packed = sch.cache_read(grad, 0, "global")
+    sch.transform_layout(grad, ("read", 0), lambda n, c, h, w: (c // block, n, h, w, c % block))
+    # Where dW is small next to what one image reads (conv1's is a twelfth),
+    # each image sums into a dW of its own, added up after: the tasks running
+    # at once then share one image's data in cache instead of each streaming
+    # the whole batch from memory. Where dW is as big as an image's data, the
+    # partial dWs cost more than that saves.
+    by_image = 4 * math.prod(kernel.output) < sum(math.prod(shape) for shape in kernel.inputs)
+    if by_image:
+        partial = sch.rfactor(sch.get_loops(grad)[5], 0)  # loop 5: the images
+        sch.parallel(sch.fuse(*sch.get_loops(grad)[:3]))  # what remains of grad: the sum of the partials
+        grad = partial
+    g, o, i, h, w, rn, ry, rx = sch.get_loops(grad)
+    o_out, o_in = sch.split(o, [None, block])
+    if by_image:
+        sch.reorder(rn, g, o_out, i, h, ry, rx, w, o_in)
+        tasks, reduction = (rn, g, o_out, i, h), ry
+    else:
+        sch.reorder(g, o_out, i, h, rn, ry, rx, w, o_in)
+        tasks, reduction = (g, o_out, i, h), rn
+    sch.reverse_compute_at(sch.cache_write(grad, 0, "local"), h)
+    # Channels innermost in the accumulators too, or each vector of them is a gather.
+    if by_image:
+        sch.transform_layout(grad, ("write", 0), lambda n, g, o, i, h, w: (n, g, i, h, w, o))
+    else:
+        sch.transform_layout(grad, ("write", 0), lambda g, o, i, h, w: (g, i, h, w, o))
+    sch.parallel(sch.fuse(*tasks))
+    sch.vectorize(o_in)
+    sch.unroll(w)
+    sch.decompose_reduction(grad, reduction)
+    for stage in (packed, blocks.get("pad_temp"), blocks["join_groups"]):
+        if stage is not None:
+            sch.parallel(sch.get_loops(stage)[0])
