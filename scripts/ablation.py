@@ -27,7 +27,6 @@ import time
 from pathlib import Path
 
 import click
-
 import harness
 
 # name -> (variant, lrn, pool, activation); None: the variant's own

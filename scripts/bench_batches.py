@@ -19,7 +19,6 @@ images/s with the log as a fraction of the nearest tuned build's.
 from __future__ import annotations
 
 import click
-
 import harness
 
 DEFAULT_BATCHES = (1, 2, 4, 8, 16, 24, 32, 40, 48, 64, 96, 128)

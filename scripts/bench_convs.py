@@ -18,7 +18,6 @@ round's median, the rounds' range in brackets.
 from __future__ import annotations
 
 import click
-
 import harness
 
 SGEMM = 2048

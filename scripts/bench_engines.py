@@ -35,7 +35,6 @@ import time
 from pathlib import Path
 
 import click
-
 import harness
 
 INFERENCE = ("torch eager", "torch.compile", "ONNX Runtime", "TVM")

@@ -22,7 +22,6 @@ import socket
 import tempfile
 
 import click
-
 import harness
 
 CORES = len(os.sched_getaffinity(0))

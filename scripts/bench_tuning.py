@@ -20,7 +20,6 @@ import tempfile
 import time
 
 import click
-
 import harness
 
 BUILDERS = {"stock": "stock LocalBuilder", "pool": "PoolBuilder (tvm-alexnet)"}

@@ -9,7 +9,6 @@ the log was tuned on) and times nothing; --out also writes the table.
 """
 
 import click
-
 import harness
 
 

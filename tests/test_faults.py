@@ -13,13 +13,30 @@ import torch
 from helpers import assert_one_line_error, invoke, random_image
 
 from tvm_alexnet import AlexNet, weights
-from tvm_alexnet.data import (MAX_PIXELS, Augmented, Digits, FullImage, ImageFolder, InputError, loader,
-                              random_images, unwrapped)
+from tvm_alexnet.data import (
+    MAX_PIXELS,
+    Augmented,
+    Digits,
+    FullImage,
+    ImageFolder,
+    InputError,
+    loader,
+    random_images,
+    unwrapped,
+)
 from tvm_alexnet.errors import UserError
 from tvm_alexnet.files import check_writable
 from tvm_alexnet.preprocessing import PREPROCESSING
-from tvm_alexnet.train import CHECKPOINT, METRICS, CheckpointError, DivergedError, Recipe, evaluate, \
-    load_checkpoint, train
+from tvm_alexnet.train import (
+    CHECKPOINT,
+    METRICS,
+    CheckpointError,
+    DivergedError,
+    Recipe,
+    evaluate,
+    load_checkpoint,
+    train,
+)
 
 SMALL = ["--width", "0.25", "--num-classes", "10"]
 PREP = FullImage(PREPROCESSING["paper"])

@@ -20,7 +20,7 @@ from helpers import (
 )
 from PIL import Image
 
-from tvm_alexnet import AlexNet, figures, lab
+from tvm_alexnet import AlexNet, ensembles, figures, lab, mean_image
 from tvm_alexnet.errors import UserError
 from tvm_alexnet.preprocessing import CAFFE, PREPROCESSING
 from tvm_alexnet.spec import LRN_CONVENTIONS
@@ -195,7 +195,7 @@ def test_ensemble_probabilities_are_the_float64_mean(compiled, rng, ten):
     pixels = rng.uniform(0, 255, (2, 3, 256, 256))
     rgb_mean = np.asarray(PREPROCESSING["paper"].mean)[:, None, None]
     x = torch.from_numpy(pixels - rgb_mean).float()  # as the first model's preprocessing prepares them
-    probs = lab.ensemble_probabilities([a, b], x, ten_crop=ten)
+    probs = ensembles.ensemble_probabilities([a, b], x, ten_crop=ten)
     assert probs.dtype == torch.float64 and probs.shape == (2, 10)
 
     expected = 0
@@ -215,12 +215,12 @@ def test_ensemble_evaluate(compiled, rng):
     x = torch.from_numpy(rng.normal(size=(6, 3, 256, 256))).float()
     labels = torch.from_numpy(rng.integers(0, 10, 6))
     batches = [(x[:4], labels[:4]), (x[4:], labels[4:])]
-    one, mine = evaluate(a, batches), lab.ensemble_evaluate([a], batches)
+    one, mine = evaluate(a, batches), ensembles.ensemble_evaluate([a], batches)
     assert {k: v for k, v in mine.items() if k != "images_per_s"} == \
         pytest.approx({k: v for k, v in one.items() if k != "images_per_s"}, rel=1e-12)
 
-    r = lab.ensemble_evaluate([a, b], batches, ten_crop=True)
-    probs = lab.ensemble_probabilities([a, b], x, ten_crop=True)
+    r = ensembles.ensemble_evaluate([a, b], batches, ten_crop=True)
+    probs = ensembles.ensemble_probabilities([a, b], x, ten_crop=True)
     top5 = probs.topk(5, 1).indices
     assert r["images"] == 6 and r["skipped"] == 0
     assert r["top1_error"] == pytest.approx((top5[:, 0] != labels).double().mean().item())
@@ -261,14 +261,14 @@ def test_mean_image_is_numpys_float64_mean(tmp_path):
     files = image_folder(tmp_path / "train", [(300, 240), (256, 256), (400, 500), (260, 1000), (1000, 257)])
     (tmp_path / "train" / "a" / "broken.jpg").write_bytes(b"not an image")
     expected = np.mean([resized_pixels(f) for f in files], axis=0)
-    mean, count, skipped = lab.mean_image(tmp_path / "train", batch_size=2, progress=False)
+    mean, count, skipped = mean_image.folder_mean(tmp_path / "train", batch_size=2, progress=False)
     assert (count, skipped) == (5, 1)
     np.testing.assert_allclose(mean, expected, rtol=1e-14)
 
     result = invoke("mean", "--data", tmp_path / "train", "-o", tmp_path / "mean.npy", "--workers", "0")
     assert result.exit_code == 0, result.output
     assert "5 images" in result.stdout and "1 unreadable skipped" in result.stdout
-    np.testing.assert_allclose(lab.load_mean(tmp_path / "mean.npy"), expected, rtol=1e-14)
+    np.testing.assert_allclose(mean_image.load_mean(tmp_path / "mean.npy"), expected, rtol=1e-14)
     assert [p.name for p in tmp_path.iterdir() if p.is_file()] == ["mean.npy"]  # no temporary left behind
 
 
@@ -279,7 +279,7 @@ def test_mean_image_shift_subtracts_the_mean_image(tmp_path, rng, prep):
 
     path = random_image(tmp_path / "x.png", size=(300, 260))
     mean = rng.uniform(0, 255, (3, 256, 256))
-    got = FullImage(prep)(Image.open(path).convert("RGB")) + lab.mean_image_shift(mean, prep)
+    got = FullImage(prep)(Image.open(path).convert("RGB")) + mean_image.mean_image_shift(mean, prep)
     expected = (resized_pixels(path) - mean) * prep.scale
     if prep.channels == "BGR":
         expected = expected[::-1]
@@ -295,7 +295,7 @@ def test_load_mean_errors(tmp_path):
     for name, fragment in [("shape.npy", "(3, 224, 224), expected (3, 256, 256)"), ("nan.npy", "non-finite"),
                            ("junk.npy", "not a mean image"), ("missing.npy", "no such mean image file")]:
         with pytest.raises(UserError) as e:
-            lab.load_mean(tmp_path / name)
+            mean_image.load_mean(tmp_path / name)
         assert str(e.value).startswith(f"{tmp_path / name}: ") and fragment in str(e.value)
         assert "\n" not in str(e.value)
 

@@ -121,7 +121,8 @@ def assert_no_workers_left(farm) -> None:
         workers = []
         for p in psutil.Process().children(recursive=True):
             with contextlib.suppress(psutil.Error, ProcessLookupError):
-                if p.status() != psutil.STATUS_ZOMBIE and os.getpgid(p.pid) not in farm.groups():
+                if (p.status() != psutil.STATUS_ZOMBIE and os.getpgid(p.pid) not in farm.groups()
+                        and "resource_tracker" not in " ".join(p.cmdline())):  # multiprocessing's, for the process
                     workers.append(p)
         if not workers or time.monotonic() > deadline:
             break

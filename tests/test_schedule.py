@@ -9,12 +9,18 @@ import pytest
 import torch
 from PIL import Image
 
-from tvm_alexnet import AlexNet, lab
+from tvm_alexnet import AlexNet, lab, mean_image
 from tvm_alexnet.cli.train import _data_sets
 from tvm_alexnet.data import Digits, FullImage, MeanImage
 from tvm_alexnet.optim import PaperSGD, PlateauSchedule
 from tvm_alexnet.preprocessing import PREPROCESSING, Preprocessing
-from tvm_alexnet.train import CHECKPOINT, CheckpointError, Recipe, load_checkpoint, train
+from tvm_alexnet.train import (
+    CHECKPOINT,
+    CheckpointError,
+    Recipe,
+    load_checkpoint,
+    train,
+)
 
 
 def _schedule(patience=1, max_drops=3, lr=0.01):
@@ -135,7 +141,7 @@ def test_schedule_and_velocity_survive_a_checkpoint_round_trip(tmp_path, update)
 def test_mean_image_is_subtracted_from_the_training_images_and_recorded(tmp_path):
     rng = np.random.default_rng(0)
     mean = rng.uniform(0, 255, (3, 256, 256))
-    lab.save_mean(tmp_path / "mean.npy", mean)
+    mean_image.save_mean(tmp_path / "mean.npy", mean)
     prep = PREPROCESSING["paper"]
     train_set, val_set, _ = _data_sets(None, True, "paper", tmp_path / "mean.npy")
     assert isinstance(train_set.transform, MeanImage) and isinstance(val_set.transform, MeanImage)
@@ -147,12 +153,12 @@ def test_mean_image_is_subtracted_from_the_training_images_and_recorded(tmp_path
     # BGR and scaled preprocessings: the same image minus the mean, in their order and scale
     caffe = Preprocessing(mean=(1.0, 2.0, 3.0), std=(2.0, 2.0, 2.0), scale=0.5, channels="BGR")
     img = Image.fromarray(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8))
-    got = MeanImage(caffe, lab.mean_image_shift(mean, caffe))(img)
+    got = MeanImage(caffe, mean_image.mean_image_shift(mean, caffe))(img)
     want = (np.asarray(img, np.float64).transpose(2, 0, 1) - mean)[::-1] * 0.5 / 2.0
     assert np.allclose(got.numpy(), want, atol=1e-3)
     # the weights record the mean image's file; loading them warns that run/eval use its channel average
     model = _tiny_model()
-    model.preprocessing = lab.mean_channels(mean, prep)
+    model.preprocessing = mean_image.mean_channels(mean, prep)
     model.mean_image = dict(path=str(tmp_path / "mean.npy"), sha256=lab.file_digest(tmp_path / "mean.npy"))
     model.save(tmp_path / "w.safetensors")
     with warnings.catch_warnings(record=True) as caught:

@@ -49,7 +49,7 @@ def test_lrn_none():
 def test_non_overlapping_pools_keep_the_map_sizes(variant):
     # (55 - 2) // 2 + 1 = 27, (27 - 2) // 2 + 1 = 13, (13 - 2) // 2 + 1 = 6: the last row and column go unpooled.
     net = network(variant, pool="non-overlapping")
-    out = net.layer_outputs()
+    out = {k.name: k.output for k in net.kernels()}
     assert [out[f"{c}_pool"][1:] for c in ("conv1", "conv2", "conv5")] == [(27, 27), (13, 13), (6, 6)]
     pools = [k for k in net.compiled_kernels() if k.op in ("max_pool", "max_pool_grad")]
     assert pools and all((k.attrs["size"], k.attrs["stride"]) == (2, 2) for k in pools)
@@ -102,7 +102,7 @@ def test_paper_parameters_per_layer():
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_shapes_after_conv1_and_pools(variant):
-    out = network(variant).layer_outputs()
+    out = {k.name: k.output for k in network(variant).kernels()}
     assert out["conv1_conv"][1:] == (55, 55)
     assert out["conv1_pool"][1:] == (27, 27)
     assert out["conv2_pool"][1:] == (13, 13)

@@ -9,7 +9,14 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
-from helpers import decisions_recorded, float64_params, gpu_target, randomize, reference_loss, rel
+from helpers import (
+    decisions_recorded,
+    float64_params,
+    gpu_target,
+    randomize,
+    reference_loss,
+    rel,
+)
 
 from tvm_alexnet import AlexNet
 from tvm_alexnet.errors import UserError

@@ -15,7 +15,15 @@ from click.testing import CliRunner
 
 from tvm_alexnet import AlexNet
 from tvm_alexnet.cli import main
-from tvm_alexnet.data import Augmented, ColourPCA, Digits, FullImage, InputError, colour_pca, ten_crops
+from tvm_alexnet.data import (
+    Augmented,
+    ColourPCA,
+    Digits,
+    FullImage,
+    InputError,
+    colour_pca,
+    ten_crops,
+)
 from tvm_alexnet.parallel import Parallel
 from tvm_alexnet.preprocessing import PREPROCESSING
 from tvm_alexnet.train import CHECKPOINT, _load_states, load_checkpoint

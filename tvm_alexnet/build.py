@@ -26,7 +26,15 @@ from . import artifact, cuda, graph, tuning
 from .artifact import LIBRARY, MANIFEST, ArtifactError, Manifest, cache_dir  # noqa: F401
 from .ops import default_schedule
 from .spec import Network
-from .target import TargetError, device_for, host_cpu, is_gpu, num_cores, parse_target, vector_unit  # noqa: F401
+from .target import (  # noqa: F401
+    TargetError,
+    device_for,
+    host_cpu,
+    is_gpu,
+    num_cores,
+    parse_target,
+    vector_unit,
+)
 
 PACKAGE_DIR = Path(__file__).parent
 # The files whose contents decide what a build contains.

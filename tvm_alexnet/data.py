@@ -361,7 +361,7 @@ class FullImage:
 
 class MeanImage:
     """FullImage with a per-pixel mean image subtracted instead of prep's
-    per-channel mean, as the paper did: `shift` is lab.mean_image_shift's
+    per-channel mean, as the paper did: `shift` is mean_image.mean_image_shift's
     (3, 256, 256), added after prep. Picklable, for data workers; the
     random crop comes after it."""
 

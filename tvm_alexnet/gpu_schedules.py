@@ -318,12 +318,12 @@ def conv2d_grad_weight(sch: s_tir.Schedule, kernel: Kernel, batch: int | None,
     for loop in (o_reg, i_reg, w):
         sch.unroll(loop)
     sch.decompose_reduction(partial, rn)
-    # The sum of the bands, then the groups joined into torch's layout.
-    *spatial, _ = sch.get_loops(grad)
-    b, t = sch.split(sch.fuse(*spatial), [None, THREADS])
-    sch.bind(b, "blockIdx.x")
-    sch.bind(t, "threadIdx.x")
-    _flat(sch, blocks["join_groups"])
+    # The sum of the bands, a thread per weight, written straight into
+    # torch's layout (the groups joined).
+    join = blocks["join_groups"]
+    _flat(sch, join)
+    sch.compute_at(grad, sch.get_loops(join)[-1])
+    sch.set_scope(grad, 0, "local")
 
 
 # --------------------------------------------------------------------------- dense layers

@@ -8,27 +8,18 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import placement
 from .data import (
-    RESIZE,
-    FullImage,
-    ImageFolder,
     InputError,
-    centre_crop,
     load_image,
-    loader,
-    ten_crops,
-    unwrapped,
 )
 from .errors import UserError
 from .files import replaced_atomically
@@ -140,150 +131,6 @@ def top_predictions(logits: torch.Tensor, k: int = 5) -> tuple[torch.Tensor, tor
     logits = logits.detach().cpu()
     idx = logits.topk(min(k, logits.shape[1]), dim=1).indices
     return idx, logits.double().softmax(-1).gather(1, idx)
-
-
-# -- ensembles ---------------------------------------------------------------------------------
-
-
-def _logits(model: AlexNet, x: torch.Tensor) -> torch.Tensor:
-    """Logits of a batch on the model's device; a build for one fixed batch size gets the batch padded."""
-    x = placement.to_device(x, placement.model_device(model))
-    batch = model.compiled.manifest.batch if model.compiled is not None else None
-    if batch is None or len(x) == batch:
-        return model(x).cpu()
-    return model(torch.cat([x, x.new_zeros((batch - len(x), *x.shape[1:]))]))[:len(x)].cpu()
-
-
-def check_ensemble(models: list[AlexNet], names: list[str] | None = None) -> None:
-    """UserError naming the first model whose class count differs from the
-    first's (input sizes may differ: each model crops its own from 256x256)."""
-    names = names or [f"model {i + 1}" for i in range(len(models))]
-    first = models[0].spec
-    for name, model in zip(names[1:], models[1:]):
-        net = model.spec
-        if net.num_classes != first.num_classes:
-            raise UserError(f"{name}: {net.num_classes} classes, {names[0]} has {first.num_classes}: "
-                            "an ensemble's networks must share their classes")
-
-
-def ensemble_probabilities(models: list[AlexNet], x: torch.Tensor, preprocessing: Preprocessing | None = None,
-                           ten_crop: bool = False) -> torch.Tensor:
-    """The ensemble's class probabilities (N, C) in float64: each model's
-    softmax averaged over the crops (centre, or the paper's ten), then over
-    the models. `x` (N, 3, 256, 256) is prepared as `preprocessing` says
-    (default the first model's); each model gets it prepared its own way."""
-    preprocessing = preprocessing or models[0].preprocessing
-    total = 0
-    with torch.no_grad():
-        for model in models:
-            y = reprepare(x, preprocessing, model.preprocessing)
-            size = model.spec.image_size
-            crops = ten_crops(y, size) if ten_crop else [centre_crop(y, size)]
-            total = total + sum(_logits(model, c.contiguous()).double().softmax(-1) for c in crops) / len(crops)
-    return total / len(models)
-
-
-def ensemble_evaluate(models: list[AlexNet], loader, ten_crop: bool = False, progress: bool = False,
-                      preprocessing: Preprocessing | None = None) -> dict[str, float]:
-    """train.evaluate for several models: top-1 and top-5 error and the mean
-    loss of their averaged softmax (the paper averaged five CNNs), over a
-    loader of 256x256 images prepared as `preprocessing` says (default the
-    first model's). Returns evaluate's dict."""
-    check_ensemble(models)
-    for model in models:
-        model.eval()
-    top1 = top5 = loss = count = 0.0
-    skipped = 0
-    start = time.perf_counter()
-    for x, labels, *rest in tqdm(unwrapped(loader), desc=f"eval ({len(models)} models)", leave=False,
-                                 disable=not progress, total=len(loader) if hasattr(loader, "__len__") else None):
-        skipped += rest[0] if rest else 0
-        if len(labels) == 0:
-            continue
-        probs = ensemble_probabilities(models, x, preprocessing, ten_crop)
-        loss += F.nll_loss(probs.clamp_min(1e-12).log(), labels, reduction="sum").item()
-        best = probs.topk(min(5, probs.shape[1]), dim=1).indices
-        top1 += (best[:, 0] != labels).sum().item()
-        top5 += (best != labels[:, None]).all(dim=1).sum().item()
-        count += len(labels)
-    seconds = time.perf_counter() - start
-    if count == 0:
-        raise InputError(f"no image could be read ({skipped} skipped)")
-    return dict(top1_error=top1 / count, top5_error=top5 / count, loss=loss / count, images=int(count),
-                skipped=skipped, images_per_s=count / seconds)
-
-
-# -- the mean image ----------------------------------------------------------------------------
-
-MEAN_SHAPE = (3, RESIZE, RESIZE)
-
-
-def mean_image(root: str | os.PathLike, batch_size: int = 32, workers: int = 0,
-               progress: bool = True) -> tuple[np.ndarray, int, int]:
-    """The per-pixel mean (3, 256, 256) float64 of the RGB pixels (0..255) of
-    an ImageFolder's images, each prepared as training's are before their
-    random crop (shorter side to 256, the centre 256x256), streamed through
-    batches: (mean, images, skipped), unreadable images skipped."""
-    dataset = ImageFolder(root, FullImage(Preprocessing(mean=(0.0, 0.0, 0.0))))
-    total = np.zeros(MEAN_SHAPE)
-    count = skipped = 0
-    batches = loader(dataset, batch_size, workers)
-    for x, _, lost in tqdm(unwrapped(batches), desc="mean image", unit="batch", total=len(batches),
-                           disable=not progress):
-        skipped += lost
-        if len(x):
-            total += x.double().sum(0).numpy()
-            count += len(x)
-    if count == 0:
-        raise InputError(f"{root}: no image could be read ({skipped} skipped)")
-    return total / count, count, skipped
-
-
-def save_mean(path: str | os.PathLike, mean: np.ndarray) -> None:
-    with replaced_atomically(path) as tmp, open(tmp, "wb") as f:
-        np.save(f, np.asarray(mean, np.float64))
-
-
-def load_mean(path: str | os.PathLike) -> np.ndarray:
-    """A mean image written by `tvm-alexnet mean`: (3, 256, 256) float64 RGB
-    pixels (0..255); UserError in one line naming the file otherwise."""
-    try:
-        mean = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such mean image file") from None
-    except (OSError, ValueError, EOFError) as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"{path}: not a mean image (.npy) file ({reason})") from None
-    if not isinstance(mean, np.ndarray) or mean.shape != MEAN_SHAPE:
-        shape = getattr(mean, "shape", None)
-        raise UserError(f"{path}: mean image has shape {shape}, expected {MEAN_SHAPE} (RGB, 256x256)")
-    if not np.issubdtype(mean.dtype, np.floating) and not np.issubdtype(mean.dtype, np.integer):
-        raise UserError(f"{path}: mean image has dtype {mean.dtype}, expected numbers")
-    if not np.isfinite(mean).all():
-        raise UserError(f"{path}: mean image holds {int((~np.isfinite(mean)).sum())} non-finite value(s)")
-    return mean.astype(np.float64)
-
-
-def mean_image_shift(mean: np.ndarray, prep: Preprocessing) -> torch.Tensor:
-    """What to add to a 256x256 image prepared by `prep` (data.FullImage)
-    so that the mean image (load_mean's: RGB pixels) is subtracted from it
-    instead of prep's per-channel mean: (3, 256, 256) float32 in prep's
-    channel order and scale, ((pixel - mean) * scale / std after adding)."""
-    m = np.asarray(mean, np.float64)
-    if prep.channels == "BGR":
-        m = m[::-1]
-    shift = (np.asarray(prep.mean)[:, None, None] - m * prep.scale) / np.asarray(prep.std)[:, None, None]
-    return torch.from_numpy(np.ascontiguousarray(shift, np.float32))
-
-
-def mean_channels(mean: np.ndarray, prep: Preprocessing) -> Preprocessing:
-    """`prep` with its per-channel mean replaced by the mean image's
-    per-channel average (in prep's channel order and scale): the closest a
-    per-channel mean comes to subtracting the mean image."""
-    m = np.asarray(mean, np.float64).mean(axis=(1, 2)) * prep.scale
-    if prep.channels == "BGR":
-        m = m[::-1]
-    return replace(prep, mean=tuple(float(v) for v in m))
 
 
 # -- saliency --------------------------------------------------------------------------------------

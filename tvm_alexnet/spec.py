@@ -35,10 +35,9 @@ class LRN:
     per_tower: bool = False
 
 
-# torch.nn.LocalResponseNorm and Caffe's LRN layer divide alpha by the window
-# size, default k to 1 and sum across all channels (Caffe's grouped AlexNet
-# too); the paper does none of these. The numbers come out equal for torch and
-# caffe, but users come to us by one name or the other.
+# torch's and Caffe's LRN divide alpha by the window size, default k to 1 and
+# sum across all channels; the paper does none of these. torch and caffe
+# compute the same, but users come to us by one name or the other.
 LRN_CONVENTIONS = {
     "paper": LRN(size=5, alpha=1e-4, beta=0.75, k=2.0, per_tower=True),
     "caffe": LRN(size=5, alpha=1e-4 / 5, beta=0.75, k=1.0),
@@ -118,13 +117,8 @@ class Network:
     # layer before it outputs reads every tower's output (an exchange).
     towers: int = 1
 
-    @property
-    def num_classes(self) -> int:
-        return self.dense[-1].out_features
-
-    @property
-    def layers(self) -> tuple[Conv | Dense, ...]:
-        return self.convs + self.dense
+    num_classes = property(lambda self: self.dense[-1].out_features)
+    layers = property(lambda self: self.convs + self.dense)
 
     @property
     def activation(self) -> str:
@@ -142,9 +136,7 @@ class Network:
         per_tower = self.lrn is not None and LRN_CONVENTIONS[self.lrn].per_tower
         return max(c.groups for c in self.convs) if per_tower else 1
 
-    @property
-    def input_shape(self) -> tuple[int, int, int]:
-        return (3, self.image_size, self.image_size)
+    input_shape = property(lambda self: (3, self.image_size, self.image_size))
 
     def params(self) -> dict[str, tuple[int, ...]]:
         """Parameter name -> shape, in the torch module's naming and layout."""
@@ -157,9 +149,7 @@ class Network:
             shapes[f"{d.name}.bias"] = (d.out_features,)
         return shapes
 
-    @property
-    def num_params(self) -> int:
-        return sum(math.prod(s) for s in self.params().values())
+    num_params = property(lambda self: sum(math.prod(s) for s in self.params().values()))
 
     def kernels(self, training: bool = False) -> list[Kernel]:
         """Every kernel of the forward pass in execution order.
@@ -168,8 +158,6 @@ class Network:
         fused into them, are not counted); LRN 2*size+3 per output (squares,
         sums, scale, power, divide); pooling one per window element; softmax
         3 per element. Dropout kernels are listed only when `training`.
-        The conv and dense kernels' `activation` attr is the fused
-        nonlinearity ("relu", "tanh", or None for fc8).
         """
         out, channels, size = [], 3, self.image_size
         pool_size, pool_stride = self.pool_window
@@ -225,11 +213,9 @@ class Network:
         """The gradient kernels of training, in the order backpropagation runs
         them (fc8 first). Each takes the gradient of its forward kernel's
         output (`dy`, first input) and what it needs of the forward pass:
-        activation gradients (relu_grad, tanh_grad) take the activation's
-        output, parameter gradients the layer input, LRN and max-pool
-        gradients their forward input. Every layer's input gradient is
-        built, the first conv's too (the image's: for saliency maps and
-        adversarial inputs; run only where the image requires a gradient).
+        activation gradients their output, parameter gradients the layer
+        input, LRN and max-pool gradients their forward input. The image's
+        gradient is built too (run only where the image requires one).
         Dropout's gradient is the dropout kernel itself, with the same mask.
 
         FLOPs: input and weight gradients of conv and dense as many as the
@@ -275,13 +261,8 @@ class Network:
         return (p[f"{layer}.weight"], p[f"{layer}.bias"])
 
     def network_kernels(self) -> list[Kernel]:
-        """The kernels of inference from image to logits: the forward ones
-        without dropout (training only) and softmax (applied to the logits)."""
+        """The kernels of inference from image to logits (no dropout, no softmax)."""
         return [k for k in self.kernels() if k.op != "softmax"]
-
-    def layer_outputs(self) -> dict[str, tuple[int, ...]]:
-        """Per-image output shape of every kernel, by kernel name."""
-        return {k.name: k.output for k in self.kernels()}
 
     def flops(self) -> int:
         """Forward FLOPs per image (inference, softmax excluded)."""
@@ -344,8 +325,7 @@ VARIANTS = tuple(_VARIANTS)
 
 
 def _scaled(channels: int, width: float) -> int:
-    # Even, so that grouped layers still split in two.
-    return max(2, 2 * round(channels * width / 2))
+    return max(2, 2 * round(channels * width / 2))  # even, so that grouped layers still split in two
 
 
 def network(variant: str = "paper", num_classes: int = 1000, width: float = 1.0,

@@ -23,10 +23,10 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from . import placement
 from .data import Augmented, InputError, centre_crop, ten_crops, unwrapped
 from .data import loader as eval_loader
 from .errors import UserError
-from . import placement
 from .files import check_writable, write_atomic
 from .model import AlexNet
 from .optim import PaperSGD, PlateauSchedule

@@ -12,7 +12,15 @@ from .. import build, placement, report, schedules
 from ..model import AlexNet
 from ..spec import network
 from ..target import target_dirname, vector_unit
-from .common import batch_or_any, network_options, notes, results, table, target_option, target_text
+from .common import (
+    batch_or_any,
+    network_options,
+    notes,
+    results,
+    table,
+    target_option,
+    target_text,
+)
 
 
 @click.command("compile")

@@ -9,12 +9,28 @@ from pathlib import Path
 import click
 import torch
 
-from .. import figures, imagenet, lab, placement
-from ..data import Digits, FullImage, image_files, load_image, random_images, validation_set
+from .. import ensembles, figures, imagenet, lab, placement
+from ..data import (
+    Digits,
+    FullImage,
+    image_files,
+    load_image,
+    random_images,
+    validation_set,
+)
 from ..data import loader as data_loader
 from ..model import AlexNet
 from ..tuning import resolve_log
-from .common import load_model, network_options, notes, results, table, target_option, target_text, tuning_log_option
+from .common import (
+    load_model,
+    network_options,
+    notes,
+    results,
+    table,
+    target_option,
+    target_text,
+    tuning_log_option,
+)
 
 
 def _compile_any_batch(model: AlexNet, target, tuning_log: str) -> None:
@@ -122,8 +138,8 @@ def eval_cmd(weights, data, labels, demo, batch_size, workers, target, tuning_lo
     from ..train import evaluate
 
     models = [AlexNet.load(w) for w in weights]
-    lab.check_ensemble(models, list(weights))
-    model = models[0]  # the images are prepared its way; lab.ensemble_evaluate converts them for the others
+    ensembles.check_ensemble(models, list(weights))
+    model = models[0]  # the images are prepared its way; ensembles.ensemble_evaluate converts them for the others
     transform = FullImage(model.preprocessing)
     if demo:
         dataset = Digits(False, transform)
@@ -138,7 +154,7 @@ def eval_cmd(weights, data, labels, demo, batch_size, workers, target, tuning_lo
     rows = []
     for name, ten in (("centre", False), ("10-crop", True)):
         r = evaluate(model, batches, ten_crop=ten, progress=True) if len(models) == 1 else \
-            lab.ensemble_evaluate(models, batches, ten_crop=ten, progress=True)
+            ensembles.ensemble_evaluate(models, batches, ten_crop=ten, progress=True)
         rows.append([name, f"{100 * r['top1_error']:.2f}%", f"{100 * r['top5_error']:.2f}%",
                      f"{r['images_per_s']:.1f}"])
     title = weights[0] if len(weights) == 1 else f"ensemble of {len(weights)} ({', '.join(weights)})"

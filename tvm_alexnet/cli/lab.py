@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .. import figures, lab, placement
+from .. import figures, lab, mean_image, placement
 from ..data import image_files
 from .common import (
     load_model,
@@ -63,8 +63,8 @@ def mean_cmd(data, output, batch_size, workers):
     """The training set's mean image: every image scaled (shorter side 256)
     and centre-cropped to 256x256 as training prepares it, averaged per
     pixel, which the paper subtracts from its inputs."""
-    mean, count, skipped = lab.mean_image(data, batch_size, workers)
-    lab.save_mean(output, mean)
+    mean, count, skipped = mean_image.folder_mean(data, batch_size, workers)
+    mean_image.save_mean(output, mean)
     per_channel = ", ".join(f"{c} {v:.2f}" for c, v in zip("RGB", mean.mean(axis=(1, 2))))
     results.print(f"{output}: mean of {count} images ({per_channel})"
                   + (f", {skipped} unreadable skipped" if skipped else ""))

@@ -9,14 +9,22 @@ from pathlib import Path
 import click
 import torch
 
-from .. import build, placement
+from .. import build, placement, report_files
 from .. import report as rp
-from .. import report_files
 from ..model import AlexNet
 from ..spec import network
 from ..tuning import resolve_log
-from .common import (network_options, notes, remote_devices, results, rpc_options, table, target_option, target_text,
-                     tuning_log_option)
+from .common import (
+    network_options,
+    notes,
+    remote_devices,
+    results,
+    rpc_options,
+    table,
+    target_option,
+    target_text,
+    tuning_log_option,
+)
 
 
 @click.command("report")

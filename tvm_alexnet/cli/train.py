@@ -10,6 +10,7 @@ import torch
 
 from ..data import FullImage, MeanImage, training_sets
 from ..files import check_writable
+from ..mean_image import load_mean, mean_channels, mean_image_shift
 from ..model import AlexNet
 from ..preprocessing import PREPROCESSING
 from ..spec import ACTIVATIONS, LRN_CONVENTIONS, NO_LRN, POOLING, VARIANTS, network
@@ -27,9 +28,7 @@ def _data_sets(data: Path | None, demo: bool, variant: str, mean: Path | None = 
     prep = PREPROCESSING[variant]
     if mean is None:
         return training_sets(None if demo else data, FullImage(prep))
-    from .. import lab
-
-    return training_sets(None if demo else data, MeanImage(prep, lab.mean_image_shift(lab.load_mean(mean), prep)))
+    return training_sets(None if demo else data, MeanImage(prep, mean_image_shift(load_mean(mean), prep)))
 
 
 @click.command("train")
@@ -101,7 +100,7 @@ def train_cmd(data, demo, variant, width, lrn, pool, activation, init, epochs, b
     """
     from .. import placement
     from ..data import ColourPCA
-    from ..lab import file_digest, load_mean, mean_channels
+    from ..lab import file_digest
     from ..parallel import close, from_environment
     from ..train import CHECKPOINT, Recipe, load_checkpoint, train
 

@@ -11,7 +11,15 @@ from rich.table import Table
 from .. import tuning
 from ..spec import network
 from ..target import target_dirname
-from .common import network_options, notes, remote_devices, results, rpc_options, target_option, target_text
+from .common import (
+    network_options,
+    notes,
+    remote_devices,
+    results,
+    rpc_options,
+    target_option,
+    target_text,
+)
 
 
 @click.command("tune")

@@ -11,17 +11,69 @@
 """
 
 from ..target import cpu_name, same_target, target_dirname
-from .defaults import (default_entry, default_key, default_seconds, record_default, settle, trace_digest,
-                       tuned_kernel)
-from .logfile import (DEFAULTS, FAILED, PENDING, PROVENANCE, RECORDS, WORKLOADS, LogError, default_times,
-                      finish_repair, merge, open_log, provenance, prune, read_log, record_count, record_provenance,
-                      repair)
-from .records import best_record, has_record, log_batches, log_targets, mean_seconds, succeeded, trials_done
-from .search import default_schedule, in_default_space, search_space, task_module, tunable
-from .shipped import SHIPPED_LOGS, resolve_log, shipped_targets
+from .defaults import (
+                       default_entry,
+                       default_key,
+                       default_seconds,
+                       record_default,
+                       settle,
+                       trace_digest,
+                       tuned_kernel,
+)
+from .logfile import (
+                       DEFAULTS,
+                       FAILED,
+                       PENDING,
+                       PROVENANCE,
+                       RECORDS,
+                       WORKLOADS,
+                       LogError,
+                       default_times,
+                       finish_repair,
+                       merge,
+                       open_log,
+                       provenance,
+                       prune,
+                       read_log,
+                       record_count,
+                       record_provenance,
+                       repair,
+)
+from .records import (
+                       best_record,
+                       has_record,
+                       log_batches,
+                       log_targets,
+                       mean_seconds,
+                       succeeded,
+                       trials_done,
+)
 from .remote import RemoteDevices, RemoteError, RemoteRunner, make_runner
-from .tuner import ProgressCallback, Retargeted, TaskProgress, TuneOptions, TuneResult, retarget, tune
-from .workers import PoolBuilder, QuietRunner, ReadableRecords, dies_with, import_intrinsics, measure_and_record
+from .search import (
+                       default_schedule,
+                       in_default_space,
+                       search_space,
+                       task_module,
+                       tunable,
+)
+from .shipped import SHIPPED_LOGS, resolve_log, shipped_targets
+from .tuner import (
+                       ProgressCallback,
+                       Retargeted,
+                       TaskProgress,
+                       TuneOptions,
+                       TuneResult,
+                       retarget,
+                       tune,
+)
+from .workers import (
+                       PoolBuilder,
+                       QuietRunner,
+                       ReadableRecords,
+                       dies_with,
+                       import_intrinsics,
+                       measure_and_record,
+)
 
 __all__ = [
     "DEFAULTS", "FAILED", "PENDING", "PROVENANCE", "RECORDS", "SHIPPED_LOGS", "WORKLOADS", "LogError",

@@ -30,7 +30,12 @@ from dataclasses import dataclass
 import tvm
 from tvm.ir.utils import derived_object
 from tvm.s_tir import meta_schedule as ms
-from tvm.s_tir.meta_schedule.runner import PyRunner, RunnerFuture, RunnerInput, RunnerResult
+from tvm.s_tir.meta_schedule.runner import (
+    PyRunner,
+    RunnerFuture,
+    RunnerInput,
+    RunnerResult,
+)
 
 from ..errors import UserError
 from .workers import QuietRunner, dies_with
@@ -185,7 +190,10 @@ def _measure(devices: RemoteDevices, artifact_path: str, device: str, args_info:
     """(seconds per run or None, error or None, the device's (host, port) or
     None): MetaSchedule's RPC measurement of one built candidate. Raises
     RemoteError where no device is left."""
-    from tvm.s_tir.meta_schedule.runner.utils import alloc_argument_common, run_evaluator_common
+    from tvm.s_tir.meta_schedule.runner.utils import (
+        alloc_argument_common,
+        run_evaluator_common,
+    )
 
     session, where = devices.session(session_timeout)
     remote_path = os.path.basename(artifact_path)

@@ -19,8 +19,8 @@ from ..target import num_cores, same_target
 from .defaults import default_seconds, record_default, settle, tuned_kernel
 from .logfile import default_times, open_log, read_log, record_provenance
 from .records import best_record, has_record, mean_seconds, succeeded, trials_done
-from .search import search_space, task_module, tunable
 from .remote import RemoteDevices, make_runner, run_error
+from .search import search_space, task_module, tunable
 from .workers import PoolBuilder, ReadableRecords, import_intrinsics, measure_and_record
 
 
