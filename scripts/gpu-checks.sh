@@ -4,7 +4,7 @@
 # scripts/pack-gpu-deps.sh present:
 #     source .gpu2/install.sh && bash scripts/gpu-checks.sh            # one 10-minute call (limits: 9.1 min)
 #     source .gpu2/install.sh && bash scripts/gpu-checks.sh transfer   # a second call, if time is left
-#     bash scripts/gpu-checks.sh rehearse   # here, no GPU: the CPU-possible steps on llvm, width 0.25 (5-8 min on 2 cores)
+#     bash scripts/gpu-checks.sh rehearse   # here, no GPU: the CPU-possible steps on llvm, width 0.25 (3.5 min on 2 idle cores)
 # Results go to $OUT (the device tool brings that folder back); commit
 # $OUT/tuning_logs/cuda-sm_XX as tvm_alexnet/tuning_logs/cuda-sm_XX and the tables as
 # bench-logs/. Each step has its own time limit, so that one that runs long

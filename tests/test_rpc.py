@@ -36,6 +36,26 @@ def _die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
+# Runs a module as __main__ (`python -c LAUNCH module args...`), it and the
+# processes it starts (the tracker's and servers' popen workers) killed when
+# their parent dies, for a test process killed too hard to tear its farm down.
+LAUNCH = """
+import ctypes, runpy, signal, subprocess, sys
+
+def die_with_parent():
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
+
+class Popen(subprocess.Popen):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("preexec_fn", die_with_parent)
+        super().__init__(*args, **kwargs)
+
+subprocess.Popen = Popen
+sys.argv = sys.argv[1:]
+runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
+"""
+
+
 class Farm:
     """A tracker and RPC servers on 127.0.0.1, each its own process group."""
 
@@ -50,8 +70,9 @@ class Farm:
 
     def _start(self, name: str, args: list[str]) -> None:
         log = open(self.folder / f"{name}.log", "w")
-        self.procs[name] = subprocess.Popen([sys.executable, "-m", *args], stdout=log, stderr=subprocess.STDOUT,
-                                            start_new_session=True, preexec_fn=_die_with_parent)
+        self.procs[name] = subprocess.Popen([sys.executable, "-c", LAUNCH, *args], stdout=log,
+                                            stderr=subprocess.STDOUT, start_new_session=True,
+                                            preexec_fn=_die_with_parent)
         log.close()
 
     def _answers(self) -> bool:

@@ -126,7 +126,8 @@ class ConvTile:
 def _conv_geometry(kernel: Kernel) -> tuple[int, int, int, int, int, int]:
     """(output channels per group, input channels per group, output height,
     output width, kernel size, stride) of the convolution a kernel computes
-    (the input gradient is a stride-1 convolution of the dilated output gradient)."""
+    (a stride-1 convolution's input gradient is a stride-1 convolution of
+    the padded output gradient with the flipped weights)."""
     channels, height, width = kernel.output
     groups = kernel.attrs["groups"]
     if kernel.op == "conv2d_grad_input":
@@ -262,8 +263,7 @@ class GradWeightTile:
 
 def conv2d_grad_weight_tile(kernel: Kernel) -> GradWeightTile:
     """4 output channels x 2 input channels (1 for kernels wider than 5) x
-    a kernel row per thread: 24-44 accumulators (4 x 4 x 3 made ptxas spill
-    at batch 1); a group's input channels over at most 64 / k threads, the
+    a kernel row per thread: 24-44 accumulators; a group's input channels over at most 64 / k threads, the
     output channels over as many as make up to 256 threads; as many output
     rows staged per step as fit SHARED_BYTES; as many row bands as make 264
     blocks (two per SM of an H100/H200), where the height allows."""
