@@ -13,9 +13,9 @@ import torch
 from helpers import assert_one_line_error, invoke, random_image
 
 from tvm_alexnet import AlexNet, weights
+from tvm_alexnet.augment import Augmented
 from tvm_alexnet.data import (
     MAX_PIXELS,
-    Augmented,
     Digits,
     FullImage,
     ImageFolder,
@@ -25,6 +25,7 @@ from tvm_alexnet.data import (
     unwrapped,
 )
 from tvm_alexnet.errors import UserError
+from tvm_alexnet.evaluation import evaluate
 from tvm_alexnet.files import check_writable
 from tvm_alexnet.preprocessing import PREPROCESSING
 from tvm_alexnet.train import (
@@ -33,7 +34,6 @@ from tvm_alexnet.train import (
     CheckpointError,
     DivergedError,
     Recipe,
-    evaluate,
     load_checkpoint,
     train,
 )
@@ -354,7 +354,7 @@ def test_torchvision_state_dict_errors_name_the_file(tmp_path):
 def test_checkpoint_errors_name_the_file_and_the_network(tmp_path):
     quiet_train(tiny_model(), digits(4), tmp_path)
     with pytest.raises(CheckpointError, match=r"last\.pt: checkpoint is for another network \(variant paper, "
-                                              r"width 0\.125, lrn paper, 10 classes; this run: .*, 5 classes\)"):
+                                              r"width 0\.125, lrn paper, pool overlapping, activation relu, 10 classes; this run: .*, 5 classes\)"):
         load_checkpoint(tmp_path / CHECKPOINT, tiny_model(5))
     state = torch.load(tmp_path / CHECKPOINT, weights_only=True)
     state["model"]["conv3.weight"] = state["model"]["conv3.weight"][:, :5]

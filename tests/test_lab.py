@@ -208,7 +208,7 @@ def test_ensemble_probabilities_are_the_float64_mean(compiled, rng, ten):
 
 
 def test_ensemble_evaluate(compiled, rng):
-    from tvm_alexnet.train import evaluate
+    from tvm_alexnet.evaluation import evaluate
 
     a = compiled("paper", **NET)
     b = randomize(compiled("paper", **NET), int(rng.integers(2**31)))

@@ -11,9 +11,10 @@ from helpers import assert_one_line_error, invoke
 
 from tvm_alexnet import parallel, placement
 from tvm_alexnet.data import Digits, FullImage
+from tvm_alexnet.evaluation import evaluate
 from tvm_alexnet.model import AlexNet
 from tvm_alexnet.preprocessing import PREPROCESSING
-from tvm_alexnet.train import Recipe, evaluate, train
+from tvm_alexnet.train import Recipe, train
 
 
 @pytest.fixture

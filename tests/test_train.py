@@ -14,14 +14,12 @@ import torch
 from click.testing import CliRunner
 
 from tvm_alexnet import AlexNet
+from tvm_alexnet.augment import Augmented, ColourPCA, colour_pca
 from tvm_alexnet.cli import main
 from tvm_alexnet.data import (
-    Augmented,
-    ColourPCA,
     Digits,
     FullImage,
     InputError,
-    colour_pca,
     ten_crops,
 )
 from tvm_alexnet.parallel import Parallel

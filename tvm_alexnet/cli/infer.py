@@ -135,7 +135,7 @@ def run_cmd(inputs, weights, variant, num_classes, width, lrn, pool, activation,
 def eval_cmd(weights, data, labels, demo, batch_size, workers, target, tuning_log):
     """Top-1 and top-5 error: centre crop and the paper's ten crops (corners,
     centre and their flips, softmax averaged)."""
-    from ..train import evaluate
+    from ..evaluation import evaluate
 
     models = [AlexNet.load(w) for w in weights]
     ensembles.check_ensemble(models, list(weights))

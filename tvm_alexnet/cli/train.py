@@ -99,7 +99,7 @@ def train_cmd(data, demo, variant, width, lrn, pool, activation, init, epochs, b
     them, gradients averaged), or with --towers 2 as the paper's two towers.
     """
     from .. import placement
-    from ..data import ColourPCA
+    from ..augment import ColourPCA
     from ..lab import file_digest
     from ..parallel import close, from_environment
     from ..train import CHECKPOINT, Recipe, load_checkpoint, train
@@ -184,7 +184,7 @@ def train_cmd(data, demo, variant, width, lrn, pool, activation, init, epochs, b
 def pca_cmd(data, demo, variant, images, output):
     """Eigenvectors and eigenvalues of the training set's RGB covariance, for
     the paper's colour augmentation (`train --pca`)."""
-    from ..data import colour_pca
+    from ..augment import colour_pca
 
     train_set, _, _ = _data_sets(data, demo, variant)
     pca = colour_pca(train_set, images)
