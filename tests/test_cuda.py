@@ -23,7 +23,7 @@ def test_cuda_build_has_every_kernel(arch):
     manifest = build.Manifest.load(directory / build.MANIFEST)
     assert manifest.target["kind"] == "cuda" and manifest.target["arch"] == arch
     source = cuda.source(build.compile_module(net, None, build.parse_target(f"cuda:{arch}"))[0].mod)
-    launched = set(re.findall(r"__global__ void (?:__launch_bounds__\(\d+\) )?(\w+?)_kernel(?:_\d+)?\(", source))
+    launched = set(re.findall(r"__global__ void (?:__launch_bounds__\([\d, ]+\) )?(\w+?)_kernel(?:_\d+)?\(", source))
     assert launched == {k.name for k in net.compiled_kernels()}
 
 

@@ -1,4 +1,4 @@
-"""The default CUDA schedules (tvm_alexnet.gpu_schedules), checked statically:
+"""The default CUDA schedules (tvm_alexnet.ops.gpu_schedules, ops.gpu_conv; checks in gpu_checks), checked statically:
 the scheduled TIR is well formed and keeps the kernel's signature,
 verify_gpu_code accepts it within every GPU's limits, nvcc compiles it for
 sm_80 and sm_90, ptxas spills nothing, and the big kernels launch at least
@@ -12,8 +12,8 @@ import pytest
 import tvm
 from click.testing import CliRunner
 
-from tvm_alexnet import gpu_schedules as gs
-from tvm_alexnet import graph
+from tvm_alexnet import gpu_build, gpu_checks, graph
+from tvm_alexnet.ops import gpu_default_schedule
 from tvm_alexnet.spec import network
 from tvm_alexnet.target import parse_target
 
@@ -36,14 +36,14 @@ def kernel(variant: str, name: str):
 
 def check(k, batch, arch: str) -> dict:
     """Schedule, verify and compile one kernel; assert what every kernel must meet."""
-    result = gs.static_check(k, batch, parse_target(f"cuda:{arch}"))
+    result = gpu_checks.static_check(k, batch, parse_target(f"cuda:{arch}"))
     where = f"{k.name} at batch {batch} for {arch} ({result['scheduler']})"
     assert result["verified"], f"verify_gpu_code rejects {where}"
     assert result["functions"], f"no __global__ function for {where}"
     for name, f in result["functions"].items():
         assert f["spill_stores"] == 0 and f["spill_loads"] == 0, f"{name}: ptxas spills ({f}) in {where}"
         assert f["stack"] == 0, f"{name}: a stack frame ({f}) in {where}"
-        assert f["smem"] <= gs.GPU_LIMITS["max_shared_memory_per_block"], f"{name}: {f}"
+        assert f["smem"] <= gpu_checks.GPU_LIMITS["max_shared_memory_per_block"], f"{name}: {f}"
         if k.op in BIG_OPS and (batch is None or batch >= 32):
             assert f["threads"] >= 128, f"{name}: {f['threads']} threads a block in {where}"
     return result
@@ -93,7 +93,7 @@ def test_schedule_is_a_valid_transformation(variant, name, batch):
     # scheduled (so dlight leaves it alone) where this module scheduled it.
     k = kernel(variant, name)
     func = graph.kernel_func(k, batch)
-    scheduled = gs.default_schedule(func, k, batch, parse_target("cuda:sm_90"))
+    scheduled = gpu_default_schedule(func, k, batch)
     if scheduled is None:
         assert k.op in ("dense", "dense_grad_input", "dense_grad_weight", "softmax")
         return
@@ -110,21 +110,21 @@ def test_narrow_network_schedules():
     net = network("paper", width=0.25, num_classes=10)
     for k in net.compiled_kernels():
         if k.op in ("conv2d", "conv2d_grad_input", "conv2d_grad_weight", "lrn_grad", "max_pool_grad"):
-            func, scheduler = gs.scheduled_kernel(k, None, target)
-            assert scheduler == "default" and gs.verify(func, target), k.name
+            func, scheduler = gpu_checks.scheduled_kernel(k, None, target)
+            assert scheduler == "default" and gpu_checks.verify(func, target), k.name
 
 
 def test_estimates():
     net = network("torchvision")
-    rows = gs.estimates(net, 128, "H200")
+    rows = gpu_checks.estimates(net, 128, "H200")
     assert [r["kernel"] for r in rows] == [k.name for k in net.compiled_kernels()]
     by_name = {r["kernel"]: r for r in rows}
     assert by_name["conv2_conv"]["bound"] == "compute" and by_name["conv1_relu_grad"]["bound"] == "memory"
     k = kernel("torchvision", "conv2_conv")
     assert by_name["conv2_conv"]["flops"] == k.flops * 128
-    assert by_name["conv2_conv"]["seconds"] == pytest.approx(k.flops * 128 / gs.GPUS["H200"]["flops"])
+    assert by_name["conv2_conv"]["seconds"] == pytest.approx(k.flops * 128 / gpu_checks.GPUS["H200"]["flops"])
     # The same work bounds a slower GPU's time from further up.
-    h200, titan = (sum(r["seconds"] for r in gs.estimates(net, 128, gpu)) for gpu in ("H200", "TitanX"))
+    h200, titan = (sum(r["seconds"] for r in gpu_checks.estimates(net, 128, gpu)) for gpu in ("H200", "TitanX"))
     assert 0 < h200 < titan
 
 
@@ -165,8 +165,8 @@ def test_schedule_module_schedules_every_kernel():
 
     target = parse_target("cuda:sm_90")
     net = network("paper")
-    mod = gs.schedule_module(graph.build_module(net, None), net.compiled_kernels(), None, target)
+    mod = gpu_build.schedule_module(graph.build_module(net, None), net.compiled_kernels(), None, target)
     funcs = {k.name: mod[k.name] for k in net.compiled_kernels()}
     assert all("threadIdx" in f.script() for f in funcs.values())
-    code = cuda.source(tvm.compile(tvm.IRModule(funcs), target=target, tir_pipeline=gs.TIR_PIPELINE).mod)
+    code = cuda.source(tvm.compile(tvm.IRModule(funcs), target=target, tir_pipeline=gpu_build.TIR_PIPELINE).mod)
     cuda.check_source(code, target)

@@ -22,7 +22,7 @@ from pathlib import Path
 import tvm
 from tvm import relax
 
-from . import artifact, cuda, graph, tuning
+from . import artifact, cuda, gpu_build, graph, tuning
 from .artifact import LIBRARY, MANIFEST, ArtifactError, Manifest, cache_dir  # noqa: F401
 from .ops import default_schedule
 from .spec import Network
@@ -38,7 +38,7 @@ from .target import (  # noqa: F401
 
 PACKAGE_DIR = Path(__file__).parent
 # The files whose contents decide what a build contains.
-_KERNEL_SOURCES = ["spec.py", "graph.py", "build.py", "artifact.py", "target.py",
+_KERNEL_SOURCES = ["spec.py", "graph.py", "build.py", "artifact.py", "target.py", "gpu_build.py",
                    *sorted(f"ops/{p.name}" for p in (PACKAGE_DIR / "ops").glob("*.py"))]
 
 
@@ -46,8 +46,8 @@ def schedule(mod: tvm.IRModule, net: Network, batch: int | None, target: tvm.tar
              tuning_log: str | os.PathLike | None = None) -> tuple[tvm.IRModule, list[str]]:
     """Give every kernel a schedule for the target: the best record of the
     tuning log where it has one for this kernel, batch and target, else the
-    default: the op's (ops.registry) on CPU, dlight on GPU. Returns the module and the
-    names of the tuned kernels."""
+    default: the op's (ops.registry), on GPU dlight's rules where an op has
+    none. Returns the module and the names of the tuned kernels."""
     tuned = []
     if tuning_log is not None and batch is not None:
         database = tuning.read_log(tuning_log, best_only=True)
@@ -62,32 +62,8 @@ def schedule(mod: tvm.IRModule, net: Network, batch: int | None, target: tvm.tar
         for kernel in net.compiled_kernels():
             if kernel.name not in tuned:
                 mod[kernel.name] = default_schedule(mod[kernel.name], kernel, batch, unit)
-    else:
-        from tvm.s_tir import dlight as dl
-
-        class GeneralReduction(dl.gpu.GeneralReduction):
-            # It takes kernels it then fails to bind (lrn_grad's padded
-            # windows); those go on to the next rule.
-            def apply(self, func, target, tunable):
-                try:
-                    return super().apply(func, target, tunable)
-                except tvm.s_tir.schedule.ScheduleError:
-                    return None
-
-        class Matmul(dl.gpu.Matmul):
-            # It takes conv1's input gradient (a reduction of two inputs, in
-            # phases) and then asserts on the stage interleaving the phases;
-            # that kernel goes on to GeneralReduction.
-            def apply(self, func, target, tunable):
-                try:
-                    return super().apply(func, target, tunable)
-                except (tvm.s_tir.schedule.ScheduleError, AssertionError):
-                    return None
-
-        with target:  # dlight leaves kernels that already have a schedule alone
-            mod = dl.ApplyDefaultSchedule(
-                Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(), GeneralReduction(), dl.gpu.Fallback()
-            )(mod)
+    else:  # the default CUDA schedules, dlight's rules where they have none
+        mod = gpu_build.schedule_module(mod, net.compiled_kernels(), batch, target, skip=tuned)
     return mod, tuned
 
 
@@ -105,7 +81,8 @@ def _relax_pipeline(target: tvm.target.Target) -> tvm.transform.Pass:
 def compile_module(net: Network, batch: int | None, target: tvm.target.Target,
                    tuning_log: str | os.PathLike | None = None) -> tuple[tvm.runtime.Executable, list[str]]:
     mod, tuned = schedule(graph.build_module(net, batch), net, batch, target, tuning_log)
-    return tvm.compile(mod, target, relax_pipeline=_relax_pipeline(target)), tuned
+    tir_pipeline = gpu_build.TIR_PIPELINE if target.kind.name == "cuda" else "default"
+    return tvm.compile(mod, target, relax_pipeline=_relax_pipeline(target), tir_pipeline=tir_pipeline), tuned
 
 
 def build_key(net: Network, batch: int | None, target: tvm.target.Target,

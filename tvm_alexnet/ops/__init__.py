@@ -1,7 +1,7 @@
 """The ops of the network and their gradients: TE definitions, default CPU
-schedules and torch equivalents, tied together per op in registry.OPS by the
-names spec.Kernel.op uses."""
+and CUDA schedules and torch equivalents, tied together per op in
+registry.OPS by the names spec.Kernel.op uses."""
 
-from .registry import OPS, Op, default_schedule, op_of
+from .registry import OPS, Op, default_schedule, gpu_default_schedule, op_of
 
-__all__ = ["OPS", "Op", "default_schedule", "op_of"]
+__all__ = ["OPS", "Op", "default_schedule", "gpu_default_schedule", "op_of"]
