@@ -31,6 +31,7 @@ setup(
         "psutil",
         "cloudpickle",
         "xgboost-cpu",
+        "tornado",  # TVM's RPC tracker (tune --rpc: measuring on other machines)
     ],
     extras_require={
         "test": ["pytest"],

@@ -21,6 +21,7 @@ from helpers import assert_one_line_error, invoke
 
 from tvm_alexnet import build, tuning
 from tvm_alexnet.spec import network
+from tvm_alexnet.target import host_cpu
 
 TINY = ["--variant", "paper", "--width", "0.25", "--num-classes", "10", "--batch", "2"]
 KEY = "loopback"
@@ -32,8 +33,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+_prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here: a forked child only calls it
+
+
 def _die_with_parent() -> None:
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    _prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 # Runs a module as __main__ (`python -c LAUNCH module args...`), it and the
@@ -42,8 +46,10 @@ def _die_with_parent() -> None:
 LAUNCH = """
 import ctypes, runpy, signal, subprocess, sys
 
+prctl = ctypes.CDLL(None, use_errno=True).prctl
+
 def die_with_parent():
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
+    prctl(1, signal.SIGKILL)
 
 class Popen(subprocess.Popen):
     def __init__(self, *args, **kwargs):
@@ -235,7 +241,7 @@ def test_no_device_under_the_key_is_one_line_naming_tracker_and_key(farm, tmp_pa
 
 
 @pytest.mark.slow
-def test_tune_measures_on_every_server_and_records_for_the_target(farm, tmp_path):
+def test_tune_measures_on_every_server_records_for_the_target_and_re_targets_there(farm, tmp_path):
     servers = farm.add_servers(2)
     log_dir = tmp_path / "log"
     result = invoke(*tune_args(farm, log_dir))
@@ -255,6 +261,18 @@ def test_tune_measures_on_every_server_and_records_for_the_target(farm, tmp_path
     assert counts, result.stderr
     # The search's candidates that built, the default schedule, the final settle.
     assert sum(int(n) for n in re.findall(r"\((\d+) candidates\)", counts.group(1))) > 16
+
+    # tune --from, re-targeting that log to another CPU model, measures the re-targeted records there too.
+    served = sum(farm.served(name) for name in servers)
+    cpu = "haswell" if host_cpu() != "haswell" else "skylake"  # AVX2: runs wherever the tests run
+    other = build.parse_target(f"llvm:{cpu}")
+    result = invoke("tune", *TINY, "--kernel", "fc8_dense", "--trials", "0", "--from", log_dir, "--top-k", "4",
+                    "--target", f"llvm:{cpu}", "--log-dir", tmp_path / "moved", "--rpc", f"127.0.0.1:{farm.port}",
+                    "--device-key", KEY)
+    assert result.exit_code == 0, result.output
+    moved = tuning.read_log(tmp_path / "moved").get_all_tuning_records()
+    assert 1 <= len(moved) <= 4 and all(tuning.same_target(r.target, other) for r in moved)
+    assert sum(farm.served(name) for name in servers) >= served + len(moved) + 1  # and the default
 
 
 def _slow_candidates(n: int):
