@@ -24,17 +24,18 @@ def conv2d_tile(kernel: Kernel, unit: VectorUnit) -> tuple[int, int]:
 
     One vector of channels x a row of pixels that divides the output width
     where one of at least 7 fits the accumulators, else two vectors x as many
-    pixels as fit. Without the pixel-major output layout (conv1) the row must
-    divide the width, or it runs far slower. Groups of channels that two
-    vectors do not divide (narrow networks) take what does."""
+    pixels as fit. Without the pixel-major output layout (conv1) 16 channels
+    x a row of at most 6 that divides the width: longer rows, or more
+    channels, ran many times slower. Groups of channels that two vectors do
+    not divide (narrow networks) take what does."""
     lanes, accumulators = unit.lanes, accumulator_budget(unit)
     channels, _, width = kernel.output
     per_group = channels // kernel.attrs["groups"]
+    if not _pixel_major(kernel):
+        return largest_divisor(per_group, (16, 8, 4, 2)), largest_divisor(width, range(6, 2, -1))
     if per_group % (2 * lanes):
         return (largest_divisor(per_group, (lanes, 8, 4, 2)),
                 largest_divisor(width, range(accumulators + 2, 3, -1)))
-    if not _pixel_major(kernel):
-        return 2 * lanes, largest_divisor(width, range(accumulators // 2, 2, -1))
     row = largest_divisor(width, range(accumulators, 6, -1))
     return (lanes, row) if row > 1 else (2 * lanes, accumulators // 2 - 1)
 
