@@ -5,6 +5,7 @@ found inside the package wherever it is installed."""
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -46,10 +47,13 @@ def test_a_truncated_cached_library_is_built_again_never_loaded_or_published(tmp
         logits = model(torch.from_numpy(x).float())
     assert ref.rel_error(logits.numpy(), ref.forward(model.spec, params_of(model), x)) < 1e-5
     # A build folder of the user's, truncated afterwards: an error naming the file, not SIGBUS.
-    with open(out / artifact.LIBRARY, "r+b") as f:
+    # (A copy: the library this process has loaded must stay whole while it is mapped.)
+    damaged = tmp_path / "damaged"
+    shutil.copytree(out, damaged)
+    with open(damaged / artifact.LIBRARY, "r+b") as f:
         f.truncate(4096)
     with pytest.raises(UserError, match=r"alexnet\.so: 4096 bytes"):
-        CompiledNetwork(out)
+        CompiledNetwork(damaged)
 
 
 def test_an_unwritable_cache_gives_way_to_a_temporary_one_before_compiling(tmp_path, monkeypatch):

@@ -3,32 +3,23 @@ CNNs for its best result; each network sees the images prepared its own way."""
 
 from __future__ import annotations
 
-import time
-
 import torch
-import torch.nn.functional as F
-from tqdm import tqdm
 
 from . import placement
 from .data import (
-    InputError,
     centre_crop,
     ten_crops,
-    unwrapped,
 )
 from .errors import UserError
+from .evaluation import logits, score
 from .lab import reprepare
 from .model import AlexNet
 from .preprocessing import Preprocessing
 
 
 def _logits(model: AlexNet, x: torch.Tensor) -> torch.Tensor:
-    """Logits of a batch on the model's device; a build for one fixed batch size gets the batch padded."""
-    x = placement.to_device(x, placement.model_device(model))
-    batch = model.compiled.manifest.batch if model.compiled is not None else None
-    if batch is None or len(x) == batch:
-        return model(x).cpu()
-    return model(torch.cat([x, x.new_zeros((batch - len(x), *x.shape[1:]))]))[:len(x)].cpu()
+    """Logits of a batch, computed on the model's device, on the CPU."""
+    return logits(model, placement.to_device(x, placement.model_device(model))).cpu()
 
 
 def check_ensemble(models: list[AlexNet], names: list[str] | None = None) -> None:
@@ -62,29 +53,12 @@ def ensemble_probabilities(models: list[AlexNet], x: torch.Tensor, preprocessing
 
 def ensemble_evaluate(models: list[AlexNet], loader, ten_crop: bool = False, progress: bool = False,
                       preprocessing: Preprocessing | None = None) -> dict[str, float]:
-    """train.evaluate for several models: top-1 and top-5 error and the mean
+    """evaluation.evaluate for several models: top-1 and top-5 error and the mean
     loss of their averaged softmax (the paper averaged five CNNs), over a
     loader of 256x256 images prepared as `preprocessing` says (default the
     first model's). Returns evaluate's dict."""
     check_ensemble(models)
     for model in models:
         model.eval()
-    top1 = top5 = loss = count = 0.0
-    skipped = 0
-    start = time.perf_counter()
-    for x, labels, *rest in tqdm(unwrapped(loader), desc=f"eval ({len(models)} models)", leave=False,
-                                 disable=not progress, total=len(loader) if hasattr(loader, "__len__") else None):
-        skipped += rest[0] if rest else 0
-        if len(labels) == 0:
-            continue
-        probs = ensemble_probabilities(models, x, preprocessing, ten_crop)
-        loss += F.nll_loss(probs.clamp_min(1e-12).log(), labels, reduction="sum").item()
-        best = probs.topk(min(5, probs.shape[1]), dim=1).indices
-        top1 += (best[:, 0] != labels).sum().item()
-        top5 += (best != labels[:, None]).all(dim=1).sum().item()
-        count += len(labels)
-    seconds = time.perf_counter() - start
-    if count == 0:
-        raise InputError(f"no image could be read ({skipped} skipped)")
-    return dict(top1_error=top1 / count, top5_error=top5 / count, loss=loss / count, images=int(count),
-                skipped=skipped, images_per_s=count / seconds)
+    return score(loader, lambda x: ensemble_probabilities(models, x, preprocessing, ten_crop), progress,
+                 f"eval ({len(models)} models)")

@@ -23,19 +23,30 @@ def evaluate(model: AlexNet, loader, ten_crop: bool = False, progress: bool = Fa
     model.eval()
     device = placement.model_device(model)
     size = model.spec.image_size
+
+    def probabilities(x: torch.Tensor) -> torch.Tensor:
+        x = placement.to_device(x, device)
+        crops = ten_crops(x, size) if ten_crop else [centre_crop(x, size)]
+        # float64: float32 probabilities underflow to tied zeros, which topk could rank either way
+        return sum(logits(model, c.contiguous()).double().softmax(-1) for c in crops) / len(crops)
+
+    return score(loader, probabilities, progress, "eval")
+
+
+def score(loader, probabilities, progress: bool = False, desc: str = "eval") -> dict[str, float]:
+    """Top-1 and top-5 error and mean loss of `probabilities(images)` (float64
+    softmax rows) over a loader's (images, labels[, skipped]) batches."""
     top1 = top5 = loss = count = 0.0
     skipped = 0
     start = time.perf_counter()
     with torch.no_grad():
-        for x, labels, *rest in tqdm(unwrapped(loader), desc="eval", leave=False, disable=not progress,
+        for x, labels, *rest in tqdm(unwrapped(loader), desc=desc, leave=False, disable=not progress,
                                      total=len(loader) if hasattr(loader, "__len__") else None):
             skipped += rest[0] if rest else 0
             if len(labels) == 0:
                 continue
-            x, labels = placement.to_device((x, labels), device)
-            crops = ten_crops(x, size) if ten_crop else [centre_crop(x, size)]
-            # float64: float32 probabilities underflow to tied zeros, which topk could rank either way
-            probs = sum(_logits(model, c.contiguous()).double().softmax(-1) for c in crops) / len(crops)
+            probs = probabilities(x)
+            labels = labels.to(probs.device)
             loss += F.nll_loss(probs.clamp_min(1e-12).log(), labels, reduction="sum").item()
             best = probs.topk(min(5, probs.shape[1]), dim=1).indices
             top1 += (best[:, 0] != labels).sum().item()
@@ -48,7 +59,7 @@ def evaluate(model: AlexNet, loader, ten_crop: bool = False, progress: bool = Fa
                 skipped=skipped, images_per_s=count / seconds)
 
 
-def _logits(model: AlexNet, x: torch.Tensor) -> torch.Tensor:
+def logits(model: AlexNet, x: torch.Tensor) -> torch.Tensor:
     """Logits of a batch; a build for a fixed batch size gets the batch padded."""
     batch = model.compiled.manifest.batch if model.compiled is not None else None
     if batch is None or len(x) == batch:
