@@ -60,5 +60,5 @@ def ensemble_evaluate(models: list[AlexNet], loader, ten_crop: bool = False, pro
     check_ensemble(models)
     for model in models:
         model.eval()
-    return score(loader, lambda x: ensemble_probabilities(models, x, preprocessing, ten_crop), progress,
-                 f"eval ({len(models)} models)")
+    return score(loader, lambda x: ensemble_probabilities(models, x, preprocessing, ten_crop),
+                 progress=progress, desc=f"eval ({len(models)} models)")

@@ -25,17 +25,17 @@ def evaluate(model: AlexNet, loader, ten_crop: bool = False, progress: bool = Fa
     size = model.spec.image_size
 
     def probabilities(x: torch.Tensor) -> torch.Tensor:
-        x = placement.to_device(x, device)
         crops = ten_crops(x, size) if ten_crop else [centre_crop(x, size)]
         # float64: float32 probabilities underflow to tied zeros, which topk could rank either way
         return sum(logits(model, c.contiguous()).double().softmax(-1) for c in crops) / len(crops)
 
-    return score(loader, probabilities, progress, "eval")
+    return score(loader, probabilities, device, progress)
 
 
-def score(loader, probabilities, progress: bool = False, desc: str = "eval") -> dict[str, float]:
+def score(loader, probabilities, device=None, progress: bool = False, desc: str = "eval") -> dict[str, float]:
     """Top-1 and top-5 error and mean loss of `probabilities(images)` (float64
-    softmax rows) over a loader's (images, labels[, skipped]) batches."""
+    softmax rows) over a loader's (images, labels[, skipped]) batches, each
+    batch moved to `device` first where one is given."""
     top1 = top5 = loss = count = 0.0
     skipped = 0
     start = time.perf_counter()
@@ -45,6 +45,8 @@ def score(loader, probabilities, progress: bool = False, desc: str = "eval") -> 
             skipped += rest[0] if rest else 0
             if len(labels) == 0:
                 continue
+            if device is not None:
+                x, labels = placement.to_device((x, labels), device)
             probs = probabilities(x)
             labels = labels.to(probs.device)
             loss += F.nll_loss(probs.clamp_min(1e-12).log(), labels, reduction="sum").item()
