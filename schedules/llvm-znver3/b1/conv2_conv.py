@@ -1,5 +1,5 @@
 # conv2_conv (conv2d) of paper, batch 1, for llvm-znver3: best of 193 trials in tvm_alexnet/tuning_logs/llvm-znver3, 3.416 ms, 131.1 GFLOP/s
-# regenerate: tvm-alexnet schedules --tuning-log tvm_alexnet/tuning_logs/llvm-znver3 --variant paper --batch 1 --target llvm
+# regenerate: tvm-alexnet schedules --tuning-log tvm_alexnet/tuning_logs/llvm-znver3 --variant paper --batch 1 --target llvm:znver3
 # from tvm.script import tirx as T
 # from tvm.tirx.layout import Axis
 
@@ -64,4 +64,4 @@ def conv2_conv(x: T.Buffer((T.int64(1), T.int64(96), T.int64(27), T.int64(27)), 
                     T.where(xx_0 * T.int64(6) + ax1 < T.int64(27))
                     T.reads(group_conv2d_nchw_local[v_i0, v_i2, v_i3, v_i1], bias[v_i1])
                     T.writes(compute[v_i0, v_i1, v_i2, v_i3])
-                    compute[v_i0, v_i1, v_i2, v_i3] = T.max(group_conv2d_nchw_local[v_i0, v_i2, v_i3, v_i1] + bias[v_i1], T.float32(0.0))
+                    compute[v_i0, v_i1, v_i2, v_i3] = T.max(T.float32(0.0), group_conv2d_nchw_local[v_i0, v_i2, v_i3, v_i1] + bias[v_i1])

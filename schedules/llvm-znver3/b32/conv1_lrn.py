@@ -1,5 +1,5 @@
 # conv1_lrn (lrn) of paper, batch 32, for llvm-znver3: best of 64 trials in tvm_alexnet/tuning_logs/llvm-znver3, 5.504 ms, 21.9 GFLOP/s
-# regenerate: tvm-alexnet schedules --tuning-log tvm_alexnet/tuning_logs/llvm-znver3 --variant paper --batch 32 --target llvm
+# regenerate: tvm-alexnet schedules --tuning-log tvm_alexnet/tuning_logs/llvm-znver3 --variant paper --batch 32 --target llvm:znver3
 # from tvm.script import tirx as T
 # from tvm.tirx.layout import Axis
 
