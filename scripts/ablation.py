@@ -22,6 +22,7 @@ seed, and none of this measures what the paper measured.
 from __future__ import annotations
 
 import io
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -58,7 +59,7 @@ def train_setting(name: str, epochs: int, width: float, seed: int, workers: int,
     import torch
 
     from tvm_alexnet import AlexNet
-    from tvm_alexnet.train import Recipe, train
+    from tvm_alexnet.train import METRICS, DivergedError, Recipe, train
 
     variant, lrn, pool, activation = SETTINGS[name]
     train_set, val_set = data
@@ -72,25 +73,33 @@ def train_setting(name: str, epochs: int, width: float, seed: int, workers: int,
 
     def log(line: str) -> None:
         if line.startswith("{"):
-            import json
-
             h = json.loads(line)
             click.echo(f"  {name}: epoch {h['epoch']}: validation top-1 error {100 * h['val_top1_error']:.2f}%, "
                        f"train loss {h['train_loss']:.3f}, {h['seconds']:.0f} s", err=True)
         else:
             click.echo(f"  {name}: {line}", err=True)
 
-    history = train(model, train_set, val_set, recipe, runs / name, progress=False, log=log)
-    return dict(name=name, params=model.spec.num_params, compile_s=compile_s,
+    try:
+        history, diverged = train(model, train_set, val_set, recipe, runs / name, progress=False, log=log), ""
+    except DivergedError as e:  # a setting that diverges is a result too: its epochs up to then
+        metrics = runs / name / METRICS
+        history = [json.loads(line) for line in metrics.read_text().splitlines()] if metrics.exists() else []
+        diverged = f"diverged in epoch {len(history) + 1}"
+        click.echo(f"  {name}: {e}", err=True)
+    return dict(name=name, params=model.spec.num_params, compile_s=compile_s, diverged=diverged,
                 errors=[h["val_top1_error"] for h in history], seconds=[h["seconds"] for h in history])
 
 
 def table(results: list[dict]) -> str:
-    rows = [[f"{r['name']}", WHAT[r["name"]], f"{r['params']:,}", f"{100 * r['errors'][-1]:.2f}",
-             f"{100 * min(r['errors']):.2f}", len(r["errors"]), f"{sum(r['seconds']) / len(r['seconds']):.0f}"]
+    def percent(value) -> str:
+        return f"{100 * value:.2f}" if value is not None else "-"
+
+    rows = [[f"{r['name']}", WHAT[r["name"]], f"{r['params']:,}", percent(r["errors"][-1] if r["errors"] else None),
+             percent(min(r["errors"], default=None)), len(r["errors"]),
+             f"{sum(r['seconds']) / len(r['seconds']):.0f}" if r["seconds"] else "-", r["diverged"]]
             for r in results]
     return harness.markdown_table(["setting", "what", "parameters", "final val top-1 error (%)",
-                                   "best (%)", "epochs", "s/epoch"], rows, left=2)
+                                   "best (%)", "epochs", "s/epoch", "note"], rows, left=2)
 
 
 def plot(results: list[dict], path: Path, width: float) -> None:
@@ -104,7 +113,7 @@ def plot(results: list[dict], path: Path, width: float) -> None:
         ax.plot(range(1, len(r["errors"]) + 1), [100 * e for e in r["errors"]], "o-", label=r["name"])
     ax.set(xlabel="epoch", ylabel="validation top-1 error (%)",
            title=f"Ablations on the demo digits (width {width}; not ImageNet)")
-    ax.set_xticks(range(1, max(len(r["errors"]) for r in results) + 1))
+    ax.set_xticks(range(1, max((len(r["errors"]) for r in results), default=0) + 1))
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -149,6 +158,7 @@ def main(epochs, width, seed, settings, workers, out):
                            f"{(len(names) - 1) * each / 60:.0f} min more (tanh and ungrouped somewhat longer)",
                            err=True)
     total = time.perf_counter() - begin
+    most = max((len(r["errors"]) for r in results), default=0)
     png = out.with_suffix(".png")
     plot(results, png, width)
     text = "\n\n".join([
@@ -161,8 +171,9 @@ def main(epochs, width, seed, settings, workers, out):
         table(results),
         f"![validation error per epoch]({png.name})",
         "Validation top-1 error (%) per epoch:\n\n" + harness.markdown_table(
-            ["setting", *[str(e + 1) for e in range(max(len(r["errors"]) for r in results))]],
-            [[r["name"], *[f"{100 * e:.2f}" for e in r["errors"]]] for r in results]),
+            ["setting", *[str(e + 1) for e in range(most)]],
+            [[r["name"], *[f"{100 * e:.2f}" for e in r["errors"]], *["-"] * (most - len(r["errors"]))]
+             for r in results]),
         f"$ {harness.command_line()}  \n{harness.machine_line(info)}; {total / 60:.1f} min in all",
     ]) + "\n"
     out.parent.mkdir(parents=True, exist_ok=True)
