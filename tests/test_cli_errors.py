@@ -77,3 +77,10 @@ def test_json_target_with_unknown_cpu_is_refused_before_compiling(tmp_path):
     result = invoke("compile", *SMALL, "--target", '{"kind": "llvm", "mcpu": "bogus"}', "-o", tmp_path / "out")
     assert_one_line_error(result, "unknown CPU model 'bogus'")
     assert not (tmp_path / "out").exists()
+
+
+def test_json_target_with_a_non_string_cpu_is_one_error_naming_it():
+    from tvm_alexnet.target import TargetError, parse_target
+
+    with pytest.raises(TargetError, match="mcpu must be an LLVM CPU name.*got 123"):
+        parse_target('{"kind": "llvm", "mcpu": 123}')

@@ -53,7 +53,9 @@ def cpu_name() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def _check_cpu(text: str, cpu: str) -> None:
+def _check_cpu(text: str, cpu) -> None:
+    if not isinstance(cpu, str):
+        raise TargetError(f"target {text!r}: mcpu must be an LLVM CPU name such as znver3, got {cpu!r}")
     if cpu != host_cpu() and not tvm.target.codegen.llvm_is_valid_cpu(cpu, X86):
         raise TargetError(f"target {text!r}: unknown CPU model {cpu!r} for LLVM")
 
