@@ -21,7 +21,6 @@ seed, and none of this measures what the paper measured.
 
 from __future__ import annotations
 
-import io
 import json
 import tempfile
 import time
@@ -29,6 +28,8 @@ from pathlib import Path
 
 import click
 import harness
+
+from tvm_alexnet.files import save_figure
 
 # name -> (variant, lrn, pool, activation); None: the variant's own
 SETTINGS = {
@@ -117,11 +118,7 @@ def plot(results: list[dict], path: Path, width: float) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(buffer.getvalue())
+    save_figure(fig, path)
 
 
 @click.command()

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .files import write_atomic
+from . import files
 
 DPI = 100
 ROW_INCHES = 1.6  # one image's row in the top-5 and neighbour figures
@@ -35,17 +35,12 @@ def save_png(path: str | os.PathLike, picture: np.ndarray) -> Path:
         picture = np.clip(np.rint(picture * 255), 0, 255).astype(np.uint8)
     buffer = io.BytesIO()
     Image.fromarray(picture, "RGB").save(buffer, format="png")
-    write_atomic(path, buffer.getvalue())
+    files.write_atomic(path, buffer.getvalue())
     return Path(path)
 
 
 def save_figure(fig, path: str | os.PathLike) -> Path:
-    plt = _plt()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI)
-    plt.close(fig)
-    write_atomic(path, buffer.getvalue())
-    return Path(path)
+    return files.save_figure(fig, path, DPI)
 
 
 def predictions_figure(images: list[np.ndarray], names: list[str], indices, probs, labels: list[str] | None = None):

@@ -58,3 +58,16 @@ def check_writable(folder: str | os.PathLike, what: str) -> None:
         if isinstance(e, (FileExistsError, NotADirectoryError)):
             reason = "a file is in the way of the folder"
         raise UserError(f"{folder}: cannot write the {what} there ({reason})") from None
+
+
+def save_figure(fig, path: str | os.PathLike, dpi: int = 100) -> Path:
+    """A matplotlib figure written to `path` as PNG, whole or not at all, and closed."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    plt.close(fig)
+    write_atomic(path, buffer.getvalue())
+    return Path(path)

@@ -143,7 +143,7 @@ def plot(report: dict, out_dir: str | os.PathLike) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .files import write_atomic
+    from .files import save_figure
 
     out_dir = Path(out_dir)
     stem = basename(report)
@@ -161,7 +161,7 @@ def plot(report: dict, out_dir: str | os.PathLike) -> list[Path]:
     ax.set_title(f"{report['network']['variant']} kernels, batch {report['network']['batch']} (* tuned)", fontsize=9)
     ax.legend()
     fig.tight_layout()
-    paths.append(_save_figure(fig, out_dir / f"{stem}-breakdown.png", write_atomic))
+    paths.append(save_figure(fig, out_dir / f"{stem}-breakdown.png", dpi=120))
 
     fig, ax = plt.subplots(figsize=(7, 5))
     intensities = [r["intensity"] for r in rows]
@@ -188,20 +188,8 @@ def plot(report: dict, out_dir: str | os.PathLike) -> list[Path]:
     ax.legend(fontsize=7)
     ax.grid(True, which="both", lw=0.3)
     fig.tight_layout()
-    paths.append(_save_figure(fig, out_dir / f"{stem}-roofline.png", write_atomic))
+    paths.append(save_figure(fig, out_dir / f"{stem}-roofline.png", dpi=120))
     return paths
-
-
-def _save_figure(fig, path: Path, write_atomic) -> Path:
-    import io
-
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120)
-    plt.close(fig)
-    write_atomic(path, buffer.getvalue())
-    return path
 
 
 def write(report: dict, out_dir: str | os.PathLike) -> list[Path]:

@@ -29,7 +29,7 @@ from .data import loader as eval_loader
 from .data import unwrapped
 from .errors import UserError
 from .evaluation import evaluate
-from .files import check_writable, write_atomic
+from .files import check_writable, save_figure, write_atomic
 from .model import AlexNet
 from .optim import PaperSGD, PlateauSchedule
 from .parallel import Parallel, RankError, all_sum, any_rank, shard
@@ -384,8 +384,5 @@ def plot(history: list[dict], path: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    write_atomic(path, buffer.getvalue())
+    save_figure(fig, path)
 
