@@ -274,17 +274,56 @@ def test_mean_image_is_numpys_float64_mean(tmp_path):
 
 @pytest.mark.parametrize("prep", [PREPROCESSING["paper"], CAFFE, PREPROCESSING["torchvision"]],
                          ids=["rgb", "caffe", "torchvision"])
-def test_mean_image_shift_subtracts_the_mean_image(tmp_path, rng, prep):
-    from tvm_alexnet.data import FullImage
+def test_preprocessing_subtracts_the_mean_image(tmp_path, rng, prep):
+    from tvm_alexnet.data import FullImage, load_image
 
     path = random_image(tmp_path / "x.png", size=(300, 260))
     mean = rng.uniform(0, 255, (3, 256, 256))
-    got = FullImage(prep)(Image.open(path).convert("RGB")) + mean_image.mean_image_shift(mean, prep)
+    prep = prep.with_mean_image(mean)
     expected = (resized_pixels(path) - mean) * prep.scale
     if prep.channels == "BGR":
         expected = expected[::-1]
     expected /= np.asarray(prep.std)[:, None, None]
-    np.testing.assert_allclose(got.numpy(), expected, atol=1e-4 * np.abs(expected).max())
+    got = FullImage(prep)(Image.open(path).convert("RGB")).numpy()  # training's and eval's 256x256
+    assert np.linalg.norm(got - expected) / np.linalg.norm(expected) < 1e-6
+    got = load_image(path, 227, prep).numpy()  # run's centre crop: the mean image's centre subtracted
+    centre = expected[:, 14:241, 14:241]
+    assert np.linalg.norm(got - centre) / np.linalg.norm(centre) < 1e-6
+    np.testing.assert_array_equal(lab.pixels(torch.from_numpy(got), prep),
+                                  resized_pixels(path)[:, 14:241, 14:241].transpose(1, 2, 0).astype(np.uint8))
+    other = PREPROCESSING["paper"]  # an ensemble's other member prepares the same pixels its way
+    again = lab.reprepare(torch.from_numpy(got)[None], prep, other)[0].numpy()
+    want = resized_pixels(path)[:, 14:241, 14:241] - np.asarray(other.mean)[:, None, None]
+    assert np.linalg.norm(again - want) / np.linalg.norm(want) < 1e-6
+
+
+def test_run_subtracts_the_mean_image_the_weights_keep(tmp_path, rng):
+    path = random_image(tmp_path / "x.png", size=(300, 260))
+    mean = rng.uniform(0, 255, (3, 256, 256))
+    model = randomize(AlexNet("paper", **NET), int(rng.integers(2**31)))
+    model.preprocessing = model.preprocessing.with_mean_image(mean)
+    model.save(tmp_path / "w.safetensors")
+    result = invoke("run", path, "--weights", tmp_path / "w.safetensors", "--logits")
+    assert result.exit_code == 0, result.output
+    (line,) = [line for line in result.stdout.splitlines() if line.startswith(str(path))]
+    got = np.asarray(json.loads(line.split(": ", 1)[1]))
+    x = (resized_pixels(path) - mean)[None, :, 14:241, 14:241]  # the centre 227 of 256, less the mean's centre
+    expected = reference.forward(model.spec, params_of(model), x)[0]
+    assert reference.rel_error(got, expected) < 1e-5
+
+
+def test_a_checkpoints_malformed_mean_image_is_one_line_error(tmp_path, rng):
+    from safetensors.torch import save_file
+
+    from tvm_alexnet import weights
+
+    model = AlexNet("paper", **NET)
+    state = {**model.state_dict(), weights.MEAN_IMAGE: torch.rand(3, 10, 10) * 255}
+    save_file(state, tmp_path / "w.safetensors", metadata=weights.metadata(model.spec, model.preprocessing))
+    with pytest.raises(UserError) as e:
+        AlexNet.load(tmp_path / "w.safetensors")
+    assert str(e.value).startswith(f"{tmp_path / 'w.safetensors'}: ") and "(3, 10, 10), expected (3, 256, 256)" \
+        in str(e.value) and "\n" not in str(e.value)
 
 
 def test_load_mean_errors(tmp_path):

@@ -1,8 +1,6 @@
 """The paper's learning-rate schedule and update rule (optim.py), and training with a mean image."""
 
 import json
-import math
-import warnings
 
 import numpy as np
 import pytest
@@ -11,7 +9,7 @@ from PIL import Image
 
 from tvm_alexnet import AlexNet, lab, mean_image
 from tvm_alexnet.cli.train import _data_sets
-from tvm_alexnet.data import Digits, FullImage, MeanImage
+from tvm_alexnet.data import Digits, FullImage
 from tvm_alexnet.optim import PaperSGD, PlateauSchedule
 from tvm_alexnet.preprocessing import PREPROCESSING, Preprocessing
 from tvm_alexnet.train import (
@@ -138,33 +136,28 @@ def test_schedule_and_velocity_survive_a_checkpoint_round_trip(tmp_path, update)
         assert torch.equal(a["model"][name], b["model"][name]), name
 
 
-def test_mean_image_is_subtracted_from_the_training_images_and_recorded(tmp_path):
+def test_mean_image_is_subtracted_from_the_training_images_and_kept_with_the_weights(tmp_path):
     rng = np.random.default_rng(0)
     mean = rng.uniform(0, 255, (3, 256, 256))
     mean_image.save_mean(tmp_path / "mean.npy", mean)
-    prep = PREPROCESSING["paper"]
-    train_set, val_set, _ = _data_sets(None, True, "paper", tmp_path / "mean.npy")
-    assert isinstance(train_set.transform, MeanImage) and isinstance(val_set.transform, MeanImage)
+    train_set, val_set, _, prep = _data_sets(None, True, "paper", tmp_path / "mean.npy")
+    assert train_set.transform.prep is prep and val_set.transform.prep is prep
     x, label = train_set[0]
     plain = Digits(True, FullImage(Preprocessing(mean=(0.0, 0.0, 0.0))))  # the raw 256x256 pixels
     raw, same = plain[0]
     assert same == label
     assert torch.allclose(x, raw - torch.from_numpy(mean).float(), atol=1e-3)
-    # BGR and scaled preprocessings: the same image minus the mean, in their order and scale
-    caffe = Preprocessing(mean=(1.0, 2.0, 3.0), std=(2.0, 2.0, 2.0), scale=0.5, channels="BGR")
-    img = Image.fromarray(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8))
-    got = MeanImage(caffe, mean_image.mean_image_shift(mean, caffe))(img)
-    want = (np.asarray(img, np.float64).transpose(2, 0, 1) - mean)[::-1] * 0.5 / 2.0
-    assert np.allclose(got.numpy(), want, atol=1e-3)
-    # the weights record the mean image's file; loading them warns that run/eval use its channel average
+    # the weights keep the mean image and its file's record; loaded, they subtract it again
     model = _tiny_model()
-    model.preprocessing = mean_image.mean_channels(mean, prep)
-    model.mean_image = dict(path=str(tmp_path / "mean.npy"), sha256=lab.file_digest(tmp_path / "mean.npy"))
+    model.preprocessing = prep
+    model.mean_image_file = dict(path=str(tmp_path / "mean.npy"), sha256=lab.file_digest(tmp_path / "mean.npy"))
     model.save(tmp_path / "w.safetensors")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        loaded = AlexNet.load(tmp_path / "w.safetensors")
-    assert loaded.mean_image == model.mean_image
+    loaded = AlexNet.load(tmp_path / "w.safetensors")
+    assert loaded.mean_image_file == model.mean_image_file
+    assert loaded.preprocessing.same_as(prep)
+    np.testing.assert_allclose(loaded.preprocessing.mean_image, mean, rtol=1e-7)
     assert loaded.preprocessing.mean == pytest.approx(tuple(mean.mean(axis=(1, 2))))
-    assert any("mean image" in str(w.message) for w in caught)
-    assert math.isfinite(loaded.preprocessing.mean[0])
+    img = Image.fromarray(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8))
+    centre = (np.asarray(img, np.float64).transpose(2, 0, 1) - mean)[:, 14:241, 14:241]  # 227 of 256
+    got = loaded.preprocessing(img.crop((14, 14, 241, 241)))
+    assert np.linalg.norm(got.numpy() - centre) / np.linalg.norm(centre) < 1e-6

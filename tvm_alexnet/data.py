@@ -271,19 +271,6 @@ class FullImage:
         return self.prep(_resize_centre(img))
 
 
-class MeanImage:
-    """FullImage with a per-pixel mean image subtracted instead of prep's
-    per-channel mean, as the paper did: `shift` is mean_image.mean_image_shift's
-    (3, 256, 256), added after prep. Picklable, for data workers; the
-    random crop comes after it."""
-
-    def __init__(self, prep: Preprocessing, shift: torch.Tensor):
-        self.full, self.shift = FullImage(prep), shift
-
-    def __call__(self, img: Image.Image) -> torch.Tensor:
-        return self.full(img) + self.shift
-
-
 def centre_crop(x: torch.Tensor, size: int) -> torch.Tensor:
     top = (x.shape[-1] - size) // 2
     return x[..., top:top + size, top:top + size]

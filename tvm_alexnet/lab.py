@@ -32,26 +32,17 @@ from .spec import Network
 
 def pixels(x: torch.Tensor, prep: Preprocessing) -> np.ndarray:
     """An input (3, H, W) prepared by `prep` back as RGB pixels: (H, W, 3) uint8."""
-    x = x.detach().cpu().double().numpy()
-    mean, std = np.asarray(prep.mean)[:, None, None], np.asarray(prep.std)[:, None, None]
-    p = (x * std + mean) / prep.scale
-    if prep.channels == "BGR":
-        p = p[::-1]
+    p = prep.unprepare(x.detach().cpu().double().numpy())
     return np.clip(np.rint(p), 0, 255).astype(np.uint8).transpose(1, 2, 0)
 
 
 def reprepare(x: torch.Tensor, source: Preprocessing, target: Preprocessing) -> torch.Tensor:
     """Inputs (N, 3, H, W) prepared by `source` as `target` prepares them
-    (both are affine per channel, so nothing is lost but rounding)."""
-    if source == target:
+    (both are affine per pixel, so nothing is lost but rounding)."""
+    if source.same_as(target):
         return x
-    dev, dt = x.device, x.dtype
-    s_mean, s_std = (torch.tensor(v, dtype=torch.float64, device=dev)[:, None, None] for v in (source.mean, source.std))
-    t_mean, t_std = (torch.tensor(v, dtype=torch.float64, device=dev)[:, None, None] for v in (target.mean, target.std))
-    p = (x.double() * s_std + s_mean) / source.scale  # pixels 0..255 in source's channel order
-    if source.channels != target.channels:
-        p = p.flip(-3)
-    return ((p * target.scale - t_mean) / t_std).to(dt)
+    p = source.unprepare(x.detach().cpu().double().numpy())
+    return torch.from_numpy(np.ascontiguousarray(target.prepare(p))).to(x.device, x.dtype)
 
 
 def towers_of(net: Network) -> int:

@@ -1,14 +1,12 @@
 """The training set's mean image (the paper subtracted "the mean activity
-over the training set from each pixel"): computed, saved, checked on load,
-and turned into what training subtracts."""
+over the training set from each pixel"): computed, saved and checked on
+load; Preprocessing.with_mean_image subtracts it."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from .data import (
@@ -70,25 +68,3 @@ def load_mean(path: str | os.PathLike) -> np.ndarray:
     if not np.isfinite(mean).all():
         raise UserError(f"{path}: mean image holds {int((~np.isfinite(mean)).sum())} non-finite value(s)")
     return mean.astype(np.float64)
-
-
-def mean_image_shift(mean: np.ndarray, prep: Preprocessing) -> torch.Tensor:
-    """What to add to a 256x256 image prepared by `prep` (data.FullImage)
-    so that the mean image (load_mean's: RGB pixels) is subtracted from it
-    instead of prep's per-channel mean: (3, 256, 256) float32 in prep's
-    channel order and scale, ((pixel - mean) * scale / std after adding)."""
-    m = np.asarray(mean, np.float64)
-    if prep.channels == "BGR":
-        m = m[::-1]
-    shift = (np.asarray(prep.mean)[:, None, None] - m * prep.scale) / np.asarray(prep.std)[:, None, None]
-    return torch.from_numpy(np.ascontiguousarray(shift, np.float32))
-
-
-def mean_channels(mean: np.ndarray, prep: Preprocessing) -> Preprocessing:
-    """`prep` with its per-channel mean replaced by the mean image's
-    per-channel average (in prep's channel order and scale): the closest a
-    per-channel mean comes to subtracting the mean image."""
-    m = np.asarray(mean, np.float64).mean(axis=(1, 2)) * prep.scale
-    if prep.channels == "BGR":
-        m = m[::-1]
-    return replace(prep, mean=tuple(float(v) for v in m))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 
 import torch
@@ -37,7 +36,7 @@ class AlexNet(nn.Module):
             setattr(self, name, module)
         self.preprocessing: Preprocessing = PREPROCESSING[variant]  # what a checkpoint's weights expect
         # trained with a mean image subtracted (train --mean): {"path", "sha256"} of its file, else None
-        self.mean_image: dict[str, str] | None = None
+        self.mean_image_file: dict[str, str] | None = None
         self.compiled: CompiledNetwork | None = None
         self.tuned_batches: dict[int, CompiledNetwork] = {}  # inference builds with a tuning log's schedules
         self._layers: dict[str, LayerKernels] = {}  # per layer, the kernels the autograd bridges call
@@ -191,8 +190,9 @@ class AlexNet(nn.Module):
 
     def save(self, path: str | os.PathLike) -> None:
         """A safetensors checkpoint recording the variant, classes, width, LRN
-        convention and the preprocessing its weights expect."""
-        weights.save(path, self.state_dict(), weights.metadata(self.spec, self.preprocessing, self.mean_image))
+        convention and the preprocessing its weights expect (its mean image too)."""
+        weights.save(path, {**self.state_dict(), **weights.preprocessing_tensors(self.preprocessing)},
+                     weights.metadata(self.spec, self.preprocessing, self.mean_image_file))
 
     @classmethod
     def load(cls, path: str | os.PathLike, **defaults) -> "AlexNet":
@@ -200,6 +200,7 @@ class AlexNet(nn.Module):
         records the network), or a torch state dict, ours (the network from
         `defaults`, the class count from fc8) or torchvision's alexnet."""
         state, metadata = weights.load(path)
+        prep = weights.preprocessing(metadata, str(path), state)
         if any(name.startswith("features.") for name in state):
             return cls.from_torchvision(state)
         args = {**defaults, **weights.describe(metadata)}
@@ -208,12 +209,8 @@ class AlexNet(nn.Module):
         model = cls(**args)
         weights.check_state_dict(model.spec, state, source=str(Path(path)))
         model.load_state_dict(state)
-        model.preprocessing = weights.preprocessing(metadata, str(path)) or model.preprocessing
-        model.mean_image = weights.mean_image(metadata, str(path))
-        if model.mean_image:
-            warnings.warn(f"{path}: trained with the mean image {model.mean_image['path']} (sha256 "
-                          f"{model.mean_image['sha256'][:12]}...) subtracted; images here get its per-channel "
-                          "average subtracted instead, so results differ slightly from training's")
+        model.preprocessing = prep or model.preprocessing
+        model.mean_image_file = weights.mean_image(metadata, str(path))
         return model
 
     @classmethod

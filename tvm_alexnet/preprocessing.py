@@ -4,7 +4,7 @@ recorded in every checkpoint so images are prepared the way the weights were tra
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
@@ -16,24 +16,67 @@ from .errors import UserError
 @dataclass(frozen=True)
 class Preprocessing:
     """pixel (0..255, RGB) -> channels in `channels` order -> (pixel * scale - mean) / std,
-    with mean and std given in that order."""
+    with mean and std given in that order. With a `mean_image` (the training
+    set's per-pixel mean, (3, 256, 256) RGB pixels, as the paper subtracted)
+    that is subtracted instead of `mean`: all of it from a 256x256 image, its
+    centre from a centre crop."""
 
     mean: tuple[float, float, float]
     std: tuple[float, float, float] = (1.0, 1.0, 1.0)
     scale: float = 1.0
     channels: str = "RGB"
+    mean_image: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def __call__(self, img: Image.Image) -> torch.Tensor:
         """A (3, H, W) float32 tensor from an RGB image."""
-        pixels = np.asarray(img, dtype=np.float32).transpose(2, 0, 1) * self.scale
+        pixels = np.asarray(img, dtype=np.float32).transpose(2, 0, 1)
+        return torch.from_numpy(self.prepare(pixels).astype(np.float32))
+
+    def prepare(self, pixels: np.ndarray) -> np.ndarray:
+        """Pixels (..., 3, H, W), RGB 0..255, as the network takes them (in their dtype)."""
+        p = pixels * self.scale
         if self.channels == "BGR":
-            pixels = pixels[::-1]
-        mean = np.asarray(self.mean, np.float32)[:, None, None]
-        std = np.asarray(self.std, np.float32)[:, None, None]
-        return torch.from_numpy((pixels - mean) / std)
+            p = p[..., ::-1, :, :]
+        return (p - self.offset(*p.shape[-2:], p.dtype)) / np.asarray(self.std, p.dtype)[:, None, None]
+
+    def unprepare(self, x: np.ndarray) -> np.ndarray:
+        """`prepare` undone: RGB pixels 0..255 (..., 3, H, W) from the network's input."""
+        p = (x * np.asarray(self.std, x.dtype)[:, None, None] + self.offset(*x.shape[-2:], x.dtype)) / self.scale
+        return p[..., ::-1, :, :] if self.channels == "BGR" else p
+
+    def offset(self, height: int, width: int, dtype=np.float64) -> np.ndarray:
+        """What is subtracted from the scaled pixels in `channels` order:
+        (3, 1, 1) per channel, or the mean image's centre (3, height, width)."""
+        if self.mean_image is None:
+            return np.asarray(self.mean, dtype)[:, None, None]
+        m = self.mean_image[::-1] if self.channels == "BGR" else self.mean_image
+        size = m.shape[-1]
+        if height > size or width > size:
+            raise UserError(f"image is {width}x{height}, larger than the {size}x{size} mean image subtracted from it")
+        top, left = (size - height) // 2, (size - width) // 2
+        return (m[:, top:top + height, left:left + width] * self.scale).astype(dtype)
+
+    def with_mean_image(self, mean_image: np.ndarray | None) -> "Preprocessing":
+        """This preprocessing subtracting `mean_image` (RGB pixels (3, 256, 256)),
+        its per-channel average recorded as `mean`; None: back to `mean` alone."""
+        if mean_image is None:
+            return replace(self, mean_image=None)
+        m = np.asarray(mean_image, np.float32)
+        channels = m.astype(np.float64).mean(axis=(1, 2)) * self.scale
+        channels = channels[::-1] if self.channels == "BGR" else channels
+        return replace(self, mean=tuple(float(v) for v in channels), mean_image=m)
+
+    def same_as(self, other: "Preprocessing") -> bool:
+        """Prepares every image as `other` does."""
+        if self != other or (self.mean_image is None) != (other.mean_image is None):
+            return False
+        return self.mean_image is None or np.array_equal(self.mean_image, other.mean_image)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self))
+        """Everything but the mean image, which a checkpoint stores as a tensor."""
+        record = asdict(replace(self, mean_image=None))
+        del record["mean_image"]
+        return json.dumps(record)
 
     @classmethod
     def from_json(cls, text: str, source: str) -> "Preprocessing":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -17,6 +18,10 @@ from .spec import NO_LRN, Network, SpecError, network
 
 class WeightsError(UserError):
     """A checkpoint that is unreadable or does not fit the network."""
+
+
+# The mean image a network was trained with, stored beside its weights (RGB pixels, float32).
+MEAN_IMAGE = "preprocessing.mean_image"
 
 
 # torchvision.models.alexnet's module indices -> our layer names.
@@ -188,8 +193,24 @@ def mean_image(metadata: dict[str, str], source: str) -> dict[str, str] | None:
         raise WeightsError(f"{source}: malformed mean_image record {metadata['mean_image']!r} ({e})") from None
 
 
-def preprocessing(metadata: dict[str, str], source: str) -> Preprocessing | None:
-    """The preprocessing a checkpoint records (checkpoints from before it was recorded have none)."""
-    if "preprocessing" not in metadata:
-        return None
-    return Preprocessing.from_json(metadata["preprocessing"], source)
+def preprocessing_tensors(prep: Preprocessing) -> dict[str, torch.Tensor]:
+    """The tensors a checkpoint stores for its preprocessing: the mean image, if it has one."""
+    if prep.mean_image is None:
+        return {}
+    return {MEAN_IMAGE: torch.from_numpy(prep.mean_image)}
+
+
+def preprocessing(metadata: dict[str, str], source: str,
+                  state: dict[str, torch.Tensor] | None = None) -> Preprocessing | None:
+    """The preprocessing a checkpoint records (checkpoints from before it was
+    recorded have none), with the mean image taken out of `state` if there."""
+    prep = Preprocessing.from_json(metadata["preprocessing"], source) if "preprocessing" in metadata else None
+    mean = state.pop(MEAN_IMAGE, None) if state is not None else None
+    if mean is None:
+        return prep
+    from .mean_image import MEAN_SHAPE
+
+    if prep is None or tuple(mean.shape) != MEAN_SHAPE:
+        raise WeightsError(f"{source}: tensor {MEAN_IMAGE!r} has shape {tuple(mean.shape)}, expected {MEAN_SHAPE}"
+                           + ("" if prep else " and a preprocessing record beside it"))
+    return replace(prep, mean_image=mean.float().numpy())

@@ -8,9 +8,9 @@ from pathlib import Path
 import click
 import torch
 
-from ..data import FullImage, MeanImage, training_sets
+from ..data import FullImage, training_sets
 from ..files import check_writable
-from ..mean_image import load_mean, mean_channels, mean_image_shift
+from ..mean_image import load_mean
 from ..model import AlexNet
 from ..preprocessing import PREPROCESSING
 from ..spec import ACTIVATIONS, LRN_CONVENTIONS, NO_LRN, POOLING, VARIANTS, network
@@ -19,16 +19,14 @@ from .common import notes, results, target_option, target_text, tuning_log_optio
 
 
 def _data_sets(data: Path | None, demo: bool, variant: str, mean: Path | None = None):
-    """(train, validation, classes) of 256x256 images: the demo digits, or
-    DATA/train and DATA/val; with `mean` (a .npy from `tvm-alexnet mean`),
-    that mean image subtracted instead of the per-channel mean."""
+    """(train, validation, classes, preprocessing) of 256x256 images: the demo
+    digits, or DATA/train and DATA/val; with `mean` (a .npy from `tvm-alexnet
+    mean`), that mean image subtracted instead of the per-channel mean."""
     if not demo and data is None:
         raise click.UsageError("give --data DIR (holding train/<class>/ and val/<class>/) or --demo")
     network(variant)  # an unknown variant fails before any image is read
-    prep = PREPROCESSING[variant]
-    if mean is None:
-        return training_sets(None if demo else data, FullImage(prep))
-    return training_sets(None if demo else data, MeanImage(prep, mean_image_shift(load_mean(mean), prep)))
+    prep = PREPROCESSING[variant].with_mean_image(load_mean(mean) if mean else None)
+    return (*training_sets(None if demo else data, FullImage(prep)), prep)
 
 
 @click.command("train")
@@ -116,14 +114,14 @@ def train_cmd(data, demo, variant, width, lrn, pool, activation, init, epochs, b
     if recipe.batch_size % parallel.data_shards:
         raise click.BadParameter(f"{recipe.batch_size} does not split over {parallel.data_shards} processes",
                                  param_hint="'--batch-size'")
-    train_set, val_set, classes = _data_sets(data, demo, variant, mean_file)
+    train_set, val_set, classes, prep = _data_sets(data, demo, variant, mean_file)
     pca = ColourPCA.load(pca_file) if pca_file else None
     torch.manual_seed(seed)
     model = AlexNet(variant, len(classes), width, lrn, pool, activation)
     model.reset_parameters(init or ("torch" if demo else "paper"))
-    if mean_file:  # recorded with the weights; run and eval subtract its per-channel average (and warn)
-        model.preprocessing = mean_channels(load_mean(mean_file), model.preprocessing)
-        model.mean_image = dict(path=str(mean_file), sha256=recipe.mean)
+    model.preprocessing = prep  # saved with the weights, mean image and all, for run and eval
+    if mean_file:
+        model.mean_image_file = dict(path=str(mean_file), sha256=recipe.mean)
     if (out / CHECKPOINT).exists():  # before compiling: a checkpoint that cannot be resumed fails at once
         if not resume:
             raise click.UsageError(f"{out / CHECKPOINT} exists: add --resume to continue it, or choose another --out")
@@ -186,7 +184,7 @@ def pca_cmd(data, demo, variant, images, output):
     the paper's colour augmentation (`train --pca`)."""
     from ..augment import colour_pca
 
-    train_set, _, _ = _data_sets(data, demo, variant)
+    train_set, *_ = _data_sets(data, demo, variant)
     pca = colour_pca(train_set, images)
     pca.save(output)
     results.print(f"eigenvalues {', '.join(f'{v:.3g}' for v in pca.eigvals)}; wrote {output}")
