@@ -97,3 +97,26 @@ def test_malformed_report(report, tmp_path):
                           "broken.json", "kernels/3", "'ms' is a required property")
     assert_one_line_error(invoke("report", "--compare", tmp_path / "junk.json", tmp_path / "broken.json"),
                           "junk.json", "not JSON")
+
+
+def test_torch_side_runs_in_its_own_process():
+    """Torch's timings and the peaks come from a spawned process with this one's torch threads."""
+    import os
+
+    import torch
+
+    from tvm_alexnet import AlexNet
+
+    model = AlexNet("paper", width=0.25, num_classes=10).eval()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1 if threads > 1 else 2)  # not what a fresh process would take by itself
+    try:
+        side = rp.time_torch_side(model, 1, "cpu", repeat=1, min_repeat_ms=0, torch_compile=False)
+        assert side["threads"] == torch.get_num_threads()
+    finally:
+        torch.set_num_threads(threads)
+    assert side["pid"] != os.getpid()
+    kernels = [k.name for k in model.spec.compiled_kernels()]
+    assert sorted(side["times"]) == sorted([("torch", name) for name in kernels] + [("torch eager", "network")])
+    assert all(len(seconds) == 1 and seconds[0] > 0 for seconds in side["times"].values())
+    assert side["peak"]["sgemm_gflops"] > 0 and side["peak"]["bandwidth_gbs"] > 0

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import datetime
 import math
+import multiprocessing
 import os
 import platform
 import statistics
 import time
+from concurrent.futures import ProcessPoolExecutor
 from importlib import metadata as package_metadata
 from pathlib import Path
 from typing import Callable
@@ -24,7 +26,7 @@ import torch
 from .model import AlexNet
 from .ops import op_of
 from .report_files import FORMAT
-from .spec import Kernel
+from .spec import NO_LRN, Kernel
 
 BYTES_PER_FLOAT = 4
 
@@ -80,6 +82,14 @@ def kernel_args(model: AlexNet, k: Kernel, batch: int, device: torch.device) -> 
     return inputs + params
 
 
+def inputs(model: AlexNet, kernels: list[Kernel], batch: int, device: torch.device):
+    """({kernel name: kernel_args}, an input batch of the network), drawn
+    from seed 0: the same in every process that calls it."""
+    torch.manual_seed(0)
+    args = {k.name: kernel_args(model, k, batch, device) for k in kernels}
+    return args, torch.randn(batch, *model.spec.input_shape, device=device)
+
+
 # -- the report -------------------------------------------------------------------------------
 
 
@@ -96,18 +106,17 @@ def measure(model: AlexNet, batch: int, target, *, repeat: int = 10, min_repeat_
     """The report of `model`, compiled for `target` (a tvm Target), at
     `batch` (see report.schema.json).
 
-    TVM is timed first (every kernel, then the whole network), torch after
-    (the same): interleaving them per kernel slowed TVM's kernels by ~15% on
-    2 cores, torch's worker threads still spinning when TVM's started."""
+    TVM is timed here (every kernel, then the whole network); torch and the
+    machine's peaks in a fresh process (time_torch_side), since two engines
+    in one process disturb each other: one's worker threads still spinning
+    slowed the other's kernels by ~15% on 2 cores."""
     net, compiled = model.spec, model.compiled
     device = torch.device(compiled.device_type)
     kernels = net.compiled_kernels() if backward else net.kernels(training=True)
-    torch.manual_seed(0)
-    args = {k.name: kernel_args(model, k, batch, device) for k in kernels}
-    x = torch.randn(batch, *net.input_shape, device=device)
+    args, x = inputs(model, kernels, batch, device)
     params = [p.detach() for p in model.parameters()]
 
-    steps = 2 * len(kernels) + 3 + torch_compile  # the network twice, each kernel twice, eager, compile
+    steps = len(kernels) + 3  # the network twice, each kernel, torch's side
     done = iter(range(1, steps + 1))
 
     def timed(name: str, fn) -> list[float]:
@@ -125,21 +134,54 @@ def measure(model: AlexNet, batch: int, target, *, repeat: int = 10, min_repeat_
         times["TVM", k.name] = timed(f"TVM {k.name}", lambda: compiled.time_kernel(
             k.name, args[k.name], number=1, repeat=repeat, min_repeat_ms=min_repeat_ms))
     times["TVM", "network"] += timed("TVM network", network)
-    time.sleep(1)  # let TVM's worker threads stop spinning
-    for k in kernels:
-        times["torch", k.name] = timed(f"torch {k.name}", lambda: time_torch(
-            op_of(k).torch(k, args[k.name]), device, repeat, min_repeat_ms))
-    times["torch eager", "network"] = timed("torch eager network", lambda: time_torch(
-        lambda: model.reference_forward(x), device, repeat, min_repeat_ms))
-    if torch_compile:
-        forward = torch.compile(model.reference_forward)
-        times["torch.compile", "network"] = timed("torch.compile network", lambda: time_torch(
-            lambda: forward(x), device, repeat, min_repeat_ms))
-    progress("measuring the machine's peaks (SGEMM, copy) ...")
-    peak = measure_peaks(device)
+    del args, x  # the other process draws its own
+    engines = "eager, torch.compile" if torch_compile else "eager"
+    progress(f"[{steps}/{steps}] torch: {len(kernels)} kernels, {engines} and the peaks in their own process ...")
+    torch_side = time_torch_side(model, batch, compiled.device_type, backward=backward, repeat=repeat,
+                                 min_repeat_ms=min_repeat_ms, torch_compile=torch_compile)
+    times.update(torch_side["times"])
 
-    return _assemble(net, batch, target, kernels, times, peak, compiled.manifest.tuned, machine(device),
-                     tuning_log, repeat, min_repeat_ms, os.environ.get("TVM_NUM_THREADS"))
+    return _assemble(net, batch, target, kernels, times, torch_side["peak"], compiled.manifest.tuned,
+                     machine(device), tuning_log, repeat, min_repeat_ms, os.environ.get("TVM_NUM_THREADS"))
+
+
+def time_torch_side(model: AlexNet, batch: int, device_type: str, *, backward: bool = True, repeat: int = 10,
+                    min_repeat_ms: float = 50, torch_compile: bool = True) -> dict:
+    """Torch's side of `model`'s report, timed in a fresh (spawned, so
+    inheriting no TVM thread pool) process with this one's torch threads, on
+    the same inputs (`inputs`): {"times": {(engine, kernel or "network"):
+    seconds per repeat}, "peak": measure_peaks, "pid", "threads": the
+    process's id and torch threads}. Needs no compiled network."""
+    net = model.spec
+    spec = {"variant": net.variant, "num_classes": net.num_classes, "width": net.width,
+            "lrn": net.lrn or NO_LRN, "pool": net.pool, "activation": net.activation}
+    state = {name: t.detach().cpu().numpy() for name, t in model.state_dict().items()}  # pickled by value
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_torch_side, spec, state, model.training, batch, device_type, backward, repeat,
+                           min_repeat_ms, torch_compile, torch.get_num_threads()).result()
+
+
+def _torch_side(spec: dict, state: dict, training: bool, batch: int, device_type: str, backward: bool,
+                repeat: int, min_repeat_ms: float, torch_compile: bool, threads: int) -> dict:
+    """time_torch_side's work, in the spawned process."""
+    torch.set_num_threads(threads)
+    device = torch.device(device_type)
+    model = AlexNet(**spec).train(training)
+    model.load_state_dict({name: torch.from_numpy(a) for name, a in state.items()})
+    model.to(device)
+    kernels = model.spec.compiled_kernels() if backward else model.spec.kernels(training=True)
+    args, x = inputs(model, kernels, batch, device)
+    times = {}
+    with torch.no_grad():
+        for k in kernels:
+            times["torch", k.name] = time_torch(op_of(k).torch(k, args[k.name]), device, repeat, min_repeat_ms)
+        del args
+        times["torch eager", "network"] = time_torch(lambda: model.reference_forward(x), device, repeat,
+                                                     min_repeat_ms)
+        if torch_compile:
+            forward = torch.compile(model.reference_forward)
+            times["torch.compile", "network"] = time_torch(lambda: forward(x), device, repeat, min_repeat_ms)
+    return {"times": times, "peak": measure_peaks(device), "pid": os.getpid(), "threads": torch.get_num_threads()}
 
 
 def measure_remote(model: AlexNet, batch: int, target, remote, *, repeat: int = 10, min_repeat_ms: float = 50,
