@@ -19,15 +19,18 @@ def _pixel_major(kernel: Kernel) -> bool:
     return kernel.op == "conv2d_grad_input" or kernel.attrs["stride"] == 1
 
 
-def conv2d_tile(kernel: Kernel, unit: VectorUnit) -> tuple[int, int]:
+def conv2d_tile(kernel: Kernel, unit: VectorUnit, batch: int | None = None) -> tuple[int, int]:
     """The default register tile of a convolution: (output channels, output pixels).
 
-    One vector of channels x a row of pixels that divides the output width
-    where one of at least 7 fits the accumulators, else two vectors x as many
-    pixels as fit. Without the pixel-major output layout (conv1) 16 channels
-    x a row of at most 6 that divides the width: longer rows, or more
-    channels, ran many times slower. Groups of channels that two vectors do
-    not divide (narrow networks) take what does."""
+    Two vectors of channels x the whole output row where that fits the
+    accumulators (13-wide maps on 32 registers: each broadcast feeds two
+    FMAs) and the batch is not 1 (one image has too few channel blocks to
+    share). Else one vector x a row of pixels that divides the output width
+    where one of at least 7 fits, else two vectors x as many pixels as fit.
+    Without the pixel-major output layout (conv1) 16 channels x a row of at
+    most 6 that divides the width: longer rows, or more channels, ran many
+    times slower. Groups of channels that two vectors do not divide (narrow
+    networks) take what does."""
     lanes, accumulators = unit.lanes, accumulator_budget(unit)
     channels, _, width = kernel.output
     per_group = channels // kernel.attrs["groups"]
@@ -36,6 +39,8 @@ def conv2d_tile(kernel: Kernel, unit: VectorUnit) -> tuple[int, int]:
     if per_group % (2 * lanes):
         return (largest_divisor(per_group, (lanes, 8, 4, 2)),
                 largest_divisor(width, range(accumulators + 2, 3, -1)))
+    if 2 * width <= accumulators and batch != 1:
+        return 2 * lanes, width
     row = largest_divisor(width, range(accumulators, 6, -1))
     return (lanes, row) if row > 1 else (2 * lanes, accumulators // 2 - 1)
 
@@ -50,7 +55,7 @@ def conv2d(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, unit: VectorU
     # (dilated) output gradient with the flipped weights. `tile` and
     # `rows_outer` (output rows outside channel blocks in the parallel loop)
     # are what tuning searches; `row` may be a sampled variable.
-    block, row = tile or conv2d_tile(kernel, unit)
+    block, row = tile or conv2d_tile(kernel, unit, batch)
     blocks = block_map(sch)
     conv = blocks[next(n for n in blocks if "conv2d" in n)]
     if "bias_add" in blocks:
@@ -94,7 +99,7 @@ def conv2d_space(sch: s_tir.Schedule, kernel: Kernel, batch: int, unit: VectorUn
     accumulators + the weight vectors + 1 broadcast <= the registers)."""
     lanes = unit.lanes
     per_group = kernel.output[0] // kernel.attrs["groups"]
-    blocks = [b for b in (lanes, 2 * lanes) if per_group % b == 0] or [conv2d_tile(kernel, unit)[0]]
+    blocks = [b for b in (lanes, 2 * lanes) if per_group % b == 0] or [conv2d_tile(kernel, unit, batch)[0]]
     spaces = []
     for block in blocks:
         vectors = max(1, block // lanes)
