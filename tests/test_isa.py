@@ -41,7 +41,8 @@ def test_build_uses_the_isa_vectors(target_text):
 
 
 @pytest.mark.parametrize("target_text", TARGETS)
-@pytest.mark.parametrize("name", ["conv2_conv", "conv3_conv", "conv4_conv_grad_input", "fc7_dense"])
+@pytest.mark.parametrize("name", ["conv2_conv", "conv3_conv", "conv4_conv_grad_input", "fc7_dense",
+                                  "fc6_dense_grad_input"])
 def test_isa_build_matches_float64(target_text, name):
     isa, flag = TARGETS[target_text]
     if not _host_has(flag):
@@ -59,6 +60,8 @@ def test_isa_build_matches_float64(target_text, name):
     elif kernel.op == "conv2d_grad_input":
         expected = torch.nn.grad.conv2d_input((batch, *kernel.output), p[0], x, a["stride"], a["padding"],
                                               groups=a["groups"])
+    elif kernel.op == "dense_grad_input":
+        expected = x @ p[0]
     else:
         expected = F.linear(x, p[0], p[1]).relu()
     err = ((out.double() - expected).norm() / expected.norm()).item()

@@ -33,18 +33,29 @@ def block_map(sch: s_tir.Schedule) -> dict[str, object]:
 
 
 def dense_grad_input(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, unit: VectorUnit) -> None:
-    # dx[n, i] = sum_j dy[n, j] W[j, i]: W's rows are contiguous in i, so a
-    # tile of one row x 12 vectors of i (dy broadcast) accumulates over j.
-    # j in blocks of 24 KiB of W, all images within a block: the block stays
-    # in L1 while every image uses it, and a symbolic batch needs no tiling.
+    # dx[n, i] = sum_j dy[n, j] W[j, i]: W's rows are contiguous in i. Each
+    # task takes a contiguous eighth of i, so W streams in long runs (short
+    # runs of many rows cost a TLB miss each); within it a register tile of
+    # `rows` images x 4 vectors of i (dy broadcast, each W vector feeding
+    # every row) accumulates over a block of j. Rows are only tiled for a
+    # known batch, as a split of a symbolic batch needs predicates.
+    vectors = 4
+    (features,) = kernel.output
+    chunks = largest_divisor(features // (vectors * unit.lanes), (8, 4, 2))
+    rows = next((r for r in (4, 2) if batch and batch % r == 0 and r * vectors <= accumulator_budget(unit)), 1)
     grad = block_map(sch)["dense_grad_input"]
     n, i, j = sch.get_loops(grad)
-    i_out, i_in = sch.split(i, [None, 12 * unit.lanes])
-    j_out, j_in = sch.split(j, [None, 24 * 1024 // (4 * 12 * unit.lanes)])
-    sch.reorder(i_out, j_out, n, j_in, i_in)
-    sch.parallel(i_out)
-    vectors, lanes = sch.split(i_in, [None, unit.lanes])
-    sch.unroll(vectors)
+    i_task, i_mid, i_in = sch.split(i, [chunks, None, vectors * unit.lanes])
+    j_out, j_in = sch.split(j, [None, 16 if rows > 1 else 8])
+    if rows > 1:
+        n_out, n_in = sch.split(n, [None, rows])
+        sch.reorder(i_task, j_out, i_mid, n_out, j_in, n_in, i_in)
+        sch.unroll(n_in)
+    else:
+        sch.reorder(i_task, j_out, i_mid, n, j_in, i_in)
+    sch.parallel(i_task)
+    vector, lanes = sch.split(i_in, [None, unit.lanes])
+    sch.unroll(vector)
     sch.vectorize(lanes)
     sch.decompose_reduction(grad, j_out)
 
