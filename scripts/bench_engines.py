@@ -26,6 +26,9 @@ Runtime.
 - TVM: `AlexNet(variant).compile("llvm", tuning_log=...)` for any batch size
   (with a log, its batch sizes on their tuned builds), as the library runs
   it; training compiles for the batch (`compile("llvm", batch=N, ...)`).
+  A CPU build keeps glibc from unmapping freed blocks (runtime.keep_freed_memory);
+  --keep-freed-memory gives every engine's process that setting, to compare
+  the kernels alone.
 """
 
 from __future__ import annotations
@@ -44,10 +47,14 @@ TRAINING = ("torch eager", "torch.compile", "TVM")
 # -- the workers: each runs in a process of its own --------------------------------------------------
 
 
-def _model(variant: str, width: float, training: bool):
+def _model(variant: str, width: float, training: bool, keep_freed_memory: bool = False):
     import torch
 
     from tvm_alexnet import AlexNet
+    from tvm_alexnet.runtime import keep_freed_memory as keep
+
+    if keep_freed_memory:
+        keep()
 
     torch.manual_seed(0)
     return AlexNet(variant, width=width).train(training)
@@ -132,11 +139,11 @@ def _onnx_session(model, x, path: Path, lrn: str):
 
 
 def infer(engine: str, variant: str, width: float, batches: list[int], repeat: int, warmup: int,
-          tuning_log: str, onnx_dir: str, ort_lrn: str) -> dict:
+          tuning_log: str, onnx_dir: str, ort_lrn: str, keep_freed_memory: bool) -> dict:
     """Seconds per inference call of `engine` at each batch size."""
     import torch
 
-    model = _model(variant, width, training=False)
+    model = _model(variant, width, training=False, keep_freed_memory=keep_freed_memory)
     info, times = {}, {}
     if engine == "TVM":
         log, info["tuning_log_line"] = harness.resolve_tuning_log(tuning_log, variant, width)
@@ -172,12 +179,12 @@ def infer(engine: str, variant: str, width: float, batches: list[int], repeat: i
 
 
 def train_step(engine: str, variant: str, width: float, batch: int, repeat: int, warmup: int,
-               tuning_log: str) -> dict:
+               tuning_log: str, keep_freed_memory: bool) -> dict:
     """Seconds per training step of `engine` (train mode, dropout on, torch's fused SGD as `train` uses)."""
     import torch
     import torch.nn.functional as F
 
-    model = _model(variant, width, training=True)
+    model = _model(variant, width, training=True, keep_freed_memory=keep_freed_memory)
     info = {}
     if engine == "TVM":
         log, info["tuning_log_line"] = harness.resolve_tuning_log(tuning_log, variant, width, batch)
@@ -241,15 +248,18 @@ def _rows(results: dict, engines: tuple, prefix: str, batch: int):
 @harness.tuning_log_option("auto")
 @click.option("--ort-lrn", type=click.Choice(["native", "decomposed"]), default="native", show_default=True,
               help="ONNX Runtime's LRN: ONNX's LRN operator per tower, or torch's decomposition.")
+@click.option("--keep-freed-memory", is_flag=True,
+              help="Every engine's process keeps freed memory for reuse, as TVM's does (the kernels alone).")
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
               help="Write the tables here too  [default: bench-logs/engines-<LLVM cpu>.txt]")
-def main(batches, width, variant, rounds, repeat, warmup, train, tuning_log, ort_lrn, out):
+def main(batches, width, variant, rounds, repeat, warmup, train, tuning_log, ort_lrn, keep_freed_memory, out):
     batches = sorted(set(batches))
     train_batch = max(batches)
     info = harness.machine()
     out = out or harness.log_path(f"engines-{info['llvm_cpu']}")
     with tempfile.TemporaryDirectory(prefix="bench-engines-onnx-") as onnx_dir:
-        common = dict(variant=variant, width=width, repeat=repeat, warmup=warmup, tuning_log=tuning_log)
+        common = dict(variant=variant, width=width, repeat=repeat, warmup=warmup, tuning_log=tuning_log,
+                      keep_freed_memory=keep_freed_memory)
         engines = [harness.Engine(name, infer, dict(common, engine=name, batches=batches, onnx_dir=onnx_dir,
                                                     ort_lrn=ort_lrn))
                    for name in INFERENCE]
@@ -260,7 +270,8 @@ def main(batches, width, variant, rounds, repeat, warmup, train, tuning_log, ort
         results = harness.run_isolated(engines, rounds)
 
     how = (f"{variant} (width {width}), float32; {harness.how_timed(rounds, repeat, warmup)}. "
-           "vs TVM: the engine's time / TVM's (above 1x, TVM is faster).")
+           "vs TVM: the engine's time / TVM's (above 1x, TVM is faster). Freed memory kept for reuse "
+           + ("in every engine's process (--keep-freed-memory)." if keep_freed_memory else "by TVM's process only."))
     tvm_info = results["TVM"].info
     tvm_line = f"TVM inference: {tvm_info.get('tuning_log_line', 'did not run')}"
     if tvm_info.get("tuned_batches"):

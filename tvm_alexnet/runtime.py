@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import os
+import platform
 import threading
 from pathlib import Path
 
@@ -38,6 +42,20 @@ def batch_chunks(n: int, fixed: list[int]) -> list[tuple[int, int | None]]:
     return chunks
 
 
+@functools.cache
+def keep_freed_memory() -> bool:
+    """Have glibc keep freed blocks for reuse instead of unmapping them: a
+    training step frees and reallocates its activations and gradients
+    (hundreds of MB at batch 32), each block above glibc's mmap threshold
+    otherwise page-faulted and zeroed afresh every step. The process keeps
+    its peak memory. False where the C library is not glibc."""
+    if platform.libc_ver()[0] != "glibc":
+        return False
+    libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    m_trim_threshold, m_mmap_threshold = -1, -3  # mallopt's parameters; a trim threshold of -1: never trim
+    return bool(libc.mallopt(m_mmap_threshold, 1 << 30) and libc.mallopt(m_trim_threshold, -1))
+
+
 class CompiledNetwork:
     """The compiled network of one build directory, on one device (GPU
     `device_index` for a CUDA build).
@@ -52,6 +70,8 @@ class CompiledNetwork:
         self.device_type = "cuda" if self.manifest.target["kind"] == "cuda" else "cpu"
         if self.device_type == "cuda":
             _enable_cuda_jit()
+        else:
+            keep_freed_memory()
         self.executable = tvm.runtime.load_module(str(directory / LIBRARY))
         self.device = tvm.cuda(device_index) if self.device_type == "cuda" else tvm.cpu(0)
         self._local = threading.local()  # a VM may not be shared between threads
