@@ -50,7 +50,7 @@ def any_batch(variant: str, width: float, target: str, tuning_log: str | None, b
         for batch in batches:
             x = _input(model, batch)
             times[f"b{batch}"] = harness.time_calls(lambda x=x: model(x), repeat, warmup)
-    return {"times": times, "info": {"tuned_batches": sorted(model.tuned_batches)}}
+    return {"times": times, "info": {"fixed_batches": sorted(model.fixed_batches)}}
 
 
 def tuned_builds(variant: str, width: float, target: str, tuning_log: str, sizes: list[int],
@@ -63,11 +63,11 @@ def tuned_builds(variant: str, width: float, target: str, tuning_log: str, sizes
     times = {}
     with torch.no_grad():
         for size in sizes:
-            if size in model.tuned_batches:
+            if size in model.fixed_batches:
                 x = _input(model, size)
-                times[f"b{size}"] = harness.time_calls(lambda b=model.tuned_batches[size], x=x: b.forward(x, params),
+                times[f"b{size}"] = harness.time_calls(lambda b=model.fixed_batches[size], x=x: b.forward(x, params),
                                                        repeat, warmup)
-    return {"times": times, "info": {"tuned_batches": sorted(model.tuned_batches)}}
+    return {"times": times, "info": {"fixed_batches": sorted(model.fixed_batches)}}
 
 
 @click.command(help=__doc__.split("\n\n")[0])
@@ -110,7 +110,7 @@ def main(tuning_log, batches, variant, width, target, rounds, repeat, warmup, ou
         with_log, near = results["with log"].stats(f"b{b}"), results["nearest tuned"].stats(f"b{nearest[b]}")
         ratio = f"{(b / with_log.median) / (nearest[b] / near.median):.2f}" if with_log and near else "-"
         rows.append([b, ips("with log", b), ips("no log", b), nearest[b], ips("nearest tuned", nearest[b]), ratio])
-    built = results["with log"].info.get("tuned_batches") or results["nearest tuned"].info.get("tuned_batches", [])
+    built = results["with log"].info.get("fixed_batches") or results["nearest tuned"].info.get("fixed_batches", [])
     sections = [
         f"{variant} (width {width}), {target}, {line}; builds with tuned kernels at batch "
         f"{', '.join(map(str, built)) or 'none'}. Images/s: {harness.how_timed(rounds, repeat, warmup)}.",

@@ -23,9 +23,11 @@ Runtime.
   size, LRN as ONNX's LRN operator per tower (--ort-lrn decomposed: torch's
   own decomposition into pooling and powers); CPU execution provider, all
   graph optimisations, one intra-op thread per core. Inference only.
-- TVM: `AlexNet(variant).compile("llvm", tuning_log=...)` for any batch size
-  (with a log, its batch sizes on their tuned builds), as the library runs
-  it; training compiles for the batch (`compile("llvm", batch=N, ...)`).
+- TVM: `AlexNet(variant).compile("llvm", tuning_log=..., batches=--batch)`
+  for any batch size and for each --batch where a static build runs
+  faster kernels (Winograd convolutions from batch 8), as `run` and `eval`
+  compile for their --batch-size; training compiles for the batch
+  (`compile("llvm", batch=N, ...)`).
   A CPU build keeps glibc from unmapping freed blocks (runtime.keep_freed_memory);
   --keep-freed-memory gives every engine's process that setting, to compare
   the kernels alone.
@@ -148,9 +150,9 @@ def infer(engine: str, variant: str, width: float, batches: list[int], repeat: i
     if engine == "TVM":
         log, info["tuning_log_line"] = harness.resolve_tuning_log(tuning_log, variant, width)
         start = time.perf_counter()
-        model.compile("llvm", tuning_log=log)
+        model.compile("llvm", tuning_log=log, batches=tuple(batches))
         info.update(load_s=round(time.perf_counter() - start, 1), tuning_log=log,
-                    tuned_batches=sorted(model.tuned_batches))
+                    fixed_batches=sorted(model.fixed_batches))
     with torch.no_grad():
         for batch in batches:
             x, _ = _input(model, batch)
@@ -274,8 +276,8 @@ def main(batches, width, variant, rounds, repeat, warmup, train, tuning_log, ort
            + ("in every engine's process (--keep-freed-memory)." if keep_freed_memory else "by TVM's process only."))
     tvm_info = results["TVM"].info
     tvm_line = f"TVM inference: {tvm_info.get('tuning_log_line', 'did not run')}"
-    if tvm_info.get("tuned_batches"):
-        tvm_line += (f" (tuned builds at batch {', '.join(map(str, tvm_info['tuned_batches']))}; other sizes "
+    if tvm_info.get("fixed_batches"):
+        tvm_line += (f" (builds for batch {', '.join(map(str, tvm_info['fixed_batches']))}; other sizes "
                      "in chunks of those or on the any-batch build)")
     if train:
         tvm_line += f". TVM training: {results['training: TVM'].info.get('tuning_log_line', 'did not run')}"

@@ -45,9 +45,9 @@ def sharing_compiled(model: AlexNet) -> AlexNet:
     module and the per-thread VMs cannot be).
 
     copy.deepcopy with the CompiledNetwork objects pinned in its memo: every
-    reference to one (model.compiled, tuned_batches, the per-layer autograd
+    reference to one (model.compiled, fixed_batches, the per-layer autograd
     bridges) is kept as is, everything else is copied."""
-    pinned = [model.compiled, *model.tuned_batches.values()]
+    pinned = [model.compiled, *model.fixed_batches.values()]
     return copy.deepcopy(model, {id(c): c for c in pinned if c is not None})
 
 

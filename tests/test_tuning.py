@@ -166,8 +166,8 @@ def test_any_batch_compile_runs_tuned_chunks(tuned_log, tmp_path, rng):
     model = randomize(AlexNet("paper", width=0.25, num_classes=10), seed=4).eval()
     model.compile("llvm", tuning_log=log_dir)
     assert model.compiled.manifest.batch is None
-    assert list(model.tuned_batches) == [2] and model.tuned_batches[2].manifest.tuned == ["conv3_conv"]
-    tuned, chunks = model.tuned_batches[2], []
+    assert list(model.fixed_batches) == [2] and model.fixed_batches[2].manifest.tuned == ["conv3_conv"]
+    tuned, chunks = model.fixed_batches[2], []
     forward = tuned.forward
     tuned.forward = lambda x, params: chunks.append(len(x)) or forward(x, params)
     x = rng.standard_normal((5, *model.spec.input_shape))  # two tuned chunks of 2, one image on the any-batch build

@@ -24,7 +24,7 @@ from tvm import relax
 
 from . import artifact, cuda, gpu_build, graph, tuning
 from .artifact import LIBRARY, MANIFEST, ArtifactError, Manifest, cache_dir  # noqa: F401
-from .ops import default_schedule
+from .ops import default_schedule, winograd
 from .spec import Network
 from .target import (  # noqa: F401
     TargetError,
@@ -65,6 +65,12 @@ def schedule(mod: tvm.IRModule, net: Network, batch: int | None, target: tvm.tar
     else:  # the default CUDA schedules, dlight's rules where they have none
         mod = gpu_build.schedule_module(mod, net.compiled_kernels(), batch, target, skip=tuned)
     return mod, tuned
+
+
+def static_batch_pays(net: Network, batch: int, target: tvm.target.Target) -> bool:
+    """Whether a build for exactly `batch` images runs faster kernels than
+    the any-batch build: on CPU, where it computes convolutions by Winograd."""
+    return not is_gpu(target) and any(winograd.applies(k, batch) for k in net.compiled_kernels())
 
 
 def _relax_pipeline(target: tvm.target.Target) -> tvm.transform.Pass:

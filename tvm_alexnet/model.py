@@ -38,7 +38,7 @@ class AlexNet(nn.Module):
         # trained with a mean image subtracted (train --mean): {"path", "sha256"} of its file, else None
         self.mean_image_file: dict[str, str] | None = None
         self.compiled: CompiledNetwork | None = None
-        self.tuned_batches: dict[int, CompiledNetwork] = {}  # inference builds with a tuning log's schedules
+        self.fixed_batches: dict[int, CompiledNetwork] = {}  # inference builds with a tuning log's schedules
         self._layers: dict[str, LayerKernels] = {}  # per layer, the kernels the autograd bridges call
         self.reset_parameters()
 
@@ -61,16 +61,18 @@ class AlexNet(nn.Module):
     # -- compilation -------------------------------------------------------------------------
 
     def compile(self, target: str = "llvm", batch: int | None = None, out_dir: str | os.PathLike | None = None,
-                tuning_log: str | os.PathLike | None = None) -> "AlexNet":
+                tuning_log: str | os.PathLike | None = None, batches: tuple[int, ...] = ()) -> "AlexNet":
         """Compile every layer for `target` (see build.parse_target) and run
         forward through the kernels from now on. Builds are cached on disk.
 
-        `batch=None` builds for any batch size. With a `tuning_log` it also
-        builds, for each batch size the log was tuned at, the network with
-        the log's schedules, and inference runs a batch in chunks of those
-        sizes where they fit (see runtime.batch_chunks), the rest on the
-        any-batch build. With `batch=N` one build for N, tuned where the log
-        has records for N.
+        `batch=None` builds for any batch size. It also builds, for each
+        batch size the `tuning_log` was tuned at, the network with the log's
+        schedules, and for each of `batches` (the sizes inference will run
+        at) the network at that static size where that runs other kernels
+        (build.static_batch_pays: Winograd convolutions); inference runs a
+        batch in chunks of those sizes where they fit (see
+        runtime.batch_chunks), the rest on the any-batch build. With
+        `batch=N` one build for N, tuned where the log has records for N.
 
         The paper's two towers on two devices are built from a model by
         towers.TowerAlexNet.from_model(model, devices), then compiled."""
@@ -79,17 +81,19 @@ class AlexNet(nn.Module):
         # the GPU the parameters are on (placement.move them first; under torchrun cuda:LOCAL_RANK), else GPU 0
         gpu = next((p.device.index or 0 for p in self.parameters() if p.device.type == "cuda"), 0)
         self.compiled = CompiledNetwork(directory, gpu)
-        self.tuned_batches = {}
-        if batch is None and tuning_log is not None:
-            for size in tuning.log_batches(tuning_log, self.spec):
+        self.fixed_batches = {}
+        if batch is None:
+            logged = set(tuning.log_batches(tuning_log, self.spec)) if tuning_log is not None else set()
+            static = {size for size in batches if build.static_batch_pays(self.spec, size, tvm_target)}
+            for size in sorted(logged | static):
                 fixed = CompiledNetwork(build.build(self.spec, tvm_target, size, tuning_log=tuning_log), gpu)
-                if fixed.manifest.tuned:
-                    self.tuned_batches[size] = fixed
+                if fixed.manifest.tuned or size in static:
+                    self.fixed_batches[size] = fixed
         self._layers = {layer.name: LayerKernels(self.compiled, self.spec, layer.name) for layer in self.spec.layers}
         return self
 
     def decompile(self) -> "AlexNet":
-        self.compiled, self.tuned_batches, self._layers = None, {}, {}
+        self.compiled, self.fixed_batches, self._layers = None, {}, {}
         return self
 
     # -- forward -----------------------------------------------------------------------------
@@ -113,8 +117,8 @@ class AlexNet(nn.Module):
                 p.requires_grad for p in self.parameters()))):
             return self._layer_by_layer(x)
         params, outputs, start = list(self.parameters()), [], 0
-        for size, fixed in batch_chunks(x.shape[0], list(self.tuned_batches)):
-            compiled = self.compiled if fixed is None else self.tuned_batches[fixed]
+        for size, fixed in batch_chunks(x.shape[0], list(self.fixed_batches)):
+            compiled = self.compiled if fixed is None else self.fixed_batches[fixed]
             outputs.append(compiled.forward(x[start:start + size], params))
             start += size
         return outputs[0] if len(outputs) == 1 else torch.cat(outputs)

@@ -10,7 +10,7 @@ def conv4_conv_grad_input(dy: T.Buffer((n, T.int64(384), T.int64(13), T.int64(13
     T.func_attr({"tirx.noalias": True})
     # with T.sblock("root"):
     pad_temp = T.sblock_alloc_buffer((n, T.int64(384), T.int64(15), T.int64(15)))
-    weight_flip = T.sblock_alloc_buffer((T.int64(12), T.int64(192), T.int64(3), T.int64(3), T.int64(32)))
+    weight_flip = T.sblock_alloc_buffer((T.int64(24), T.int64(192), T.int64(3), T.int64(3), T.int64(16)))
     group_conv2d_nchw_local = T.sblock_alloc_buffer((n, T.int64(13), T.int64(13), T.int64(384)), scope="local")
     for i0_i1_fused in T.parallel(n * T.int64(384)):
         for i2, i3 in T.grid(T.int64(15), T.int64(15)):
@@ -28,38 +28,36 @@ def conv4_conv_grad_input(dy: T.Buffer((n, T.int64(384), T.int64(13), T.int64(13
                 v_o = T.axis.spatial(T.int64(192), i_o_fused % T.int64(192))
                 v_h, v_w = T.axis.remap("SS", [h, w])
                 T.reads(weight[v_i // T.int64(192) * T.int64(192) + v_o, v_i % T.int64(192), T.int64(2) - v_h, T.int64(2) - v_w])
-                T.writes(weight_flip[v_i // T.int64(32), v_o, v_h, v_w, v_i % T.int64(32)])
-                weight_flip[v_i // T.int64(32), v_o, v_h, v_w, v_i % T.int64(32)] = weight[v_i // T.int64(192) * T.int64(192) + v_o, v_i % T.int64(192), T.int64(2) - v_h, T.int64(2) - v_w]
-    for nn_ff_0_yy_fused in T.parallel(n * T.int64(156)):
+                T.writes(weight_flip[v_i // T.int64(16), v_o, v_h, v_w, v_i % T.int64(16)])
+                weight_flip[v_i // T.int64(16), v_o, v_h, v_w, v_i % T.int64(16)] = weight[v_i // T.int64(192) * T.int64(192) + v_o, v_i % T.int64(192), T.int64(2) - v_h, T.int64(2) - v_w]
+    for nn_ff_0_yy_fused in T.parallel(n * T.int64(312)):
         for xx_0 in range(T.int64(1)):
             for xx_1_init in T.unroll(T.int64(13)):
-                for ff_1_0_init in T.unroll(T.int64(2)):
-                    for ff_1_1_init in T.vectorized(T.int64(16)):
-                        with T.sblock("group_conv2d_nchw_init"):
-                            v_nn = T.axis.spatial(n, nn_ff_0_yy_fused // T.int64(156))
-                            v_ff = T.axis.spatial(T.int64(384), nn_ff_0_yy_fused % T.int64(156) // T.int64(13) * T.int64(32) + ff_1_0_init * T.int64(16) + ff_1_1_init)
-                            v_yy = T.axis.spatial(T.int64(13), nn_ff_0_yy_fused % T.int64(13))
-                            v_xx = T.axis.spatial(T.int64(13), xx_0 * T.int64(13) + xx_1_init)
-                            T.reads()
-                            T.writes(group_conv2d_nchw_local[v_nn, v_yy, v_xx, v_ff])
-                            group_conv2d_nchw_local[v_nn, v_yy, v_xx, v_ff] = T.float32(0.0)
+                for ff_1_init in T.vectorized(T.int64(16)):
+                    with T.sblock("group_conv2d_nchw_init"):
+                        v_nn = T.axis.spatial(n, nn_ff_0_yy_fused // T.int64(312))
+                        v_ff = T.axis.spatial(T.int64(384), nn_ff_0_yy_fused % T.int64(312) // T.int64(13) * T.int64(16) + ff_1_init)
+                        v_yy = T.axis.spatial(T.int64(13), nn_ff_0_yy_fused % T.int64(13))
+                        v_xx = T.axis.spatial(T.int64(13), xx_0 * T.int64(13) + xx_1_init)
+                        T.reads()
+                        T.writes(group_conv2d_nchw_local[v_nn, v_yy, v_xx, v_ff])
+                        group_conv2d_nchw_local[v_nn, v_yy, v_xx, v_ff] = T.float32(0.0)
             for rc, ry, rx in T.grid(T.int64(192), T.int64(3), T.int64(3)):
                 for xx_1 in T.unroll(T.int64(13)):
-                    for ff_1_0 in T.unroll(T.int64(2)):
-                        for ff_1_1 in T.vectorized(T.int64(16)):
-                            with T.sblock("group_conv2d_nchw_update"):
-                                v_nn = T.axis.spatial(n, nn_ff_0_yy_fused // T.int64(156))
-                                v_ff = T.axis.spatial(T.int64(384), nn_ff_0_yy_fused % T.int64(156) // T.int64(13) * T.int64(32) + ff_1_0 * T.int64(16) + ff_1_1)
-                                v_yy = T.axis.spatial(T.int64(13), nn_ff_0_yy_fused % T.int64(13))
-                                v_xx = T.axis.spatial(T.int64(13), xx_0 * T.int64(13) + xx_1)
-                                v_rc, v_ry, v_rx = T.axis.remap("RRR", [rc, ry, rx])
-                                T.reads(group_conv2d_nchw_local[v_nn, v_yy, v_xx, v_ff], pad_temp[v_nn, v_ff // T.int64(192) * T.int64(192) + v_rc, v_yy + v_ry, v_xx + v_rx], weight_flip[v_ff // T.int64(32), v_rc, v_ry, v_rx, v_ff % T.int64(32)])
-                                T.writes(group_conv2d_nchw_local[v_nn, v_yy, v_xx, v_ff])
-                                group_conv2d_nchw_local[v_nn, v_yy, v_xx, v_ff] = group_conv2d_nchw_local[v_nn, v_yy, v_xx, v_ff] + pad_temp[v_nn, v_ff // T.int64(192) * T.int64(192) + v_rc, v_yy + v_ry, v_xx + v_rx] * weight_flip[v_ff // T.int64(32), v_rc, v_ry, v_rx, v_ff % T.int64(32)]
-            for ax0, ax1 in T.grid(T.int64(32), T.int64(13)):
+                    for ff_1 in T.vectorized(T.int64(16)):
+                        with T.sblock("group_conv2d_nchw_update"):
+                            v_nn = T.axis.spatial(n, nn_ff_0_yy_fused // T.int64(312))
+                            v_ff = T.axis.spatial(T.int64(384), nn_ff_0_yy_fused % T.int64(312) // T.int64(13) * T.int64(16) + ff_1)
+                            v_yy = T.axis.spatial(T.int64(13), nn_ff_0_yy_fused % T.int64(13))
+                            v_xx = T.axis.spatial(T.int64(13), xx_0 * T.int64(13) + xx_1)
+                            v_rc, v_ry, v_rx = T.axis.remap("RRR", [rc, ry, rx])
+                            T.reads(group_conv2d_nchw_local[v_nn, v_yy, v_xx, v_ff], pad_temp[v_nn, v_ff // T.int64(192) * T.int64(192) + v_rc, v_yy + v_ry, v_xx + v_rx], weight_flip[v_ff // T.int64(16), v_rc, v_ry, v_rx, v_ff % T.int64(16)])
+                            T.writes(group_conv2d_nchw_local[v_nn, v_yy, v_xx, v_ff])
+                            group_conv2d_nchw_local[v_nn, v_yy, v_xx, v_ff] = group_conv2d_nchw_local[v_nn, v_yy, v_xx, v_ff] + pad_temp[v_nn, v_ff // T.int64(192) * T.int64(192) + v_rc, v_yy + v_ry, v_xx + v_rx] * weight_flip[v_ff // T.int64(16), v_rc, v_ry, v_rx, v_ff % T.int64(16)]
+            for ax0, ax1 in T.grid(T.int64(16), T.int64(13)):
                 with T.sblock("group_conv2d_nchw_local"):
-                    v0 = T.axis.spatial(n, nn_ff_0_yy_fused // T.int64(156))
-                    v1 = T.axis.spatial(T.int64(384), nn_ff_0_yy_fused % T.int64(156) // T.int64(13) * T.int64(32) + ax0)
+                    v0 = T.axis.spatial(n, nn_ff_0_yy_fused // T.int64(312))
+                    v1 = T.axis.spatial(T.int64(384), nn_ff_0_yy_fused % T.int64(312) // T.int64(13) * T.int64(16) + ax0)
                     v2 = T.axis.spatial(T.int64(13), nn_ff_0_yy_fused % T.int64(13))
                     v3 = T.axis.spatial(T.int64(13), ax1)
                     T.reads(group_conv2d_nchw_local[v0, v2, v3, v1])

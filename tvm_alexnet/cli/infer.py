@@ -33,15 +33,17 @@ from .common import (
 )
 
 
-def _compile_any_batch(model: AlexNet, target, tuning_log: str) -> None:
-    """Compile for any batch size, with the tuned builds of the log's batch sizes."""
+def _compile_any_batch(model: AlexNet, target, tuning_log: str, batch_size: int | None = None) -> None:
+    """Compile for any batch size, with builds for the log's batch sizes and
+    for `batch_size` (None where the batches go through autograd, which runs
+    the any-batch build)."""
     log, message = resolve_log(tuning_log, model.spec, None, target)
     notes.print(message)
     with notes.status(f"compiling for {target_text(target)} ..."):
-        model.compile(target, tuning_log=log)
-    if model.tuned_batches:
-        notes.print(f"{log}: batches run in chunks of {' or '.join(map(str, sorted(model.tuned_batches)))} "
-                    "on its tuned kernels where they fit, the rest on the default schedules")
+        model.compile(target, tuning_log=log, batches=(batch_size,) if batch_size else ())
+    if model.fixed_batches:
+        notes.print(f"batches run in chunks of {' or '.join(map(str, sorted(model.fixed_batches)))} on builds "
+                    "for that size where they fit (tuned kernels, Winograd convolutions), the rest on the any-batch build")
 
 
 @click.command("run")
@@ -85,7 +87,7 @@ def run_cmd(inputs, weights, variant, num_classes, width, lrn, pool, activation,
         names = (f"random[{i}]" for i in range(num_random))
     if not weights:
         notes.print("[yellow]note:[/] no --weights given: random weights, meaningless classes")
-    _compile_any_batch(model, target, tuning_log)
+    _compile_any_batch(model, target, tuning_log, min(batch_size, count))
     device = placement.model_device(model)
     placement.move(model, device)
     labels = imagenet.class_names(net.num_classes)
@@ -148,7 +150,7 @@ def eval_cmd(weights, data, labels, demo, batch_size, workers, target, tuning_lo
     else:
         raise click.UsageError("give --data DIR or --demo")
     for m in models:
-        _compile_any_batch(m, target, tuning_log)
+        _compile_any_batch(m, target, tuning_log, batch_size)
         placement.move(m, placement.model_device(m))  # evaluate moves each batch there
     batches = data_loader(dataset, batch_size, workers)
     rows = []

@@ -86,7 +86,8 @@ def report_cmd(variant, num_classes, width, lrn, pool, activation, batches, targ
                                            backward=backward, tuning_log=log,
                                            progress=lambda step: status.update(f"batch {batch}: {step}"))
             else:
-                model.compile(target, batch=batch if log else None, tuning_log=log)
+                model.compile(target, batch=batch if log or build.static_batch_pays(net, batch, target) else None,
+                              tuning_log=log)
                 placement.move(model, placement.model_device(model))
                 report = rp.measure(model, batch, target, repeat=repeat, min_repeat_ms=min_repeat_ms,
                                     backward=backward, torch_compile=torch_compile, tuning_log=log,
@@ -152,7 +153,8 @@ def demo_cmd(variant, num_classes, width, lrn, pool, activation, batch, target, 
     notes.print(message)
     start = time.perf_counter()
     with notes.status(f"compiling {len(net.compiled_kernels())} kernels for {target_text(target)} ..."):
-        model.compile(target, batch=batch if log else None, tuning_log=log)
+        model.compile(target, batch=batch if log or build.static_batch_pays(net, batch, target) else None,
+                      tuning_log=log)
     tuned = model.compiled.manifest.tuned
     results.print(f"compiled for {target_text(target)} in {time.perf_counter() - start:.1f} s "
                   f"(kernels cached in {build.cache_dir()}); "

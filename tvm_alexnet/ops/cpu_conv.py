@@ -24,8 +24,9 @@ def conv2d_tile(kernel: Kernel, unit: VectorUnit, batch: int | None = None) -> t
 
     Two vectors of channels x the whole output row where that fits the
     accumulators (13-wide maps on 32 registers: each broadcast feeds two
-    FMAs) and the batch is not 1 (one image has too few channel blocks to
-    share). Else one vector x a row of pixels that divides the output width
+    FMAs) and the batch is static and above 1 (with a symbolic batch LLVM
+    keeps that tile's accumulators in memory, 2.8x slower; one image has
+    too few channel blocks to share). Else one vector x a row of pixels that divides the output width
     where one of at least 7 fits, else two vectors x as many pixels as fit.
     Without the pixel-major output layout (conv1) 16 channels x a row of at
     most 6 that divides the width: longer rows, or more channels, ran many
@@ -39,7 +40,7 @@ def conv2d_tile(kernel: Kernel, unit: VectorUnit, batch: int | None = None) -> t
     if per_group % (2 * lanes):
         return (largest_divisor(per_group, (lanes, 8, 4, 2)),
                 largest_divisor(width, range(accumulators + 2, 3, -1)))
-    if 2 * width <= accumulators and batch != 1:
+    if 2 * width <= accumulators and batch is not None and batch > 1:
         return 2 * lanes, width
     row = largest_divisor(width, range(accumulators, 6, -1))
     return (lanes, row) if row > 1 else (2 * lanes, accumulators // 2 - 1)

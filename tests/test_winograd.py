@@ -1,0 +1,133 @@
+"""Winograd convolution (ops/winograd.py) against the float64 convolution.
+
+The relative L2 error ||out - ref|| / ||ref|| of float32 Winograd grows
+with the tile: measured on conv3-5's shapes (batch 2, normal inputs,
+weights of std 1/sqrt(fan-in), bias of std 0.1, after ReLU): F(2,3)
+4-5e-7, F(3,3) 1.6-1.8e-6, F(4,3) 1.8-2.1e-6, F(5,3) 4.3-4.9e-6, F(6,3)
+5.5-6.2e-6; torch's float32 direct convolution 2.2e-7. The bound asserted is
+winograd.ERROR_BOUND[m], a few times those.
+"""
+
+import numpy as np
+import pytest
+import reference as ref
+import torch
+
+from tvm_alexnet.ops import winograd
+from tvm_alexnet.runtime import kernel_ready
+from tvm_alexnet.target import parse_target, vector_unit
+
+TARGET = parse_target("llvm")
+UNIT = vector_unit(TARGET)
+BATCH = 2
+
+# (in channels, out channels, groups) of the paper's conv3-5 (13x13 maps), and at width 0.25.
+SHAPES = {"conv3": (256, 384, 1), "conv4": (384, 384, 2), "conv5": (384, 256, 2),
+          "conv3-w0.25": (64, 96, 1), "conv4-w0.25": (96, 96, 2), "conv5-w0.25": (96, 64, 2)}
+
+
+def _case(rng, cin, cout, groups, batch=BATCH, size=13):
+    x = rng.standard_normal((batch, cin, size, size))
+    w = rng.standard_normal((cout, cin // groups, 3, 3)) / np.sqrt(9 * cin / groups)
+    b = rng.standard_normal(cout) * 0.1
+    return x, w, b, ref.relu(ref.conv2d(x, w, b, 1, 1, groups))
+
+
+def _f32(a):
+    return kernel_ready(torch.from_numpy(np.asarray(a, np.float32)))
+
+
+def _relative_error(out, expected):
+    return np.linalg.norm(out.double().numpy() - expected) / np.linalg.norm(expected)
+
+
+@pytest.mark.parametrize("m, name", [(4, "conv3"), (4, "conv4"), (4, "conv5"), (5, "conv4"),
+                                     (2, "conv5-w0.25"), (4, "conv4-w0.25"), (6, "conv3-w0.25")])
+def test_winograd_matches_float64(rng, m, name):
+    """The kernel that transforms the weights itself, all in float32."""
+    cin, cout, groups = SHAPES[name]
+    x, w, b, expected = _case(rng, cin, cout, groups)
+    plan = winograd.plan(BATCH, cin, cout, 13, groups, m, UNIT)
+    f = winograd.build(plan, TARGET, UNIT, transform_weights=True)
+    out = kernel_ready(torch.empty(BATCH, cout, 13, 13))
+    f(_f32(x), _f32(w), _f32(b), out)
+    error = _relative_error(out, expected)
+    assert error < winograd.ERROR_BOUND[m], f"F({m},3) {name}: relative error {error:.2e}"
+
+
+def test_weight_transform_kernel_and_chunks(rng):
+    """The weight transform as its own kernel, its U fed to the conv kernel;
+    a batch in chunks (6 images: 3 chunks of 2, each 18 tiles of F(5,3), 3
+    register tiles of 6) gives the same as the float64 convolution."""
+    cin, cout, groups = SHAPES["conv5-w0.25"]
+    batch, m = 6, 5
+    x, w, b, expected = _case(rng, cin, cout, groups, batch)
+    plan = winograd.plan(batch, cin, cout, 13, groups, m, UNIT, chunk=2)
+    assert plan.chunks == 3 and plan.p == plan.p_padded
+    u = kernel_ready(torch.empty(plan.u_shape))
+    winograd.build_weight_transform(plan, TARGET, UNIT)(_f32(w), u)
+    np.testing.assert_allclose(u.double().numpy(), winograd.weight_transform_numpy(w, plan), rtol=1e-5, atol=1e-5)
+    out = kernel_ready(torch.empty(batch, cout, 13, 13))
+    winograd.build(plan, TARGET, UNIT)(_f32(x), u, _f32(b), out)
+    error = _relative_error(out, expected)
+    assert error < winograd.ERROR_BOUND[m], f"F({m},3) chunked: relative error {error:.2e}"
+
+
+def test_transform_matrices_compute_a_convolution():
+    """A^T [(G g G^T) * (B^T d B)] A is the 3x3 correlation of a tile, in float64."""
+    rng = np.random.default_rng(0)
+    for m in (2, 3, 4, 5, 6):
+        a, b, g = winograd.transform_matrices(m)
+        d, k = rng.standard_normal((m + 2, m + 2)), rng.standard_normal((3, 3))
+        y = a.T @ ((g @ k @ g.T) * (b.T @ d @ b)) @ a
+        direct = np.array([[np.sum(d[i:i + 3, j:j + 3] * k) for j in range(m)] for i in range(m)])
+        np.testing.assert_allclose(y, direct, rtol=1e-9, atol=1e-9)
+
+
+# -- in the network: builds for a static batch of MIN_BATCH or more ---------------------------------
+
+
+def _scheduled_conv_stages(net, batch):
+    from tvm_alexnet import build, graph
+
+    mod, _ = build.schedule(graph.build_module(net, batch), net, batch, TARGET)
+    return {k.name for k in net.compiled_kernels() if "winograd_m" in mod[k.name].script()}
+
+
+def test_which_kernels_a_build_computes_by_winograd():
+    from tvm_alexnet.spec import network
+
+    net = network("paper", width=0.25, num_classes=10)
+    assert _scheduled_conv_stages(net, winograd.MIN_BATCH) == {"conv3_conv", "conv4_conv", "conv5_conv"}
+    assert _scheduled_conv_stages(net, None) == set()  # any batch: direct
+    assert _scheduled_conv_stages(net, winograd.MIN_BATCH - 1) == set()
+
+
+@pytest.mark.slow
+def test_inference_at_a_static_batch_matches_float64(rng):
+    from helpers import params_of, randomize
+
+    from tvm_alexnet import AlexNet
+
+    batch = winograd.MIN_BATCH
+    model = randomize(AlexNet("paper", width=0.25, num_classes=10), 11).eval()
+    model.compile("llvm", batches=(batch,))
+    assert list(model.fixed_batches) == [batch]
+    x = rng.standard_normal((batch + 2, 3, 227, 227))  # a chunk of `batch` on its build, 2 on the any-batch one
+    with torch.no_grad():
+        out = model(torch.from_numpy(x).float()).double().numpy()
+    expected = ref.forward(model.spec, params_of(model), x)
+    assert ref.rel_error(out, expected) < 1e-4
+
+
+@pytest.mark.slow
+def test_training_at_a_static_batch_matches_float64():
+    """Winograd forward, the direct convolution's gradient kernels backward."""
+    from helpers import randomize
+    from test_autograd import check_gradients
+
+    from tvm_alexnet import AlexNet
+
+    model = randomize(AlexNet("paper", width=0.25, num_classes=10), 12).train()
+    model.compile("llvm", batch=winograd.MIN_BATCH)
+    check_gradients(model, batch=winograd.MIN_BATCH)

@@ -1,0 +1,463 @@
+"""Winograd convolution F(m x m, 3 x 3), stride 1, padding 1, for the CPU.
+
+For conv3-5 (3x3 on 13x13 maps) a direct convolution cannot beat oneDNN,
+which runs them at the SGEMM peak; Winograd needs fewer multiply-adds
+(F(4x4, 3x3): 36 per 16 outputs instead of 144, less the tiles' padding).
+One PrimFunc of four stages (plus the weight transform, see below), all
+per chunk of images where the batch divides into chunks whose tiles make
+whole register tiles (`plan`; each stage's output then stays in cache for
+the next: F(5,3) at batch 32 runs 4 chunks of 8), else over the whole batch.
+The batch size is static (a symbolic batch is not supported):
+
+- pad: the input padded by 1 pixel and to whole tiles, channels last, with
+  images of zeros up to the padded tile count (a pass that makes every
+  tile's channels contiguous);
+- input transform V[k, e, g, p, ci] = (B^T d B)[e] of chunk k's tile p, channel ci of
+  group g, e = one of the alpha x alpha positions (alpha = m + 2),
+  vectorised over channels;
+- batched GEMM M[k, e, g, p, co] = sum over ci of V[k, e, g, p, ci] U[e, g, ci, co]:
+  a register tile of `rows` tiles x `block` output channels (whole vectors)
+  accumulating over ci, like an SGEMM micro-kernel, parallel over (e, group,
+  channel block);
+- output transform Y = A^T M A, separably (along the tile's columns, then its
+  rows), cropped to the map, plus the bias, through the activation, NCHW.
+
+The weight transform U[e, g, co // block, ci, co % block] = (G w G^T)[e] is
+its own function (`weight_transform`; in a product cached per weight
+version) or the first stages of the same one (`transform_weights=True`).
+
+Numerics (float32 against a float64 convolution, relative L2 error of the
+output after ReLU on normal inputs, conv3-5's shapes at batch 2): F(2,3)
+4-5e-7, F(3,3) 1.6-1.8e-6, F(4,3) 1.8-2.1e-6, F(5,3) 4.3-4.9e-6, F(6,3)
+5.5-6.2e-6 (torch's float32 direct convolution: 2.2e-7). `ERROR_BOUND` is
+the bound the tests hold each m to, a few times those.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import tvm
+from tvm import s_tir, te, tirx
+from tvm.topi.nn.winograd_util import _cook_toom_convolution, _interpolation_points
+
+from ..spec import Kernel
+from ..target import VectorUnit
+from .cpu_schedules import block_map
+
+# Relative L2 error bound per m that the tests assert (a few times what was measured, see above).
+ERROR_BOUND = {2: 2e-6, 3: 6e-6, 4: 1e-5, 5: 2e-5, 6: 2.5e-5}
+
+# What CPU builds use (registry.default_schedule): F(5,3), the fastest at
+# batch 32, for batches of at least MIN_BATCH; below it the weight
+# transform, done in the kernel, costs more than the convolution saves.
+DEFAULT_M, MIN_BATCH = 5, 8
+
+
+def transform_matrices(m: int, r: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A (alpha x m), B (alpha x alpha), G (alpha x r) of F(m, r), float64,
+    with topi's interpolation points (those of Barabasz et al., for accuracy):
+    y = A^T [(G g G^T) * (B^T d B)] A."""
+    a, b, g = _cook_toom_convolution(_interpolation_points(m + r - 2), m, r)
+    return np.asarray(a, np.float64), np.asarray(b, np.float64), np.asarray(g, np.float64)
+
+
+def _const(matrix: np.ndarray, i, j, dtype: str = "float32"):
+    """matrix[i, j] for indices that unrolling makes constant: a Select chain
+    over the nonzeros, which folds to the entry (and a zero term drops out)."""
+    value = tirx.const(0.0, dtype)
+    rows, cols = matrix.shape
+    for ii in range(rows):
+        for jj in range(cols):
+            if matrix[ii, jj] != 0:
+                value = tirx.Select(tirx.all(i == ii, j == jj), tirx.const(float(matrix[ii, jj]), dtype), value)
+    return value
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A Winograd convolution F(m, 3) of an N x C x H x W input (H = W),
+    and the GEMM's register tile: `rows` tiles x `block` output channels."""
+
+    batch: int
+    in_channels: int
+    out_channels: int
+    size: int
+    groups: int
+    m: int
+    rows: int
+    block: int
+    chunk: int = 0  # images per chunk (0: the whole batch)
+
+    @property
+    def alpha(self) -> int:
+        return self.m + 2
+
+    @property
+    def tiles(self) -> int:  # per side
+        return math.ceil(self.size / self.m)
+
+    @property
+    def images(self) -> int:  # per chunk
+        return min(self.chunk or self.batch, self.batch)
+
+    @property
+    def chunks(self) -> int:
+        return math.ceil(self.batch / self.images)
+
+    @property
+    def p(self) -> int:  # tiles of a chunk
+        return self.images * self.tiles ** 2
+
+    @property
+    def p_padded(self) -> int:  # to whole register tiles
+        return math.ceil(self.p / self.rows) * self.rows
+
+    @property
+    def cin(self) -> int:
+        return self.in_channels // self.groups
+
+    @property
+    def cout(self) -> int:
+        return self.out_channels // self.groups
+
+    @property
+    def u_shape(self) -> tuple[int, ...]:
+        return (self.alpha ** 2, self.groups, self.cout // self.block, self.cin, self.block)
+
+    @property
+    def direct_flops(self) -> int:
+        """FLOPs of the direct convolution (2 per multiply-add), the yardstick of GFLOP/s."""
+        return 2 * self.batch * self.out_channels * self.size ** 2 * self.cin * 9
+
+    @property
+    def gemm_flops(self) -> int:
+        return 2 * self.chunks * self.alpha ** 2 * self.p_padded * self.cin * self.cout * self.groups
+
+
+def plan(batch: int, in_channels: int, out_channels: int, size: int, groups: int, m: int,
+         unit: VectorUnit, chunk: int = 8) -> Plan:
+    """The default register tile: 4 vectors of output channels x 6 tiles on
+    32 registers (24 accumulators, 4 weight vectors, a broadcast), 2 x 6 on
+    16; fewer vectors where a group's channels are not a multiple. Chunks
+    of at most `chunk` images where some such count divides the batch and
+    makes whole register tiles of tiles (a partial tile would be predicated
+    and lose its accumulators to memory), else the whole batch at once."""
+    per_group = out_channels // groups
+    vectors = 4 if unit.registers >= 32 else 2
+    while vectors > 1 and per_group % (vectors * unit.lanes):
+        vectors //= 2
+    block = vectors * unit.lanes if per_group % (vectors * unit.lanes) == 0 else per_group
+    rows = 6
+    per_image = math.ceil(size / m) ** 2
+    images = next((i for i in range(min(chunk, batch - 1), 0, -1)
+                   if batch % i == 0 and i * per_image % rows == 0), 0)
+    return Plan(batch, in_channels, out_channels, size, groups, m, rows, block, images)
+
+
+# -- compute ------------------------------------------------------------------------------------------
+
+
+def weight_transform(weight: te.Tensor, plan: Plan) -> te.Tensor:
+    """U[e, g, co // block, ci, co % block] = (G w G^T)[e // alpha, e % alpha]
+    of output channel g * cout + co, input channel ci (of its group). The
+    weights are first transposed to (g, ci, kh, kw, co): a vector of output
+    channels is then one load."""
+    _, _, g_mat = transform_matrices(plan.m)
+    alpha, block, cout = plan.alpha, plan.block, plan.cout
+    wt = te.compute((plan.groups, plan.cin, 3, 3, cout), lambda g, ci, r, s, co: weight[g * cout + co, ci, r, s],
+                    name="winograd_wt")
+    r1 = te.reduce_axis((0, 3), "r1")
+    r2 = te.reduce_axis((0, 3), "r2")
+    return te.compute(
+        plan.u_shape,
+        lambda e, g, cb, ci, co: te.sum(_const(g_mat, e // alpha, r1) * _const(g_mat, e % alpha, r2)
+                                        * wt[g, ci, r1, r2, cb * block + co], axis=[r1, r2]),
+        name="winograd_u")
+
+
+def weight_transform_numpy(weight: np.ndarray, plan: Plan) -> np.ndarray:
+    """U as weight_transform computes it, in float64 (for tests)."""
+    _, _, g_mat = transform_matrices(plan.m)
+    u = np.einsum("ar,ocrs,bs->aboc", g_mat, np.asarray(weight, np.float64), g_mat)
+    u = u.reshape(plan.alpha ** 2, plan.groups, plan.cout // plan.block, plan.block, plan.cin)
+    return np.ascontiguousarray(u.transpose(0, 1, 2, 4, 3))
+
+
+def conv2d_winograd(x: te.Tensor, u: te.Tensor, bias: te.Tensor, plan: Plan, activation: str | None) -> te.Tensor:
+    """The convolution's output (NCHW) from the input `x` (NCHW) and the transformed weights `u`."""
+    return output_transform(batched_gemm(input_transform(x, plan), u, plan), bias, plan, activation)
+
+
+def input_transform(x: te.Tensor, plan: Plan) -> te.Tensor:
+    """V[k, e, g, p, ci] = (B^T d B)[e] of chunk k's tile p, channel ci (of group g)."""
+    _, b_mat, _ = transform_matrices(plan.m)
+    m, alpha, t, size, cin = plan.m, plan.alpha, plan.tiles, plan.size, plan.cin
+    images, side = math.ceil(plan.p_padded / (t * t)), t * m + 2
+    zero = tirx.const(0, x.dtype)
+
+    def padded(k, i, y, xx, c):
+        n = k * plan.images + i
+        inside = tirx.all(i < plan.images, n < plan.batch, y >= 1, y <= size, xx >= 1, xx <= size)
+        return tirx.if_then_else(inside, x[n, c, y - 1, xx - 1], zero)
+
+    chunks = plan.chunks
+    pad = te.compute((chunks, images, side, side, plan.in_channels), padded, name="winograd_pad")
+    tile = te.compute((chunks, plan.groups, plan.p_padded, alpha, alpha, cin),
+                      lambda k, g, p, y, xx, ci: pad[k, p // (t * t), p // t % t * m + y, p % t * m + xx, g * cin + ci],
+                      name="winograd_d")
+    # Separably: along the tile's columns (winograd_h: alpha x alpha), then its rows.
+    ra = te.reduce_axis((0, alpha), "ra")
+    half = te.compute((chunks, plan.groups, plan.p_padded, alpha, alpha, cin),
+                      lambda k, g, p, a, xx, ci: te.sum(_const(b_mat, ra, a) * tile[k, g, p, ra, xx, ci], axis=ra),
+                      name="winograd_h")
+    rb = te.reduce_axis((0, alpha), "rb")
+    return te.compute(
+        (chunks, alpha * alpha, plan.groups, plan.p_padded, cin),
+        lambda k, e, g, p, ci: te.sum(_const(b_mat, rb, e % alpha) * half[k, g, p, e // alpha, rb, ci], axis=rb),
+        name="winograd_v")
+
+
+def batched_gemm(v: te.Tensor, u: te.Tensor, plan: Plan) -> te.Tensor:
+    """M[k, e, g, p, co] = sum over ci of V[k, e, g, p, ci] U[e, g, ci, co]."""
+    block = plan.block
+    rc = te.reduce_axis((0, plan.cin), "rc")
+    return te.compute(
+        (plan.chunks, plan.alpha ** 2, plan.groups, plan.p_padded, plan.cout),
+        lambda k, e, g, p, co: te.sum(v[k, e, g, p, rc] * u[e, g, co // block, rc, co % block], axis=rc),
+        name="winograd_m")
+
+
+def output_transform(mm: te.Tensor, bias: te.Tensor, plan: Plan, activation: str | None) -> te.Tensor:
+    """Y = A^T M A of each tile, cropped to the map, plus the bias, through
+    the activation; NCHW. Separable: first along each tile's columns
+    (winograd_o: alpha x m per tile), then its rows."""
+    a_mat, _, _ = transform_matrices(plan.m)
+    m, alpha, t, size, cout = plan.m, plan.alpha, plan.tiles, plan.size, plan.cout
+    dtype = mm.dtype
+    rb = te.reduce_axis((0, alpha), "rb")
+    half = te.compute((plan.chunks, plan.groups, plan.p_padded, alpha, m, cout),
+                      lambda k, g, p, a, j, co: te.sum(_const(a_mat, rb, j) * mm[k, a * alpha + rb, g, p, co], axis=rb),
+                      name="winograd_o")
+    ra = te.reduce_axis((0, alpha), "ra")
+
+    def y(n, c, h, w):
+        p = n % plan.images * t * t + h // m * t + w // m
+        return te.sum(_const(a_mat, ra, h % m) * half[n // plan.images, c // cout, p, ra, w % m, c % cout], axis=ra)
+
+    out = te.compute((plan.batch, plan.out_channels, size, size), y, name="winograd_y")
+    zero = tirx.const(0, dtype)
+    if activation == "relu":  # max(0, y) as elementwise.relu: a NaN passes through
+        return te.compute(out.shape, lambda n, c, h, w: tirx.max(zero, out[n, c, h, w] + bias[c]), name="compute")
+    if activation == "tanh":
+        return te.compute(out.shape, lambda n, c, h, w: te.tanh(out[n, c, h, w] + bias[c]), name="compute")
+    return te.compute(out.shape, lambda n, c, h, w: out[n, c, h, w] + bias[c], name="bias_add")
+
+
+# -- CPU schedule ----------------------------------------------------------------------------------
+
+
+def schedule(sch: s_tir.Schedule, plan: Plan, unit: VectorUnit, unroll: int = 4) -> None:
+    """Schedule whichever Winograd stages the function holds (the tests and
+    the benchmark also build them one at a time). With the output, every
+    stage runs per chunk of images, the chunk loop outermost: each stage's
+    intermediate then stays in cache for the next. `unroll`: reduction
+    steps of the GEMM unrolled."""
+    blocks = block_map(sch)
+    if "winograd_u" in blocks:
+        _schedule_weights(sch, blocks, unit)
+    chunk = _schedule_output(sch, blocks, plan, unit) if "winograd_y" in blocks else None
+    if plan.chunks == 1:
+        chunk = None  # each stage over the whole batch, at the root
+    if "winograd_m" in blocks:
+        if chunk is not None:
+            sch.compute_at(blocks["winograd_m"], chunk)
+        _schedule_gemm(sch, blocks, plan, unit, unroll)
+    if "winograd_v" in blocks:
+        if chunk is not None:
+            sch.compute_at(blocks["winograd_v"], chunk)
+        _schedule_input(sch, blocks, unit, chunk)
+
+
+def _loops(sch, block):
+    """The block's loops inside the chunk loop (its first). compute_at makes
+    none for axes of extent 1 (a single group, a single image per chunk)."""
+    return sch.get_loops(block)[1:]
+
+
+def _vector(sch, loop, lanes):
+    """Vectorise `loop` in vectors of `lanes` (whole vectors unrolled outside)."""
+    extent = sch.get(loop).extent.value
+    if extent > lanes and extent % lanes == 0:
+        outer, loop = sch.split(loop, [None, lanes])
+        sch.unroll(outer)
+    sch.vectorize(loop)
+
+
+def _schedule_weights(sch, blocks, unit):
+    wt, u = blocks["winograd_wt"], blocks["winograd_u"]
+    g, ci, r, s, co = sch.get_loops(wt)
+    sch.parallel(sch.fuse(g, ci))
+    co_o, co_i = sch.split(co, [None, unit.lanes])
+    sch.vectorize(co_i)
+    e, g, cb, ci, co, r1, r2 = sch.get_loops(u)
+    co_o, co_i = sch.split(co, [None, unit.lanes])
+    sch.reorder(g, cb, ci, co_o, e, r1, r2, co_i)
+    sch.parallel(sch.fuse(g, cb, ci))
+    acc = sch.cache_write(u, 0, "local")
+    sch.reverse_compute_at(acc, e)
+    sch.vectorize(sch.get_loops(acc)[-1])
+    for loop in (e, r1, r2):
+        sch.unroll(loop)
+    sch.vectorize(co_i)
+    sch.vectorize(sch.get_loops(sch.decompose_reduction(u, r1))[-1])
+
+
+def _schedule_input(sch, blocks, unit, chunk):
+    # Per (group, tile) in parallel, per vector of channels: the alpha x
+    # alpha tile into registers, its column transform, then its row
+    # transform (the transform's zeros folded away by unrolling).
+    pad, tile, half, v = blocks["winograd_pad"], blocks["winograd_d"], blocks["winograd_h"], blocks["winograd_v"]
+    e, *g, p, ci, rb = _loops(sch, v)
+    ci_o, ci_i = sch.split(ci, [None, unit.lanes])
+    sch.reorder(*g, p, ci_o, e, rb, ci_i)
+    sch.parallel(sch.fuse(*g, p))
+    sch.compute_at(half, ci_o)
+    sch.compute_at(tile, ci_o)
+    for stage in (tile, half):
+        sch.set_scope(stage, 0, "local")
+    ty, tx, tc = sch.get_loops(tile)[-3:]
+    sch.unroll(ty)
+    sch.unroll(tx)
+    sch.vectorize(tc)
+    a, hx, hc, ra = sch.get_loops(half)[-4:]
+    sch.reorder(a, hx, ra, hc)
+    for loop in (a, hx, ra):
+        sch.unroll(loop)
+    sch.vectorize(hc)
+    sch.vectorize(sch.get_loops(sch.decompose_reduction(half, ra))[-1])
+    acc = sch.cache_write(v, 0, "local")
+    sch.reverse_compute_at(acc, e)
+    sch.vectorize(sch.get_loops(acc)[-1])
+    for loop in (e, rb):
+        sch.unroll(loop)
+    sch.vectorize(ci_i)
+    sch.vectorize(sch.get_loops(sch.decompose_reduction(v, rb))[-1])
+    if chunk is not None:
+        sch.compute_at(pad, chunk)
+    *rows, x, c = _loops(sch, pad)
+    sch.parallel(sch.fuse(*rows))
+    _vector(sch, c, unit.lanes)
+
+
+def _schedule_gemm(sch, blocks, plan, unit, unroll):
+    # Per (position, group, channel block) in parallel: the block's U panel
+    # (ci x block) is reused by every row tile of V; the register tile
+    # (rows x block) accumulates over ci, each step `block / lanes` vector
+    # loads of U and `rows` broadcasts of V.
+    mm = blocks["winograd_m"]
+    *outer, p, co, rc = _loops(sch, mm)  # outer: e and the group where there are groups
+    p_o, p_i = sch.split(p, [None, plan.rows])
+    co_o, co_i = sch.split(co, [None, plan.block])
+    sch.reorder(*outer, co_o, p_o, rc, p_i, co_i)
+    sch.parallel(sch.fuse(*outer, co_o))
+    acc = sch.cache_write(mm, 0, "local")
+    sch.reverse_compute_at(acc, p_o)
+    if unroll > 1 and plan.cin % unroll == 0:
+        rc, rc_i = sch.split(rc, [None, unroll])
+        sch.unroll(rc_i)
+    sch.unroll(p_i)
+    _vector(sch, co_i, unit.lanes)
+    init = sch.decompose_reduction(mm, rc)
+    _vector(sch, sch.get_loops(init)[-1], unit.lanes)
+    _vector(sch, sch.get_loops(acc)[-1], unit.lanes)
+
+
+def _schedule_output(sch, blocks, plan, unit):
+    # Per (image, vector of channels) in parallel, per tile: the column
+    # transform (alpha x m vectors) into registers, then each output pixel's
+    # sum over it, bias and activation, stored channel by channel (NCHW).
+    half, y = blocks["winograd_o"], blocks["winograd_y"]
+    epilogue = blocks.get("compute") or blocks["bias_add"]
+    n, c, h, w, ra = sch.get_loops(y)
+    chunk, n = sch.split(n, [None, plan.images])
+    c_o, c_i = sch.split(c, [None, unit.lanes])
+    th, hi = sch.split(h, [None, plan.m])
+    tw, wi = sch.split(w, [None, plan.m])
+    sch.reorder(chunk, n, c_o, th, tw, hi, wi, ra, c_i)
+    acc = sch.cache_write(y, 0, "local")
+    sch.compute_inline(acc)
+    sch.reverse_compute_at(epilogue, wi)
+    sch.vectorize(sch.get_loops(epilogue)[-1])
+    sch.parallel(sch.fuse(n, c_o))
+    sch.compute_at(half, tw)
+    sch.set_scope(half, 0, "local")
+    a, j, co, rb = sch.get_loops(half)[-4:]
+    sch.reorder(a, j, rb, co)
+    for loop in (a, j, rb):
+        sch.unroll(loop)
+    sch.vectorize(co)
+    sch.vectorize(sch.get_loops(sch.decompose_reduction(half, rb))[-1])
+    for loop in (hi, wi, ra):
+        sch.unroll(loop)
+    sch.vectorize(c_i)
+    sch.vectorize(sch.get_loops(sch.decompose_reduction(y, ra))[-1])
+    return chunk
+
+
+# -- building ----------------------------------------------------------------------------------------
+
+
+def compute(plan: Plan, activation: str | None = "relu", transform_weights: bool = False,
+            dtype: str = "float32") -> list[te.Tensor]:
+    """The function's tensors: (x, u or weight, bias, output)."""
+    x = te.placeholder((plan.batch, plan.in_channels, plan.size, plan.size), dtype, name="x")
+    bias = te.placeholder((plan.out_channels,), dtype, name="bias")
+    if transform_weights:
+        w = te.placeholder((plan.out_channels, plan.cin, 3, 3), dtype, name="weight")
+        return [x, w, bias, conv2d_winograd(x, weight_transform(w, plan), bias, plan, activation)]
+    u = te.placeholder(plan.u_shape, dtype, name="u")
+    return [x, u, bias, conv2d_winograd(x, u, bias, plan, activation)]
+
+
+def scheduled(tensors: list[te.Tensor], plan: Plan, unit: VectorUnit, unroll: int = 4) -> tvm.IRModule:
+    sch = s_tir.Schedule(te.create_prim_func(tensors))
+    schedule(sch, plan, unit, unroll)
+    return sch.mod
+
+
+def applies(kernel: Kernel, batch: int | None) -> bool:
+    """Whether a CPU build computes `kernel` by Winograd: a 3x3, stride-1,
+    padding-1 convolution of square maps at a static batch of MIN_BATCH or more."""
+    if kernel.op != "conv2d" or batch is None or batch < MIN_BATCH:
+        return False
+    _, height, width = kernel.output
+    return (kernel.params[0][2:] == (3, 3) and kernel.attrs["stride"] == 1 and kernel.attrs["padding"] == 1
+            and height == width)
+
+
+def kernel_func(kernel: Kernel, batch: int, unit: VectorUnit) -> tirx.PrimFunc:
+    """`kernel` (see `applies`) as a scheduled Winograd PrimFunc that takes
+    what the direct one does: (x, weight, bias, out)."""
+    channels, size, _ = kernel.output
+    p = plan(batch, kernel.inputs[0][0], channels, size, kernel.attrs["groups"], DEFAULT_M, unit)
+    tensors = compute(p, kernel.attrs["activation"], transform_weights=True)
+    sch = s_tir.Schedule(te.create_prim_func(tensors, index_dtype_override="int64"))
+    schedule(sch, p, unit)
+    return sch.mod["main"].with_attr("global_symbol", kernel.name)
+
+
+def build(plan: Plan, target: tvm.target.Target, unit: VectorUnit, activation: str | None = "relu",
+          transform_weights: bool = False, unroll: int = 4) -> tvm.runtime.Module:
+    """The compiled convolution, called as f(x, u, bias, out) (or f(x,
+    weight, bias, out) with `transform_weights`); its function is "main"."""
+    return tvm.compile(scheduled(compute(plan, activation, transform_weights), plan, unit, unroll),
+                       target=target).mod
+
+
+def build_weight_transform(plan: Plan, target: tvm.target.Target, unit: VectorUnit) -> tvm.runtime.Module:
+    """The weight transform alone, f(weight, u)."""
+    w = te.placeholder((plan.out_channels, plan.cin, 3, 3), "float32", name="weight")
+    return tvm.compile(scheduled([w, weight_transform(w, plan)], plan, unit), target=target).mod
