@@ -77,7 +77,7 @@ def tvm_winograd(variant: str, width: float, batches: list[int], m: int, repeat:
     import torch
     import tvm
 
-    from tvm_alexnet.ops import winograd
+    from tvm_alexnet.ops import cpu_winograd, winograd
     from tvm_alexnet.runtime import kernel_ready, keep_freed_memory
     from tvm_alexnet.target import parse_target, vector_unit
 
@@ -97,9 +97,9 @@ def tvm_winograd(variant: str, width: float, batches: list[int], m: int, repeat:
             x = kernel_ready(torch.randn(batch, cin, size, size))
             out = kernel_ready(torch.empty(batch, cout, size, size))
             u = kernel_ready(torch.empty(plan.u_shape))
-            transform = winograd.build_weight_transform(plan, target, unit)
-            conv = winograd.build(plan, target, unit)
-            fused = winograd.build(plan, target, unit, transform_weights=True)
+            transform = cpu_winograd.build_weight_transform(plan, target, unit)
+            conv = cpu_winograd.build(plan, target, unit)
+            fused = cpu_winograd.build(plan, target, unit, transform_weights=True)
 
             def timer(mod):
                 return mod.time_evaluator("main", tvm.cpu(0), number=1, repeat=repeat, min_repeat_ms=int(min_repeat_ms))

@@ -13,7 +13,7 @@ import pytest
 import reference as ref
 import torch
 
-from tvm_alexnet.ops import winograd
+from tvm_alexnet.ops import cpu_winograd, winograd
 from tvm_alexnet.runtime import kernel_ready
 from tvm_alexnet.target import parse_target, vector_unit
 
@@ -48,7 +48,7 @@ def test_winograd_matches_float64(rng, m, name):
     cin, cout, groups = SHAPES[name]
     x, w, b, expected = _case(rng, cin, cout, groups)
     plan = winograd.plan(BATCH, cin, cout, 13, groups, m, UNIT)
-    f = winograd.build(plan, TARGET, UNIT, transform_weights=True)
+    f = cpu_winograd.build(plan, TARGET, UNIT, transform_weights=True)
     out = kernel_ready(torch.empty(BATCH, cout, 13, 13))
     f(_f32(x), _f32(w), _f32(b), out)
     error = _relative_error(out, expected)
@@ -65,10 +65,10 @@ def test_weight_transform_kernel_and_chunks(rng):
     plan = winograd.plan(batch, cin, cout, 13, groups, m, UNIT, chunk=2)
     assert plan.chunks == 3 and plan.p == plan.p_padded
     u = kernel_ready(torch.empty(plan.u_shape))
-    winograd.build_weight_transform(plan, TARGET, UNIT)(_f32(w), u)
+    cpu_winograd.build_weight_transform(plan, TARGET, UNIT)(_f32(w), u)
     np.testing.assert_allclose(u.double().numpy(), winograd.weight_transform_numpy(w, plan), rtol=1e-5, atol=1e-5)
     out = kernel_ready(torch.empty(batch, cout, 13, 13))
-    winograd.build(plan, TARGET, UNIT)(_f32(x), u, _f32(b), out)
+    cpu_winograd.build(plan, TARGET, UNIT)(_f32(x), u, _f32(b), out)
     error = _relative_error(out, expected)
     assert error < winograd.ERROR_BOUND[m], f"F({m},3) chunked: relative error {error:.2e}"
 

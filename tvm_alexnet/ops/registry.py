@@ -13,7 +13,7 @@ from tvm import s_tir, tirx
 
 from ..spec import Kernel
 from ..target import VectorUnit
-from . import conv, cpu_conv, dense, elementwise, gpu_conv, grad, lrn, pool, winograd
+from . import conv, cpu_conv, cpu_winograd, dense, elementwise, gpu_conv, grad, lrn, pool, winograd
 from . import cpu_schedules as cpu
 from . import gpu_schedules as gpu
 from . import torch_equivalents as torch_ops
@@ -89,7 +89,7 @@ def default_schedule(func: tirx.PrimFunc, kernel: Kernel, batch: int | None, uni
     left as they are); 3x3 convolutions at a static batch by Winograd
     instead (winograd.applies)."""
     if winograd.applies(kernel, batch):
-        return winograd.kernel_func(kernel, batch, unit)
+        return cpu_winograd.kernel_func(kernel, batch, unit)
     rule = op_of(kernel).schedule
     if rule is None:
         return func
