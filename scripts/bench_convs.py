@@ -20,6 +20,8 @@ from __future__ import annotations
 import click
 import harness
 
+from tvm_alexnet.ops import winograd
+
 SGEMM = 2048
 DISPATCH = ("aten::conv2d", "aten::convolution", "aten::_convolution")  # not the implementation
 
@@ -136,7 +138,9 @@ def main(batches, width, variant, rounds, repeat, min_repeat_ms, tuning_log, out
         f"{variant} (width {width}) convolutions, float32; median of {harness.plural(rounds, 'round')} "
         f"(each the median of {harness.plural(repeat, 'value')}, a value the mean of calls lasting "
         f"{min_repeat_ms:g} ms), the rounds' range in brackets; TVM, "
-        "torch and the SGEMM peak each in its own process, in turn. % peak: of the SGEMM peak. "
+        "torch and the SGEMM peak each in its own process, in turn. GFLOP: the direct convolution's, "
+        "also for TVM's Winograd kernels (3x3 convolutions at a static batch of "
+        f"{winograd.MIN_BATCH} or more), whose rate can so exceed the peak. % peak: of the SGEMM peak. "
         "torch: F.conv2d and ReLU, which runs oneDNN (mkldnn) where torch's heuristics pick it. "
         "TVM vs torch: torch's time / TVM's (above 1x, TVM is faster).",
         (f"SGEMM peak (torch {SGEMM}x{SGEMM} float32 matmul): {peak_gflops:.1f} GFLOP/s "

@@ -47,12 +47,16 @@ def schedule(mod: tvm.IRModule, net: Network, batch: int | None, target: tvm.tar
     """Give every kernel a schedule for the target: the best record of the
     tuning log where it has one for this kernel, batch and target, else the
     default: the op's (ops.registry), on GPU dlight's rules where an op has
-    none. Returns the module and the names of the tuned kernels."""
+    none. On CPU a convolution computed by Winograd (winograd.applies) takes
+    no record: the log's are of the direct convolution, which it outruns.
+    Returns the module and the names of the tuned kernels."""
     tuned = []
     if tuning_log is not None and batch is not None:
         database = tuning.read_log(tuning_log, best_only=True)
         defaults = tuning.default_times(tuning_log)
         for kernel in net.compiled_kernels():
+            if not is_gpu(target) and winograd.applies(kernel, batch):
+                continue
             func = tuning.tuned_kernel(database, kernel, batch, target, defaults)
             if func is not None:
                 mod[kernel.name] = func.with_attr("global_symbol", kernel.name)
