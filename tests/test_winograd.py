@@ -104,20 +104,26 @@ def test_which_kernels_a_build_computes_by_winograd():
 
 
 @pytest.mark.slow
-def test_inference_at_a_static_batch_matches_float64(rng):
+def test_inference_at_a_static_batch_matches_float64_and_follows_the_weights(rng):
+    """forward on weights transformed once (forward_transform_params), made
+    again when a weight changes in place (torch's version counter)."""
     from helpers import params_of, randomize
 
     from tvm_alexnet import AlexNet
 
-    batch = winograd.MIN_BATCH
+    batch = 2
     model = randomize(AlexNet("paper", width=0.25, num_classes=10), 11).eval()
     model.compile("llvm", batches=(batch,))
     assert list(model.fixed_batches) == [batch]
-    x = rng.standard_normal((batch + 2, 3, 227, 227))  # a chunk of `batch` on its build, 2 on the any-batch one
-    with torch.no_grad():
-        out = model(torch.from_numpy(x).float()).double().numpy()
-    expected = ref.forward(model.spec, params_of(model), x)
-    assert ref.rel_error(out, expected) < 1e-4
+    assert "forward_transform_params" in model.fixed_batches[batch].manifest.functions
+    x = rng.standard_normal((batch + 1, 3, 227, 227))  # a chunk of `batch` on its build, 1 on the any-batch one
+    for _ in range(2):
+        with torch.no_grad():
+            out = model(torch.from_numpy(x).float()).double().numpy()
+        expected = ref.forward(model.spec, params_of(model), x)
+        assert ref.rel_error(out, expected) < 1e-4
+        with torch.no_grad():
+            model.conv4.weight.mul_(-0.5)
 
 
 @pytest.mark.slow

@@ -24,7 +24,7 @@ from tvm import relax
 
 from . import artifact, cuda, gpu_build, graph, tuning
 from .artifact import LIBRARY, MANIFEST, ArtifactError, Manifest, cache_dir  # noqa: F401
-from .ops import default_schedule, winograd
+from .ops import cpu_winograd, default_schedule, winograd
 from .spec import Network
 from .target import (  # noqa: F401
     TargetError,
@@ -72,17 +72,33 @@ def schedule(mod: tvm.IRModule, net: Network, batch: int | None, target: tvm.tar
 
 
 def static_batch_pays(net: Network, batch: int, target: tvm.target.Target) -> bool:
-    """Whether a build for exactly `batch` images runs faster kernels than
-    the any-batch build: on CPU, where it computes convolutions by Winograd."""
-    return not is_gpu(target) and any(winograd.applies(k, batch) for k in net.compiled_kernels())
+    """Whether inference on a build for exactly `batch` images runs faster
+    kernels than on the any-batch build: on CPU, where `forward` computes
+    convolutions by Winograd (transformed_weights)."""
+    return not is_gpu(target) and any(winograd.applies(k, batch, weights_transformed=True)
+                                      for k in net.compiled_kernels())
+
+
+def transformed_weights(net: Network, batch: int | None, target: tvm.target.Target
+                        ) -> dict[str, graph.Transformed]:
+    """The kernels whose weights `forward` takes transformed, once per weight
+    version: on CPU at a static batch, the Winograd convolutions (their
+    weight transform, run per call, would cost as much as the convolution
+    at batch 1)."""
+    if is_gpu(target) or batch is None:
+        return {}
+    unit = vector_unit(target)
+    return {k.name: graph.Transformed(*cpu_winograd.transformed_funcs(k, batch, unit))
+            for k in net.compiled_kernels() if winograd.applies(k, batch, weights_transformed=True)}
 
 
 def _relax_pipeline(target: tvm.target.Target) -> tvm.transform.Pass:
     # The stock pipelines would fuse our kernels and rename them; ours are
-    # already what we want, so only lower the graph to VM code.
+    # already what we want, so only lower the graph to VM code, lifting the
+    # weight transforms of `forward` into forward_transform_params.
     backend = relax.backend.cuda if target.kind.name == "cuda" else relax.backend.cpu_generic
     return tvm.transform.Sequential(
-        [relax.transform.LegalizeOps()]  # the flatten before fc6
+        [relax.transform.LiftTransformParams(), relax.transform.LegalizeOps()]  # LegalizeOps: the flatten before fc6
         + backend.pipeline.dataflow_lower_passes(target)
         + backend.pipeline.finalize_passes(target)
     )
@@ -90,7 +106,8 @@ def _relax_pipeline(target: tvm.target.Target) -> tvm.transform.Pass:
 
 def compile_module(net: Network, batch: int | None, target: tvm.target.Target,
                    tuning_log: str | os.PathLike | None = None) -> tuple[tvm.runtime.Executable, list[str]]:
-    mod, tuned = schedule(graph.build_module(net, batch), net, batch, target, tuning_log)
+    transformed = transformed_weights(net, batch, target)
+    mod, tuned = schedule(graph.build_module(net, batch, transformed), net, batch, target, tuning_log)
     tir_pipeline = gpu_build.TIR_PIPELINE if target.kind.name == "cuda" else "default"
     return tvm.compile(mod, target, relax_pipeline=_relax_pipeline(target), tir_pipeline=tir_pipeline), tuned
 
@@ -158,7 +175,8 @@ def _compile_into(staging: Path, net: Network, batch: int | None, target: tvm.ta
         kernels=[dict(name=k.name, layer=k.layer, op=k.op, inputs=[[n, *s] for s in k.inputs],
                       params=[list(s) for s in k.params], output=[n, *k.output] if k.batch_output else list(k.output),
                       batch_output=k.batch_output, flops_per_image=k.flops) for k in net.compiled_kernels()],
-        functions=[layer.name for layer in net.layers] + ["forward"],
+        functions=[layer.name for layer in net.layers] + ["forward"]
+        + (["forward_transform_params"] if batch is not None and static_batch_pays(net, batch, target) else []),
         tuning_log=None if tuning_log is None else str(tuning_log), tuned=tuned,
     )
     executable.export_library(str(staging / LIBRARY))

@@ -6,10 +6,16 @@ one Relax function per layer that chains that layer's kernels (`conv2`), and
 kernels (not for one tower of a network: towers.py chains those).
 `softmax` and the `<layer>_dropout` functions serve prediction and
 training. A batch of None gives a symbolic batch dimension `n`.
+
+A build may hand in kernels whose weights `forward` takes transformed
+(`Transformed`: Winograd's on CPU); forward then transforms them by a kernel
+of their own, which relax.transform.LiftTransformParams lifts out into
+`forward_transform_params`, run once per weight version (runtime.py).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from itertools import groupby
 
 import tvm
@@ -42,13 +48,28 @@ def kernel_func(kernel: Kernel, batch: int | None) -> tirx.PrimFunc:
     return func.without_attr("layout_free_buffers").with_attr("global_symbol", kernel.name)
 
 
+@dataclass(frozen=True)
+class Transformed:
+    """A kernel as `forward` runs it on transformed weights: `transform`
+    (weight, out) makes them, of shape `shape`; `kernel` (x, transformed, bias, out) uses them."""
+
+    transform: tirx.PrimFunc
+    kernel: tirx.PrimFunc
+    shape: tuple[int, ...]
+
+
 class _Emitter:
     """Emits call_tir chains of the spec's kernels into Relax functions."""
 
-    def __init__(self, net: Network, batch: int | None):
+    def __init__(self, net: Network, batch: int | None, transformed: dict[str, Transformed]):
         self.bb = relax.BlockBuilder()
         self.kernels = net.kernels(training=True)
         self.gvs = {k.name: self.bb.add_func(kernel_func(k, batch), k.name) for k in net.compiled_kernels()}
+        self.transformed = transformed
+        for name, t in transformed.items():
+            for suffix, func in (("weight_transform", t.transform), ("transformed", t.kernel)):
+                self.gvs[f"{name}_{suffix}"] = self.bb.add_func(
+                    func.with_attr("global_symbol", f"{name}_{suffix}"), f"{name}_{suffix}")
 
     def tensor(self, name: str, shape, n=None) -> relax.Var:
         return relax.Var(name, relax.TensorType(shape if n is None else (n, *shape), DTYPE))
@@ -57,23 +78,33 @@ class _Emitter:
         out = relax.TensorType((n, *kernel.output), DTYPE)
         return self.bb.emit(relax.call_tir(self.gvs[kernel.name], args, out), name_hint=kernel.name)
 
-    def stage(self, kernels: list[Kernel], x, params: dict, n):
-        """One layer's inference kernels (masked ops, dropout, are the identity there)."""
+    def stage(self, kernels: list[Kernel], x, params: dict, n, transform: bool = False):
+        """One layer's inference kernels (masked ops, dropout, are the identity
+        there); with `transform`, those in `transformed` on transformed weights."""
         for k in kernels:
             if op_of(k).masked:
+                continue
+            if transform and k.name in self.transformed:
+                weight, bias = params[k.layer]
+                t = relax.TensorType(self.transformed[k.name].shape, DTYPE)
+                u = self.bb.emit(relax.call_tir(self.gvs[f"{k.name}_weight_transform"], [weight], t))
+                out = relax.TensorType((n, *k.output), DTYPE)
+                x = self.bb.emit(relax.call_tir(self.gvs[f"{k.name}_transformed"], [x, u, bias], out),
+                                 name_hint=k.name)
                 continue
             x = self.call(k, [x, *params[k.layer]] if k.params else [x], n)
         return x
 
-    def function(self, name: str, inputs: list[relax.Var], body) -> None:
-        with self.bb.function(name, inputs):
+    def function(self, name: str, inputs: list[relax.Var], body, attrs: dict | None = None) -> None:
+        with self.bb.function(name, inputs, attrs=attrs):
             with self.bb.dataflow():
                 out = self.bb.emit_output(body())
             self.bb.emit_func_output(out)
 
 
-def build_module(net: Network, batch: int | None = None) -> tvm.IRModule:
-    e = _Emitter(net, batch)
+def build_module(net: Network, batch: int | None = None,
+                 transformed: dict[str, Transformed] | None = None) -> tvm.IRModule:
+    e = _Emitter(net, batch, transformed or {})
     # softmax is a kernel of its own, called on the logits, not a layer of `forward`.
     layers = [(layer, list(ks)) for layer, ks in groupby(e.kernels, key=lambda k: k.layer) if layer != "softmax"]
     param_shapes = net.params()
@@ -103,8 +134,9 @@ def build_module(net: Network, batch: int | None = None) -> tvm.IRModule:
         for layer, kernels in layers:
             if layer == net.dense[0].name:
                 x = e.bb.emit(relax.op.reshape(x, relax.ShapeExpr([n, net.dense[0].in_features])))
-            x = e.stage(kernels, x, params, n)
+            x = e.stage(kernels, x, params, n, transform=True)
         return x
 
-    e.function("forward", [image, *flat_params], forward)
+    # num_input: what follows the image are weights, for LiftTransformParams.
+    e.function("forward", [image, *flat_params], forward, {"num_input": 1} if e.transformed else None)
     return e.bb.get()

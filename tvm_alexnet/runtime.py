@@ -90,7 +90,19 @@ class CompiledNetwork:
 
     def forward(self, x: torch.Tensor, params: list[torch.Tensor]) -> torch.Tensor:
         self._check_batch(x)
+        if "forward_transform_params" in self.manifest.functions:
+            return self.vm["forward"](kernel_ready(x), *self._transformed(params))
         return self.vm["forward"](kernel_ready(x), *map(kernel_ready, params))
+
+    def _transformed(self, params: list[torch.Tensor]) -> list:
+        """What `forward` takes for `params` (graph.Transformed: Winograd's
+        weights transformed), made again only when a parameter changed: another
+        tensor, or torch's version counter moved (an optimizer step, a load)."""
+        key = tuple((id(p), p.data_ptr(), p._version) for p in params)
+        if getattr(self._local, "transformed_key", None) != key:
+            self._local.transformed = list(self.vm["forward_transform_params"](list(map(kernel_ready, params))))
+            self._local.transformed_key = key
+        return self._local.transformed
 
     def layer(self, name: str, x: torch.Tensor, params: list[torch.Tensor]) -> torch.Tensor:
         return self.vm[name](kernel_ready(x), *map(kernel_ready, params))

@@ -182,6 +182,23 @@ def kernel_func(kernel: Kernel, batch: int, unit: VectorUnit) -> tirx.PrimFunc:
     return sch.mod["main"].with_attr("global_symbol", kernel.name)
 
 
+def transformed_funcs(kernel: Kernel, batch: int, unit: VectorUnit
+                      ) -> tuple[tirx.PrimFunc, tirx.PrimFunc, tuple[int, ...]]:
+    """`kernel` (see winograd.applies) split for weights transformed ahead of
+    the call: the scheduled weight transform (weight, u), the scheduled
+    convolution (x, u, bias, out), and the shape of u."""
+    channels, size, _ = kernel.output
+    p = plan(batch, kernel.inputs[0][0], channels, size, kernel.attrs["groups"], DEFAULT_M, unit)
+    x, u, bias, out = compute(p, kernel.attrs["activation"])
+    w = te.placeholder(kernel.params[0], "float32", name="weight")
+    funcs = []
+    for tensors in ([w, weight_transform(w, p)], [x, u, bias, out]):
+        sch = s_tir.Schedule(te.create_prim_func(tensors, index_dtype_override="int64"))
+        schedule(sch, p, unit)
+        funcs.append(sch.mod["main"])
+    return funcs[0], funcs[1], p.u_shape
+
+
 def build(plan: Plan, target: tvm.target.Target, unit: VectorUnit, activation: str | None = "relu",
           transform_weights: bool = False, unroll: int = 4) -> tvm.runtime.Module:
     """The compiled convolution, called as f(x, u, bias, out) (or f(x,

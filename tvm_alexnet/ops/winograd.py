@@ -48,9 +48,12 @@ from ..target import VectorUnit
 # Relative L2 error bound per m that the tests assert (a few times what was measured, see above).
 ERROR_BOUND = {2: 2e-6, 3: 6e-6, 4: 1e-5, 5: 2e-5, 6: 2.5e-5}
 
-# What CPU builds use (registry.default_schedule, cpu_winograd.kernel_func): F(5,3), the fastest at
-# batch 32, for batches of at least MIN_BATCH; below it the weight
-# transform, done in the kernel, costs more than the convolution saves.
+# What CPU builds use (registry.default_schedule, cpu_winograd.kernel_func):
+# F(5,3), the fastest at batch 32. A kernel that transforms its weights
+# itself (training's, called per layer) at batches of at least MIN_BATCH:
+# below it the transform costs more than the convolution saves. `forward`
+# takes them transformed once per weight version (graph.Transformed), at
+# any static batch.
 DEFAULT_M, MIN_BATCH = 5, 8
 
 
@@ -266,10 +269,11 @@ def compute(plan: Plan, activation: str | None = "relu", transform_weights: bool
     return [x, u, bias, conv2d_winograd(x, u, bias, plan, activation)]
 
 
-def applies(kernel: Kernel, batch: int | None) -> bool:
+def applies(kernel: Kernel, batch: int | None, weights_transformed: bool = False) -> bool:
     """Whether a CPU build computes `kernel` by Winograd: a 3x3, stride-1,
-    padding-1 convolution of square maps at a static batch of MIN_BATCH or more."""
-    if kernel.op != "conv2d" or batch is None or batch < MIN_BATCH:
+    padding-1 convolution of square maps at a static batch (of MIN_BATCH or
+    more, unless its weights come transformed)."""
+    if kernel.op != "conv2d" or batch is None or batch < (1 if weights_transformed else MIN_BATCH):
         return False
     _, height, width = kernel.output
     return (kernel.params[0][2:] == (3, 3) and kernel.attrs["stride"] == 1 and kernel.attrs["padding"] == 1
