@@ -79,13 +79,19 @@ def static_batch_pays(net: Network, batch: int, target: tvm.target.Target) -> bo
                                       for k in net.compiled_kernels())
 
 
+def lifts_weight_transforms(net: Network, batch: int | None, target: tvm.target.Target) -> bool:
+    """Whether the build's `forward` takes some weights transformed (a
+    static batch on CPU with Winograd convolutions; the towers have no `forward`)."""
+    return batch is not None and net.towers == 1 and static_batch_pays(net, batch, target)
+
+
 def transformed_weights(net: Network, batch: int | None, target: tvm.target.Target
                         ) -> dict[str, graph.Transformed]:
     """The kernels whose weights `forward` takes transformed, once per weight
     version: on CPU at a static batch, the Winograd convolutions (their
     weight transform, run per call, would cost as much as the convolution
     at batch 1)."""
-    if is_gpu(target) or batch is None:
+    if not lifts_weight_transforms(net, batch, target):
         return {}
     unit = vector_unit(target)
     return {k.name: graph.Transformed(*cpu_winograd.transformed_funcs(k, batch, unit))
@@ -105,8 +111,13 @@ def _relax_pipeline(target: tvm.target.Target) -> tvm.transform.Pass:
 
 
 def compile_module(net: Network, batch: int | None, target: tvm.target.Target,
-                   tuning_log: str | os.PathLike | None = None) -> tuple[tvm.runtime.Executable, list[str]]:
-    transformed = transformed_weights(net, batch, target)
+                   tuning_log: str | os.PathLike | None = None, lift_weight_transforms: bool = True
+                   ) -> tuple[tvm.runtime.Executable, list[str]]:
+    """The network's executable and its tuned kernels. Without
+    `lift_weight_transforms` forward takes the weights as they are (its
+    Winograd kernels transform them each call), as a caller that cannot
+    pass forward_transform_params its tuple of weights (RPC) needs."""
+    transformed = transformed_weights(net, batch, target) if lift_weight_transforms else {}
     mod, tuned = schedule(graph.build_module(net, batch, transformed), net, batch, target, tuning_log)
     tir_pipeline = gpu_build.TIR_PIPELINE if target.kind.name == "cuda" else "default"
     return tvm.compile(mod, target, relax_pipeline=_relax_pipeline(target), tir_pipeline=tir_pipeline), tuned
@@ -176,7 +187,7 @@ def _compile_into(staging: Path, net: Network, batch: int | None, target: tvm.ta
                       params=[list(s) for s in k.params], output=[n, *k.output] if k.batch_output else list(k.output),
                       batch_output=k.batch_output, flops_per_image=k.flops) for k in net.compiled_kernels()],
         functions=[layer.name for layer in net.layers] + ["forward"]
-        + (["forward_transform_params"] if batch is not None and static_batch_pays(net, batch, target) else []),
+        + (["forward_transform_params"] if lifts_weight_transforms(net, batch, target) else []),
         tuning_log=None if tuning_log is None else str(tuning_log), tuned=tuned,
     )
     executable.export_library(str(staging / LIBRARY))

@@ -90,9 +90,12 @@ class CompiledNetwork:
 
     def forward(self, x: torch.Tensor, params: list[torch.Tensor]) -> torch.Tensor:
         self._check_batch(x)
+        return self.vm["forward"](*self._forward_args(x, params))
+
+    def _forward_args(self, x: torch.Tensor, params: list[torch.Tensor]) -> list:
         if "forward_transform_params" in self.manifest.functions:
-            return self.vm["forward"](kernel_ready(x), *self._transformed(params))
-        return self.vm["forward"](kernel_ready(x), *map(kernel_ready, params))
+            return [kernel_ready(x), *self._transformed(params)]
+        return [kernel_ready(x), *map(kernel_ready, params)]
 
     def _transformed(self, params: list[torch.Tensor]) -> list:
         """What `forward` takes for `params` (graph.Transformed: Winograd's
@@ -134,7 +137,8 @@ class CompiledNetwork:
         value per repeat (of at least `number` calls and `min_repeat_ms`), after a warm-up call."""
         evaluator = self.vm.time_evaluator(name, self.device, number=number, repeat=repeat,
                                            min_repeat_ms=int(min_repeat_ms))
-        return list(evaluator(*map(kernel_ready, args)).results)
+        args = self._forward_args(args[0], args[1:]) if name == "forward" else list(map(kernel_ready, args))
+        return list(evaluator(*args).results)
 
     def time_kernel(self, name: str, args: list[torch.Tensor], number: int = 3, repeat: int = 3,
                     min_repeat_ms: int = 0) -> list[float]:
