@@ -33,10 +33,13 @@ from .common import (
 )
 
 
-def _compile_any_batch(model: AlexNet, target, tuning_log: str, batch_size: int | None = None) -> None:
+def _compile_any_batch(model: AlexNet, target, tuning_log: str, batch_size: int | None = None,
+                       images: int = 0) -> None:
     """Compile for any batch size, with builds for the log's batch sizes and
-    for `batch_size` (None where the batches go through autograd, which runs
-    the any-batch build)."""
+    for `batch_size` where `images` fill one batch at least (a build costs
+    seconds; None where the batches go through autograd, which runs the
+    any-batch build)."""
+    batch_size = batch_size if batch_size and images >= batch_size else None
     log, message = resolve_log(tuning_log, model.spec, None, target)
     notes.print(message)
     with notes.status(f"compiling for {target_text(target)} ..."):
@@ -87,7 +90,7 @@ def run_cmd(inputs, weights, variant, num_classes, width, lrn, pool, activation,
         names = (f"random[{i}]" for i in range(num_random))
     if not weights:
         notes.print("[yellow]note:[/] no --weights given: random weights, meaningless classes")
-    _compile_any_batch(model, target, tuning_log, min(batch_size, count))
+    _compile_any_batch(model, target, tuning_log, batch_size, count)
     device = placement.model_device(model)
     placement.move(model, device)
     labels = imagenet.class_names(net.num_classes)
@@ -150,7 +153,7 @@ def eval_cmd(weights, data, labels, demo, batch_size, workers, target, tuning_lo
     else:
         raise click.UsageError("give --data DIR or --demo")
     for m in models:
-        _compile_any_batch(m, target, tuning_log, batch_size)
+        _compile_any_batch(m, target, tuning_log, batch_size, len(dataset))
         placement.move(m, placement.model_device(m))  # evaluate moves each batch there
     batches = data_loader(dataset, batch_size, workers)
     rows = []
