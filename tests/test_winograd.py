@@ -101,6 +101,9 @@ def test_which_kernels_a_build_computes_by_winograd():
     assert _scheduled_conv_stages(net, winograd.MIN_BATCH) == {"conv3_conv", "conv4_conv", "conv5_conv"}
     assert _scheduled_conv_stages(net, None) == set()  # any batch: direct
     assert _scheduled_conv_stages(net, winograd.MIN_BATCH - 1) == set()
+    # width 0.125: conv4's and conv5's 24 channels per tower are not whole AVX-512 vectors
+    narrow = network("paper", width=0.125, num_classes=10)
+    assert _scheduled_conv_stages(narrow, winograd.MIN_BATCH) == {"conv3_conv"}
 
 
 @pytest.mark.slow

@@ -51,6 +51,18 @@ def _vector(sch, loop, lanes):
     sch.vectorize(loop)
 
 
+def _schedule_half(sch, half):
+    # A separable transform's first half of a tile, in registers: its two
+    # tile loops and its sum unrolled (the transform's zeros folded away),
+    # the channels vectorised.
+    a, b, c, r = sch.get_loops(half)[-4:]
+    sch.reorder(a, b, r, c)
+    for loop in (a, b, r):
+        sch.unroll(loop)
+    sch.vectorize(c)
+    sch.vectorize(sch.get_loops(sch.decompose_reduction(half, r))[-1])
+
+
 def _schedule_weights(sch, blocks, unit):
     wt, u = blocks["winograd_wt"], blocks["winograd_u"]
     g, ci, r, s, co = sch.get_loops(wt)
@@ -87,12 +99,7 @@ def _schedule_input(sch, blocks, unit, chunk):
     sch.unroll(ty)
     sch.unroll(tx)
     sch.vectorize(tc)
-    a, hx, hc, ra = sch.get_loops(half)[-4:]
-    sch.reorder(a, hx, ra, hc)
-    for loop in (a, hx, ra):
-        sch.unroll(loop)
-    sch.vectorize(hc)
-    sch.vectorize(sch.get_loops(sch.decompose_reduction(half, ra))[-1])
+    _schedule_half(sch, half)
     acc = sch.cache_write(v, 0, "local")
     sch.reverse_compute_at(acc, e)
     sch.vectorize(sch.get_loops(acc)[-1])
@@ -149,12 +156,7 @@ def _schedule_output(sch, blocks, plan, unit):
     sch.parallel(sch.fuse(n, c_o))
     sch.compute_at(half, tw)
     sch.set_scope(half, 0, "local")
-    a, j, co, rb = sch.get_loops(half)[-4:]
-    sch.reorder(a, j, rb, co)
-    for loop in (a, j, rb):
-        sch.unroll(loop)
-    sch.vectorize(co)
-    sch.vectorize(sch.get_loops(sch.decompose_reduction(half, rb))[-1])
+    _schedule_half(sch, half)
     for loop in (hi, wi, ra):
         sch.unroll(loop)
     sch.vectorize(c_i)

@@ -269,12 +269,20 @@ def compute(plan: Plan, activation: str | None = "relu", transform_weights: bool
     return [x, u, bias, conv2d_winograd(x, u, bias, plan, activation)]
 
 
+# Channels per group a multiple of this: whole vectors on AVX2 and AVX-512
+# (the transforms' vectors may not straddle groups).
+CHANNEL_MULTIPLE = 16
+
+
 def applies(kernel: Kernel, batch: int | None, weights_transformed: bool = False) -> bool:
     """Whether a CPU build computes `kernel` by Winograd: a 3x3, stride-1,
-    padding-1 convolution of square maps at a static batch (of MIN_BATCH or
-    more, unless its weights come transformed)."""
+    padding-1 convolution of square maps, its channels per group whole
+    vectors, at a static batch (of MIN_BATCH or more, unless its weights
+    come transformed)."""
     if kernel.op != "conv2d" or batch is None or batch < (1 if weights_transformed else MIN_BATCH):
         return False
-    _, height, width = kernel.output
+    out_channels, height, width = kernel.output
+    groups, in_channels = kernel.attrs["groups"], kernel.inputs[0][0]
     return (kernel.params[0][2:] == (3, 3) and kernel.attrs["stride"] == 1 and kernel.attrs["padding"] == 1
-            and height == width)
+            and height == width
+            and all(c // groups % CHANNEL_MULTIPLE == 0 for c in (in_channels, out_channels)))
