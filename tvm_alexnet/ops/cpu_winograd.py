@@ -173,15 +173,23 @@ def scheduled(tensors: list[te.Tensor], plan: Plan, unit: VectorUnit, unroll: in
     return sch.mod
 
 
-def kernel_func(kernel: Kernel, batch: int, unit: VectorUnit) -> tirx.PrimFunc:
-    """`kernel` (see `applies`) as a scheduled Winograd PrimFunc that takes
-    what the direct one does: (x, weight, bias, out)."""
+def _kernel_plan(kernel: Kernel, batch: int, unit: VectorUnit) -> Plan:
     channels, size, _ = kernel.output
-    p = plan(batch, kernel.inputs[0][0], channels, size, kernel.attrs["groups"], DEFAULT_M, unit)
-    tensors = compute(p, kernel.attrs["activation"], transform_weights=True)
-    sch = s_tir.Schedule(te.create_prim_func(tensors, index_dtype_override="int64"))
+    return plan(batch, kernel.inputs[0][0], channels, size, kernel.attrs["groups"], DEFAULT_M, unit)
+
+
+def _scheduled_func(tensors: list[te.Tensor], p: Plan, unit: VectorUnit) -> tirx.PrimFunc:
+    sch = s_tir.Schedule(te.create_prim_func(tensors, index_dtype_override="int64"))  # int64, as Relax's shapes
     schedule(sch, p, unit)
-    return sch.mod["main"].with_attr("global_symbol", kernel.name)
+    return sch.mod["main"]
+
+
+def kernel_func(kernel: Kernel, batch: int, unit: VectorUnit) -> tirx.PrimFunc:
+    """`kernel` (see winograd.applies) as a scheduled Winograd PrimFunc that
+    takes what the direct one does: (x, weight, bias, out)."""
+    p = _kernel_plan(kernel, batch, unit)
+    func = _scheduled_func(compute(p, kernel.attrs["activation"], transform_weights=True), p, unit)
+    return func.with_attr("global_symbol", kernel.name)
 
 
 def transformed_funcs(kernel: Kernel, batch: int, unit: VectorUnit
@@ -189,16 +197,10 @@ def transformed_funcs(kernel: Kernel, batch: int, unit: VectorUnit
     """`kernel` (see winograd.applies) split for weights transformed ahead of
     the call: the scheduled weight transform (weight, u), the scheduled
     convolution (x, u, bias, out), and the shape of u."""
-    channels, size, _ = kernel.output
-    p = plan(batch, kernel.inputs[0][0], channels, size, kernel.attrs["groups"], DEFAULT_M, unit)
-    x, u, bias, out = compute(p, kernel.attrs["activation"])
+    p = _kernel_plan(kernel, batch, unit)
     w = te.placeholder(kernel.params[0], "float32", name="weight")
-    funcs = []
-    for tensors in ([w, weight_transform(w, p)], [x, u, bias, out]):
-        sch = s_tir.Schedule(te.create_prim_func(tensors, index_dtype_override="int64"))
-        schedule(sch, p, unit)
-        funcs.append(sch.mod["main"])
-    return funcs[0], funcs[1], p.u_shape
+    return (_scheduled_func([w, weight_transform(w, p)], p, unit),
+            _scheduled_func(compute(p, kernel.attrs["activation"]), p, unit), p.u_shape)
 
 
 def build(plan: Plan, target: tvm.target.Target, unit: VectorUnit, activation: str | None = "relu",
