@@ -38,7 +38,7 @@ class AlexNet(nn.Module):
         # trained with a mean image subtracted (train --mean): {"path", "sha256"} of its file, else None
         self.mean_image_file: dict[str, str] | None = None
         self.compiled: CompiledNetwork | None = None
-        self.fixed_batches: dict[int, CompiledNetwork] = {}  # inference builds with a tuning log's schedules
+        self.fixed_batches: dict[int, CompiledNetwork] = {}  # inference builds for one batch size (compile)
         self._layers: dict[str, LayerKernels] = {}  # per layer, the kernels the autograd bridges call
         self.reset_parameters()
 
