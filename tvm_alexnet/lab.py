@@ -41,8 +41,7 @@ def reprepare(x: torch.Tensor, source: Preprocessing, target: Preprocessing) -> 
     (both are affine per pixel, so nothing is lost but rounding)."""
     if source.same_as(target):
         return x
-    p = source.unprepare(x.detach().cpu().double().numpy())
-    return torch.from_numpy(np.ascontiguousarray(target.prepare(p))).to(x.device, x.dtype)
+    return target.prepare(source.unprepare(x.double())).to(x.dtype)
 
 
 def towers_of(net: Network) -> int:

@@ -32,29 +32,28 @@ class Preprocessing:
         pixels = np.asarray(img, dtype=np.float32).transpose(2, 0, 1)
         return torch.from_numpy(self.prepare(pixels).astype(np.float32))
 
-    def prepare(self, pixels: np.ndarray) -> np.ndarray:
-        """Pixels (..., 3, H, W), RGB 0..255, as the network takes them (in their dtype)."""
-        p = pixels * self.scale
-        if self.channels == "BGR":
-            p = p[..., ::-1, :, :]
-        return (p - self.offset(*p.shape[-2:], p.dtype)) / np.asarray(self.std, p.dtype)[:, None, None]
+    def prepare(self, pixels):
+        """Pixels (..., 3, H, W), RGB 0..255, as the network takes them: a
+        numpy array or a torch tensor, in its dtype (and device)."""
+        p = _channels_flipped(pixels * self.scale) if self.channels == "BGR" else pixels * self.scale
+        return (p - _like(self.offset(*p.shape[-2:]), p)) / _like(np.asarray(self.std)[:, None, None], p)
 
-    def unprepare(self, x: np.ndarray) -> np.ndarray:
+    def unprepare(self, x):
         """`prepare` undone: RGB pixels 0..255 (..., 3, H, W) from the network's input."""
-        p = (x * np.asarray(self.std, x.dtype)[:, None, None] + self.offset(*x.shape[-2:], x.dtype)) / self.scale
-        return p[..., ::-1, :, :] if self.channels == "BGR" else p
+        p = (x * _like(np.asarray(self.std)[:, None, None], x) + _like(self.offset(*x.shape[-2:]), x)) / self.scale
+        return _channels_flipped(p) if self.channels == "BGR" else p
 
-    def offset(self, height: int, width: int, dtype=np.float64) -> np.ndarray:
+    def offset(self, height: int, width: int) -> np.ndarray:
         """What is subtracted from the scaled pixels in `channels` order:
         (3, 1, 1) per channel, or the mean image's centre (3, height, width)."""
         if self.mean_image is None:
-            return np.asarray(self.mean, dtype)[:, None, None]
+            return np.asarray(self.mean, np.float64)[:, None, None]
         m = self.mean_image[::-1] if self.channels == "BGR" else self.mean_image
         size = m.shape[-1]
         if height > size or width > size:
             raise UserError(f"image is {width}x{height}, larger than the {size}x{size} mean image subtracted from it")
         top, left = (size - height) // 2, (size - width) // 2
-        return (m[:, top:top + height, left:left + width] * self.scale).astype(dtype)
+        return m[:, top:top + height, left:left + width].astype(np.float64) * self.scale
 
     def with_mean_image(self, mean_image: np.ndarray | None) -> "Preprocessing":
         """This preprocessing subtracting `mean_image` (RGB pixels (3, 256, 256)),
@@ -93,6 +92,17 @@ class Preprocessing:
             raise UserError(f"{source}: malformed preprocessing {text!r} "
                             "(expected finite numbers, the stds and the scale not zero)")
         return prep
+
+
+def _like(a: np.ndarray, x):
+    """`a` as `x` is: a numpy array of its dtype, or a tensor of its dtype and device."""
+    if isinstance(x, torch.Tensor):
+        return torch.as_tensor(np.ascontiguousarray(a), dtype=x.dtype, device=x.device)
+    return np.asarray(a, x.dtype)
+
+
+def _channels_flipped(x):
+    return x.flip(-3) if isinstance(x, torch.Tensor) else x[..., ::-1, :, :]
 
 
 IMAGENET_MEAN_RGB = (123.68, 116.779, 103.939)
