@@ -9,7 +9,7 @@ TVM's kernels, torch's convolutions and the SGEMM peak are measured each in
 a new process of its own, in turn, for --rounds rounds. TVM builds for each
 batch size as inference at that size runs (`compile("llvm", batch=N,
 tuning_log=...)`: the log's schedule where it beats the default) and its
-kernels are timed by TVM's time_evaluator; torch's by the same rule (each
+kernels, as `forward` runs them, are timed by TVM's time_evaluator; torch's by the same rule (each
 of --repeat values the mean of calls lasting --min-repeat-ms), on random
 inputs and the model's weights. Reported: the median over rounds of each
 round's median, the rounds' range in brackets.
@@ -20,7 +20,6 @@ from __future__ import annotations
 import click
 import harness
 
-from tvm_alexnet.ops import winograd
 
 SGEMM = 2048
 DISPATCH = ("aten::conv2d", "aten::convolution", "aten::_convolution")  # not the implementation
@@ -56,7 +55,7 @@ def tvm_convs(variant: str, width: float, batches: list[int], repeat: int, min_r
         for k in _convs(model.spec):
             args = report.kernel_args(model, k, batch, torch.device("cpu"))
             times[f"{k.name}@{batch}"] = model.compiled.time_kernel(k.name, args, number=1, repeat=repeat,
-                                                                    min_repeat_ms=min_repeat_ms)
+                                                                    min_repeat_ms=min_repeat_ms, as_in_forward=True)
     return {"times": times, "info": info}
 
 
@@ -139,8 +138,9 @@ def main(batches, width, variant, rounds, repeat, min_repeat_ms, tuning_log, out
         f"(each the median of {harness.plural(repeat, 'value')}, a value the mean of calls lasting "
         f"{min_repeat_ms:g} ms), the rounds' range in brackets; TVM, "
         "torch and the SGEMM peak each in its own process, in turn. GFLOP: the direct convolution's, "
-        "also for TVM's Winograd kernels (3x3 convolutions at a static batch of "
-        f"{winograd.MIN_BATCH} or more), whose rate can so exceed the peak. % peak: of the SGEMM peak. "
+        "also for TVM's Winograd kernels (the 3x3 convolutions of a static build, timed as `forward` runs them: "
+        "on weights transformed once per weight version), whose rate can so exceed the peak. "
+        "% peak: of the SGEMM peak. "
         "torch: F.conv2d and ReLU, which runs oneDNN (mkldnn) where torch's heuristics pick it. "
         "TVM vs torch: torch's time / TVM's (above 1x, TVM is faster).",
         (f"SGEMM peak (torch {SGEMM}x{SGEMM} float32 matmul): {peak_gflops:.1f} GFLOP/s "

@@ -79,3 +79,33 @@ def test_torch_convention_is_torch_local_response_norm(rng):
     x = rng.standard_normal((BATCH, 24, 9, 9)) * 50
     expected = torch.nn.LocalResponseNorm(5)(torch.from_numpy(x)).numpy()  # alpha=1e-4 divided by 5, k=1
     assert ref.rel_error(ref.lrn(x, q.size, q.alpha, q.beta, q.k), expected) < 1e-12
+
+
+@pytest.mark.parametrize("isa_cpu", ["znver3", "sapphirerapids"])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_dense_on_packed_weights(rng, isa_cpu, batch):
+    """What forward runs for fc6-8 below 4 images (ops/cpu_dense_packed):
+    the weights packed by one kernel, the layer computed on them by
+    another; ReLU, tanh and no activation (fc8), both ISAs' tiles."""
+    import tvm
+
+    from tvm_alexnet.ops import cpu_dense_packed
+    from tvm_alexnet.runtime import kernel_ready
+    from tvm_alexnet.spec import network
+    from tvm_alexnet.target import parse_target, vector_unit
+
+    target = parse_target(f"llvm:{isa_cpu}")
+    kernels = [k for activation in ("relu", "tanh")
+               for k in network("paper", width=0.25, num_classes=10, activation=activation).kernels()
+               if k.name == "fc6_dense" or (activation == "relu" and k.name == "fc8_dense")]
+    for kernel in kernels:
+        assert cpu_dense_packed.applies(kernel, batch)
+        pack, dense, shape = cpu_dense_packed.transformed_funcs(kernel, batch, vector_unit(target))
+        x = rng.standard_normal((batch, *kernel.inputs[0]))
+        w, b = rng.standard_normal(kernel.params[0]) * 0.05, rng.standard_normal(kernel.params[1])
+        packed, out = kernel_ready(torch.empty(shape)), kernel_ready(torch.empty(batch, *kernel.output))
+        tvm.compile(tvm.IRModule({"main": pack}), target=target)["main"](torch.from_numpy(w).float(), packed)
+        tvm.compile(tvm.IRModule({"main": dense}), target=target)["main"](
+            torch.from_numpy(x).float(), packed, torch.from_numpy(b).float(), out)
+        err = ref.rel_error(out.numpy(), ref.activation(ref.dense(x, w, b), kernel.attrs["activation"]))
+        assert err < 1e-5, f"{kernel.name} ({kernel.attrs['activation']}): relative error {err:.2e}"

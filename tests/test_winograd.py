@@ -118,7 +118,16 @@ def test_inference_at_a_static_batch_matches_float64_and_follows_the_weights(rng
     model = randomize(AlexNet("paper", width=0.25, num_classes=10), 11).eval()
     model.compile("llvm", batches=(batch,))
     assert list(model.fixed_batches) == [batch]
-    assert "forward_transform_params" in model.fixed_batches[batch].manifest.functions
+    fixed = model.fixed_batches[batch]
+    assert "forward_transform_params" in fixed.manifest.functions
+    assert sorted(fixed.manifest.transformed_weights) == ["conv3_conv", "conv4_conv", "conv5_conv",
+                                                          "fc6_dense", "fc7_dense", "fc8_dense"]  # dense: packed
+    # what a report times for conv4: forward's kernel, on its weights transformed ahead
+    from tvm_alexnet.report import kernel_args
+    conv4 = next(k for k in model.spec.kernels() if k.name == "conv4_conv")
+    times = fixed.time_kernel("conv4_conv", kernel_args(model, conv4, batch, torch.device("cpu")), number=1,
+                              repeat=2, as_in_forward=True)
+    assert len(times) == 2 and all(0 < t < 1 for t in times)
     x = rng.standard_normal((batch + 1, 3, 227, 227))  # a chunk of `batch` on its build, 1 on the any-batch one
     for _ in range(2):
         with torch.no_grad():

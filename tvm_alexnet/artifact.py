@@ -40,6 +40,9 @@ class Manifest:
     functions: list[str]
     tuning_log: str | None = None
     tuned: list[str] = field(default_factory=list)  # kernels scheduled from the log; the rest use defaults
+    # kernel -> the shape of its weights as `forward` takes them (graph.Transformed), made by
+    # `<kernel>_weight_transform` and used by `<kernel>_transformed`
+    transformed_weights: dict[str, list[int]] = field(default_factory=dict)
     files: dict[str, dict] = field(default_factory=dict)  # name -> {"size", "sha256"}, what `check` compares
 
     def save(self, path: Path) -> None:

@@ -24,7 +24,7 @@ from tvm import relax
 
 from . import artifact, cuda, gpu_build, graph, tuning
 from .artifact import LIBRARY, MANIFEST, ArtifactError, Manifest, cache_dir  # noqa: F401
-from .ops import cpu_winograd, default_schedule, winograd
+from .ops import default_schedule, op_of, transforms_weights, winograd
 from .spec import Network
 from .target import (  # noqa: F401
     TargetError,
@@ -73,29 +73,23 @@ def schedule(mod: tvm.IRModule, net: Network, batch: int | None, target: tvm.tar
 
 def static_batch_pays(net: Network, batch: int, target: tvm.target.Target) -> bool:
     """Whether inference on a build for exactly `batch` images runs faster
-    kernels than on the any-batch build: on CPU, where `forward` computes
-    convolutions by Winograd (transformed_weights)."""
-    return not is_gpu(target) and any(winograd.applies(k, batch, weights_transformed=True)
-                                      for k in net.compiled_kernels())
-
-
-def lifts_weight_transforms(net: Network, batch: int | None, target: tvm.target.Target) -> bool:
-    """Whether the build's `forward` takes some weights transformed (a
-    static batch on CPU with Winograd convolutions; the towers have no `forward`)."""
-    return batch is not None and net.towers == 1 and static_batch_pays(net, batch, target)
+    kernels than on the any-batch build: on CPU, where `forward` takes
+    weights transformed (transformed_weights)."""
+    return not is_gpu(target) and any(transforms_weights(k, batch) for k in net.compiled_kernels())
 
 
 def transformed_weights(net: Network, batch: int | None, target: tvm.target.Target
                         ) -> dict[str, graph.Transformed]:
     """The kernels whose weights `forward` takes transformed, once per weight
-    version: on CPU at a static batch, the Winograd convolutions (their
-    weight transform, run per call, would cost as much as the convolution
-    at batch 1)."""
-    if not lifts_weight_transforms(net, batch, target):
+    version (ops.transforms_weights): on CPU at a static batch, the Winograd
+    convolutions (their weight transform, run per call, would cost as much
+    as the convolution at batch 1) and, below 4 images, the dense layers on
+    packed weights. Not for the towers, which have no `forward`."""
+    if batch is None or net.towers > 1 or not static_batch_pays(net, batch, target):
         return {}
     unit = vector_unit(target)
-    return {k.name: graph.Transformed(*cpu_winograd.transformed_funcs(k, batch, unit))
-            for k in net.compiled_kernels() if winograd.applies(k, batch, weights_transformed=True)}
+    return {k.name: graph.Transformed(*op_of(k).transformed_funcs(k, batch, unit))
+            for k in net.compiled_kernels() if transforms_weights(k, batch)}
 
 
 def _relax_pipeline(target: tvm.target.Target) -> tvm.transform.Pass:
@@ -111,13 +105,12 @@ def _relax_pipeline(target: tvm.target.Target) -> tvm.transform.Pass:
 
 
 def compile_module(net: Network, batch: int | None, target: tvm.target.Target,
-                   tuning_log: str | os.PathLike | None = None, lift_weight_transforms: bool = True
-                   ) -> tuple[tvm.runtime.Executable, list[str]]:
-    """The network's executable and its tuned kernels. Without
-    `lift_weight_transforms` forward takes the weights as they are (its
-    Winograd kernels transform them each call), as a caller that cannot
-    pass forward_transform_params its tuple of weights (RPC) needs."""
-    transformed = transformed_weights(net, batch, target) if lift_weight_transforms else {}
+                   tuning_log: str | os.PathLike | None = None,
+                   transformed: dict[str, graph.Transformed] | None = None) -> tuple[tvm.runtime.Executable, list[str]]:
+    """The network's executable and its tuned kernels. `forward` takes the
+    weights of the kernels in `transformed` (see transformed_weights)
+    transformed by forward_transform_params; without it, all as they are,
+    as a caller that cannot pass forward_transform_params's tuple (RPC) needs."""
     mod, tuned = schedule(graph.build_module(net, batch, transformed), net, batch, target, tuning_log)
     tir_pipeline = gpu_build.TIR_PIPELINE if target.kind.name == "cuda" else "default"
     return tvm.compile(mod, target, relax_pipeline=_relax_pipeline(target), tir_pipeline=tir_pipeline), tuned
@@ -175,7 +168,8 @@ def build(net: Network, target: tvm.target.Target, batch: int | None = None, out
 def _compile_into(staging: Path, net: Network, batch: int | None, target: tvm.target.Target,
                   tuning_log: str | os.PathLike | None) -> None:
     start = time.perf_counter()
-    executable, tuned = compile_module(net, batch, target, tuning_log)
+    transformed = transformed_weights(net, batch, target)
+    executable, tuned = compile_module(net, batch, target, tuning_log, transformed)
     if target.kind.name == "cuda":
         cuda.check_source(cuda.source(executable.mod), target)
     n = "n" if batch is None else batch
@@ -187,8 +181,9 @@ def _compile_into(staging: Path, net: Network, batch: int | None, target: tvm.ta
                       params=[list(s) for s in k.params], output=[n, *k.output] if k.batch_output else list(k.output),
                       batch_output=k.batch_output, flops_per_image=k.flops) for k in net.compiled_kernels()],
         functions=[layer.name for layer in net.layers] + ["forward"]
-        + (["forward_transform_params"] if lifts_weight_transforms(net, batch, target) else []),
+        + (["forward_transform_params"] if transformed else []),
         tuning_log=None if tuning_log is None else str(tuning_log), tuned=tuned,
+        transformed_weights={name: list(t.shape) for name, t in transformed.items()},
     )
     executable.export_library(str(staging / LIBRARY))
     manifest.files = {LIBRARY: artifact.describe(staging / LIBRARY)}

@@ -8,7 +8,7 @@ kernels (not for one tower of a network: towers.py chains those).
 training. A batch of None gives a symbolic batch dimension `n`.
 
 A build may hand in kernels whose weights `forward` takes transformed
-(`Transformed`: Winograd's on CPU); forward then transforms them by a kernel
+(`Transformed`: on CPU, Winograd's, and the dense layers' packed); forward then transforms them by a kernel
 of their own, which relax.transform.LiftTransformParams lifts out into
 `forward_transform_params`, run once per weight version (runtime.py).
 """

@@ -132,7 +132,7 @@ def measure(model: AlexNet, batch: int, target, *, repeat: int = 10, min_repeat_
     times = {("TVM", "network"): timed("TVM network", network)}
     for k in kernels:
         times["TVM", k.name] = timed(f"TVM {k.name}", lambda: compiled.time_kernel(
-            k.name, args[k.name], number=1, repeat=repeat, min_repeat_ms=min_repeat_ms))
+            k.name, args[k.name], number=1, repeat=repeat, min_repeat_ms=min_repeat_ms, as_in_forward=True))
     times["TVM", "network"] += timed("TVM network", network)
     del args, x  # the other process draws its own
     engines = "eager, torch.compile" if torch_compile else "eager"
@@ -204,7 +204,7 @@ def measure_remote(model: AlexNet, batch: int, target, remote, *, repeat: int = 
     kernels = net.compiled_kernels() if backward else net.kernels(training=True)
     progress(f"compiling for {target.kind.name} ...")
     # RPC passes no tuple of weights to forward_transform_params: the network transforms them each call.
-    executable, tuned = compile_module(net, batch, target, tuning_log, lift_weight_transforms=False)
+    executable, tuned = compile_module(net, batch, target, tuning_log)
     steps = len(kernels) + 2
     done = iter(range(1, steps + 1))
     with tempfile.TemporaryDirectory(prefix="tvm-alexnet-remote-") as scratch:
@@ -348,7 +348,7 @@ def time_kernels(model: AlexNet, batch: int, kernels: list[Kernel], repeat: int 
     random inputs at `batch` (median of `repeat`)."""
     device = torch.device(model.compiled.device_type)
     return [statistics.median(model.compiled.time_kernel(k.name, kernel_args(model, k, batch, device),
-                                                         number=1, repeat=repeat))
+                                                         number=1, repeat=repeat, as_in_forward=True))
             for k in kernels]
 
 

@@ -141,12 +141,20 @@ class CompiledNetwork:
         return list(evaluator(*args).results)
 
     def time_kernel(self, name: str, args: list[torch.Tensor], number: int = 3, repeat: int = 3,
-                    min_repeat_ms: int = 0) -> list[float]:
+                    min_repeat_ms: int = 0, as_in_forward: bool = False) -> list[float]:
         """Seconds per call of one kernel (inputs and params as `kernel`
         takes them), one value per repeat (of at least `number` calls and
-        `min_repeat_ms`), after a warm-up call."""
+        `min_repeat_ms`), after a warm-up call. With `as_in_forward`, the
+        kernel `forward` runs: where that takes its weights transformed once
+        per weight version (a static CPU build's Winograd convolutions), that
+        kernel on weights transformed ahead, the transform not timed."""
         args = [kernel_ready(a) for a in args]
         out = self._output(name, args[0])
+        transformed = self.manifest.transformed_weights.get(name) if as_in_forward else None
+        if transformed is not None:
+            weight = args[1].new_empty(transformed)
+            self.executable.imports[0][f"{name}_weight_transform"](args[1], weight)
+            name, args = f"{name}_transformed", [args[0], weight, *args[2:]]
         evaluator = self.executable.imports[0].time_evaluator(name, self.device, number=number, repeat=repeat,
                                                               min_repeat_ms=int(min_repeat_ms))
         return list(evaluator(*args, out).results)

@@ -11,7 +11,7 @@ from tvm import s_tir, te, tirx
 from ..spec import Kernel
 from ..target import VectorUnit
 from .cpu_schedules import block_map
-from .winograd import DEFAULT_M, Plan, compute, plan, weight_transform
+from .winograd import Plan, compute, plan, tile_size, weight_transform
 
 
 def schedule(sch: s_tir.Schedule, plan: Plan, unit: VectorUnit, unroll: int = 4) -> None:
@@ -175,7 +175,7 @@ def scheduled(tensors: list[te.Tensor], plan: Plan, unit: VectorUnit, unroll: in
 
 def _kernel_plan(kernel: Kernel, batch: int, unit: VectorUnit) -> Plan:
     channels, size, _ = kernel.output
-    return plan(batch, kernel.inputs[0][0], channels, size, kernel.attrs["groups"], DEFAULT_M, unit)
+    return plan(batch, kernel.inputs[0][0], channels, size, kernel.attrs["groups"], tile_size(batch, size), unit)
 
 
 def _scheduled_func(tensors: list[te.Tensor], p: Plan, unit: VectorUnit) -> tirx.PrimFunc:

@@ -13,7 +13,7 @@ from tvm import s_tir, tirx
 
 from ..spec import Kernel
 from ..target import VectorUnit
-from . import conv, cpu_conv, cpu_winograd, dense, elementwise, gpu_conv, grad, lrn, pool, winograd
+from . import conv, cpu_conv, cpu_dense_packed, cpu_winograd, dense, elementwise, gpu_conv, grad, lrn, pool, winograd
 from . import cpu_schedules as cpu
 from . import gpu_schedules as gpu
 from . import torch_equivalents as torch_ops
@@ -45,15 +45,23 @@ class Op:
     # The default CUDA schedule, (schedule, kernel, batch) -> None, or False where it
     # leaves this kernel to dlight; None: dlight's rules (gpu_build.dlight).
     gpu_schedule: Callable | None = None
+    # On CPU at a static batch: (kernel, batch) -> whether `forward` takes the kernel's weights
+    # transformed once per weight version, and (kernel, batch, vector unit) -> the scheduled
+    # transform, the kernel on its output, and that output's shape (graph.Transformed).
+    transforms_weights: Callable | None = None
+    transformed_funcs: Callable | None = None
 
 
 # Microsecond kernels (elementwise ops and small sums) are not worth a tuning trial.
 OPS: dict[str, Op] = {op.name: op for op in (
-    Op("conv2d", conv.conv2d, torch_ops.conv2d, cpu_conv.conv2d, cpu_conv.conv2d_space, saves=("input", "output"), gpu_schedule=gpu_conv.conv2d),
+    Op("conv2d", conv.conv2d, torch_ops.conv2d, cpu_conv.conv2d, cpu_conv.conv2d_space, saves=("input", "output"),
+       gpu_schedule=gpu_conv.conv2d, transforms_weights=lambda k, batch: winograd.applies(k, batch, True),
+       transformed_funcs=cpu_winograd.transformed_funcs),
     Op("lrn", lrn.lrn, torch_ops.lrn, cpu.lrn, saves=("input",), gpu_schedule=gpu.lrn),
     Op("max_pool", pool.max_pool, torch_ops.max_pool, cpu.max_pool, saves=("input",), gpu_schedule=gpu.max_pool),
     Op("avg_pool", pool.avg_pool, torch_ops.avg_pool, gpu_schedule=gpu.avg_pool),
-    Op("dense", dense.dense, torch_ops.dense, cpu.dense, saves=("input", "output"), gpu_schedule=gpu.dense),
+    Op("dense", dense.dense, torch_ops.dense, cpu.dense, saves=("input", "output"), gpu_schedule=gpu.dense,
+       transforms_weights=cpu_dense_packed.applies, transformed_funcs=cpu_dense_packed.transformed_funcs),
     Op("dropout", elementwise.dropout, torch_ops.dropout, cpu.dropout, tunable=False, saves=("mask",),
        masked=True, random_inputs=torch_ops.dropout_inputs, gpu_schedule=gpu.elementwise),
     Op("softmax", elementwise.softmax, torch_ops.softmax, tunable=False),
@@ -96,6 +104,13 @@ def default_schedule(func: tirx.PrimFunc, kernel: Kernel, batch: int | None, uni
     sch = s_tir.Schedule(func)
     rule(sch, kernel, batch, unit)
     return sch.mod["main"].with_attr("global_symbol", kernel.name)
+
+
+def transforms_weights(kernel: Kernel, batch: int | None) -> bool:
+    """Whether `forward` of a CPU build for `batch` takes `kernel`'s weights
+    transformed once per weight version (Winograd's, or packed dense weights)."""
+    rule = op_of(kernel).transforms_weights
+    return batch is not None and rule is not None and rule(kernel, batch)
 
 
 def gpu_default_schedule(func: tirx.PrimFunc, kernel: Kernel, batch: int | None) -> tirx.PrimFunc | None:

@@ -49,12 +49,20 @@ from ..target import VectorUnit
 ERROR_BOUND = {2: 2e-6, 3: 6e-6, 4: 1e-5, 5: 2e-5, 6: 2.5e-5}
 
 # What CPU builds use (registry.default_schedule, cpu_winograd.kernel_func):
-# F(5,3), the fastest at batch 32. A kernel that transforms its weights
-# itself (training's, called per layer) at batches of at least MIN_BATCH:
-# below it the transform costs more than the convolution saves. `forward`
-# takes them transformed once per weight version (graph.Transformed), at
-# any static batch.
-DEFAULT_M, MIN_BATCH = 5, 8
+# F(m,3) with the largest m up to DEFAULT_M (F(5,3), the fastest at batch
+# 32) whose GEMM uses each transformed weight for at least MIN_REUSE tiles
+# (tile_size): U is (m+2)^2/9 times the weights' size and at small batches
+# streams from memory on every call (at batch 1 F(2,3) ran the network in
+# 13.5 ms, F(5,3) in 14.5). A kernel that transforms its weights itself
+# (training's, called per layer) at batches of at least MIN_BATCH: below it
+# the transform costs more than the convolution saves. `forward` takes them
+# transformed once per weight version (graph.Transformed), at any static batch.
+DEFAULT_M, MIN_REUSE, MIN_BATCH = 5, 48, 8
+
+
+def tile_size(batch: int, size: int) -> int:
+    """m of the F(m, 3) a CPU build computes a batch of size x size maps by (see MIN_REUSE)."""
+    return max((m for m in range(2, DEFAULT_M + 1) if batch * math.ceil(size / m) ** 2 >= MIN_REUSE), default=2)
 
 
 def transform_matrices(m: int, r: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
