@@ -98,12 +98,41 @@ def test_which_kernels_a_build_computes_by_winograd():
     from tvm_alexnet.spec import network
 
     net = network("paper", width=0.25, num_classes=10)
-    assert _scheduled_conv_stages(net, winograd.MIN_BATCH) == {"conv3_conv", "conv4_conv", "conv5_conv"}
+    convs = {f"conv{i}_conv" for i in (3, 4, 5)}
+    assert _scheduled_conv_stages(net, winograd.MIN_BATCH) == convs | {f"{c}_grad_input" for c in convs}
     assert _scheduled_conv_stages(net, None) == set()  # any batch: direct
     assert _scheduled_conv_stages(net, winograd.MIN_BATCH - 1) == set()
     # width 0.125: conv4's and conv5's 24 channels per tower are not whole AVX-512 vectors
     narrow = network("paper", width=0.125, num_classes=10)
-    assert _scheduled_conv_stages(narrow, winograd.MIN_BATCH) == {"conv3_conv"}
+    assert _scheduled_conv_stages(narrow, winograd.MIN_BATCH) == {"conv3_conv", "conv3_conv_grad_input"}
+
+
+def test_input_gradients_by_winograd_match_float64(rng):
+    """conv3-5's input gradients as a build at a static batch of MIN_BATCH
+    computes them: a Winograd convolution of dy with the flipped,
+    channel-swapped weights, transformed in the kernel."""
+    import tvm
+
+    from tvm_alexnet import graph
+    from tvm_alexnet.ops import default_schedule
+    from tvm_alexnet.spec import network
+
+    batch = winograd.MIN_BATCH
+    m = winograd.tile_size(batch, 13)
+    kernels = [k for k in network("paper", width=0.25, num_classes=10).compiled_kernels()
+               if k.op == "conv2d_grad_input" and winograd.applies(k, batch)]
+    assert [k.layer for k in kernels] == ["conv5", "conv4", "conv3"]
+    for k in kernels:
+        func = default_schedule(graph.kernel_func(k, batch), k, batch, UNIT)
+        assert "winograd_m" in func.script()
+        dy = rng.standard_normal((batch, *k.inputs[0]))
+        w = rng.standard_normal(k.params[0]) / np.sqrt(9 * k.params[0][1])
+        out = kernel_ready(torch.empty(batch, *k.output))
+        tvm.compile(tvm.IRModule({k.name: func}), target=TARGET)[k.name](_f32(dy), _f32(w), out)
+        expected = torch.nn.grad.conv2d_input((batch, *k.output), torch.from_numpy(w), torch.from_numpy(dy),
+                                              padding=1, groups=k.attrs["groups"]).numpy()
+        error = _relative_error(out, expected)
+        assert error < winograd.ERROR_BOUND[m], f"{k.name} by F({m},3): relative error {error:.2e}"
 
 
 @pytest.mark.slow

@@ -101,15 +101,23 @@ def ptxas(code: str, arch: str) -> dict[str, dict]:
 
 def static_check(kernel: Kernel, batch: int | None, target: Target) -> dict:
     """Schedule, verify, build and compile one kernel for a CUDA target:
-    {"kernel", "scheduler", "verified", "functions": ptxas's report per
+    {"kernel", "op", "scheduler", "verified", "functions": ptxas's report per
     __global__ function (a kernel may launch several)}."""
+    return static_checks([kernel], batch, target)[0]
+
+
+def static_checks(kernels: list[Kernel], batch: int | None, target: Target) -> list[dict]:
+    """static_check of each kernel, all built as one module through one nvcc
+    run (a sweep over a network pays nvcc's and the host build's start once)."""
     from .cuda import source
 
-    func, scheduler = scheduled_kernel(kernel, batch, target)
-    verified = verify(func, target)
-    code = source(tvm.compile(IRModule({kernel.name: func}), target=target, tir_pipeline=TIR_PIPELINE).mod)
-    return {"kernel": kernel.name, "op": kernel.op, "scheduler": scheduler, "verified": verified,
-            "functions": ptxas(code, target.attrs["arch"])}
+    scheduled = {k.name: scheduled_kernel(k, batch, target) for k in kernels}
+    module = IRModule({name: func for name, (func, _) in scheduled.items()})
+    report = ptxas(source(tvm.compile(module, target=target, tir_pipeline=TIR_PIPELINE).mod), target.attrs["arch"])
+    return [{"kernel": k.name, "op": k.op, "scheduler": scheduled[k.name][1],
+             "verified": verify(scheduled[k.name][0], target),
+             "functions": {f: r for f, r in report.items() if re.fullmatch(rf"{re.escape(k.name)}_kernel(_\d+)?", f)}}
+            for k in kernels]
 
 
 # --------------------------------------------------------------------------- roofline estimates

@@ -11,7 +11,7 @@ from tvm import s_tir, te, tirx
 from ..spec import Kernel
 from ..target import VectorUnit
 from .cpu_schedules import block_map
-from .winograd import Plan, compute, plan, tile_size, weight_transform
+from .winograd import Plan, compute, grad_input_compute, plan, tile_size, weight_transform
 
 
 def schedule(sch: s_tir.Schedule, plan: Plan, unit: VectorUnit, unroll: int = 4) -> None:
@@ -21,6 +21,8 @@ def schedule(sch: s_tir.Schedule, plan: Plan, unit: VectorUnit, unroll: int = 4)
     intermediate then stays in cache for the next. `unroll`: reduction
     steps of the GEMM unrolled."""
     blocks = block_map(sch)
+    if "winograd_flip" in blocks:  # an input gradient's weights, read flipped by the transform
+        sch.compute_inline(blocks.pop("winograd_flip"))
     if "winograd_u" in blocks:
         _schedule_weights(sch, blocks, unit)
     chunk = _schedule_output(sch, blocks, plan, unit) if "winograd_y" in blocks else None
@@ -142,7 +144,7 @@ def _schedule_output(sch, blocks, plan, unit):
     # transform (alpha x m vectors) into registers, then each output pixel's
     # sum over it, bias and activation, stored channel by channel (NCHW).
     half, y = blocks["winograd_o"], blocks["winograd_y"]
-    epilogue = blocks.get("compute") or blocks["bias_add"]
+    epilogue = next(blocks[name] for name in ("compute", "bias_add", "winograd_store") if name in blocks)
     n, c, h, w, ra = sch.get_loops(y)
     chunk, n = sch.split(n, [None, plan.images])
     c_o, c_i = sch.split(c, [None, unit.lanes])
@@ -186,9 +188,14 @@ def _scheduled_func(tensors: list[te.Tensor], p: Plan, unit: VectorUnit) -> tirx
 
 def kernel_func(kernel: Kernel, batch: int, unit: VectorUnit) -> tirx.PrimFunc:
     """`kernel` (see winograd.applies) as a scheduled Winograd PrimFunc that
-    takes what the direct one does: (x, weight, bias, out)."""
+    takes what the direct one does: (x, weight, bias, out), or for an input
+    gradient (dy, weight, dx)."""
     p = _kernel_plan(kernel, batch, unit)
-    func = _scheduled_func(compute(p, kernel.attrs["activation"], transform_weights=True), p, unit)
+    if kernel.op == "conv2d_grad_input":
+        tensors = grad_input_compute(p)
+    else:
+        tensors = compute(p, kernel.attrs["activation"], transform_weights=True)
+    func = _scheduled_func(tensors, p, unit)
     return func.with_attr("global_symbol", kernel.name)
 
 

@@ -25,6 +25,8 @@ The batch size is static (a symbolic batch is not supported):
 The weight transform U[e, g, co // block, ci, co % block] = (G w G^T)[e] is
 its own function (`weight_transform`; in a product cached per weight
 version) or the first stages of the same one (`transform_weights=True`).
+The input gradient of such a convolution is one too, of dy with the weights
+flipped and their channels swapped (`grad_input_compute`).
 
 Numerics (float32 against a float64 convolution, relative L2 error of the
 output after ReLU on normal inputs, conv3-5's shapes at batch 2): F(2,3)
@@ -195,7 +197,8 @@ def weight_transform_numpy(weight: np.ndarray, plan: Plan) -> np.ndarray:
     return np.ascontiguousarray(u.transpose(0, 1, 2, 4, 3))
 
 
-def conv2d_winograd(x: te.Tensor, u: te.Tensor, bias: te.Tensor, plan: Plan, activation: str | None) -> te.Tensor:
+def conv2d_winograd(x: te.Tensor, u: te.Tensor, bias: te.Tensor | None, plan: Plan, activation: str | None
+                    ) -> te.Tensor:
     """The convolution's output (NCHW) from the input `x` (NCHW) and the transformed weights `u`."""
     return output_transform(batched_gemm(input_transform(x, plan), u, plan), bias, plan, activation)
 
@@ -239,7 +242,7 @@ def batched_gemm(v: te.Tensor, u: te.Tensor, plan: Plan) -> te.Tensor:
         name="winograd_m")
 
 
-def output_transform(mm: te.Tensor, bias: te.Tensor, plan: Plan, activation: str | None) -> te.Tensor:
+def output_transform(mm: te.Tensor, bias: te.Tensor | None, plan: Plan, activation: str | None) -> te.Tensor:
     """Y = A^T M A of each tile, cropped to the map, plus the bias, through
     the activation; NCHW. Separable: first along each tile's columns
     (winograd_o: alpha x m per tile), then its rows."""
@@ -257,6 +260,8 @@ def output_transform(mm: te.Tensor, bias: te.Tensor, plan: Plan, activation: str
         return te.sum(_const(a_mat, ra, h % m) * half[n // plan.images, c // cout, p, ra, w % m, c % cout], axis=ra)
 
     out = te.compute((plan.batch, plan.out_channels, size, size), y, name="winograd_y")
+    if bias is None:  # an input gradient: the output as it is, stored as an epilogue would
+        return te.compute(out.shape, lambda n, c, h, w: out[n, c, h, w], name="winograd_store")
     zero = tirx.const(0, dtype)
     if activation == "relu":  # max(0, y) as elementwise.relu: a NaN passes through
         return te.compute(out.shape, lambda n, c, h, w: tirx.max(zero, out[n, c, h, w] + bias[c]), name="compute")
@@ -277,6 +282,19 @@ def compute(plan: Plan, activation: str | None = "relu", transform_weights: bool
     return [x, u, bias, conv2d_winograd(x, u, bias, plan, activation)]
 
 
+def grad_input_compute(plan: Plan, dtype: str = "float32") -> list[te.Tensor]:
+    """(dy, weight, dx): the input gradient of a 3x3, stride-1, padding-1
+    convolution, itself such a convolution: of dy with the weights flipped
+    in space and their channels swapped within each group. `plan` is that
+    convolution's (its inputs: the forward's outputs, dy)."""
+    dy = te.placeholder((plan.batch, plan.in_channels, plan.size, plan.size), dtype, name="dy")
+    weight = te.placeholder((plan.in_channels, plan.cout, 3, 3), dtype, name="weight")
+    flipped = te.compute(
+        (plan.out_channels, plan.cin, 3, 3),
+        lambda i, o, h, w: weight[i // plan.cout * plan.cin + o, i % plan.cout, 2 - h, 2 - w], name="winograd_flip")
+    return [dy, weight, conv2d_winograd(dy, weight_transform(flipped, plan), None, plan, None)]
+
+
 # Channels per group a multiple of this: whole vectors on AVX2 and AVX-512
 # (the transforms' vectors may not straddle groups).
 CHANNEL_MULTIPLE = 16
@@ -284,10 +302,11 @@ CHANNEL_MULTIPLE = 16
 
 def applies(kernel: Kernel, batch: int | None, weights_transformed: bool = False) -> bool:
     """Whether a CPU build computes `kernel` by Winograd: a 3x3, stride-1,
-    padding-1 convolution of square maps, its channels per group whole
-    vectors, at a static batch (of MIN_BATCH or more, unless its weights
-    come transformed)."""
-    if kernel.op != "conv2d" or batch is None or batch < (1 if weights_transformed else MIN_BATCH):
+    padding-1 convolution of square maps or its input gradient, its
+    channels per group whole vectors, at a static batch (of MIN_BATCH or
+    more, unless its weights come transformed)."""
+    if (kernel.op not in ("conv2d", "conv2d_grad_input") or batch is None
+            or batch < (1 if weights_transformed else MIN_BATCH)):
         return False
     out_channels, height, width = kernel.output
     groups, in_channels = kernel.attrs["groups"], kernel.inputs[0][0]
