@@ -4,6 +4,7 @@ import pytest
 import reference as ref
 import torch
 
+from tvm_alexnet import AlexNet
 from tvm_alexnet.spec import LRN_CONVENTIONS
 
 BATCH = 2
@@ -83,29 +84,33 @@ def test_torch_convention_is_torch_local_response_norm(rng):
 
 @pytest.mark.parametrize("isa_cpu", ["znver3", "sapphirerapids"])
 @pytest.mark.parametrize("batch", [1, 3])
-def test_dense_on_packed_weights(rng, isa_cpu, batch):
-    """What forward runs for fc6-8 below 4 images (ops/cpu_dense_packed):
-    the weights packed by one kernel, the layer computed on them by
-    another; ReLU, tanh and no activation (fc8), both ISAs' tiles."""
+def test_kernels_on_weights_transformed_ahead(rng, test_seed, isa_cpu, batch):
+    """What forward of a CPU build at a static batch runs where it takes
+    weights transformed once per weight version (graph.Transformed): the
+    transform by one kernel, the layer on its output by another. conv1 and
+    conv2 direct on packed weights, conv3 by Winograd, fc6-8 on packed
+    weights; ReLU, tanh and no activation (fc8); both ISAs' tiles."""
     import tvm
+    from helpers import randomize
 
-    from tvm_alexnet.ops import cpu_dense_packed
+    from tvm_alexnet.ops import op_of, transforms_weights, winograd
     from tvm_alexnet.runtime import kernel_ready
     from tvm_alexnet.spec import network
     from tvm_alexnet.target import parse_target, vector_unit
 
     target = parse_target(f"llvm:{isa_cpu}")
-    kernels = [k for activation in ("relu", "tanh")
-               for k in network("paper", width=0.25, num_classes=10, activation=activation).kernels()
-               if k.name == "fc6_dense" or (activation == "relu" and k.name == "fc8_dense")]
-    for kernel in kernels:
-        assert cpu_dense_packed.applies(kernel, batch)
-        pack, dense, shape = cpu_dense_packed.transformed_funcs(kernel, batch, vector_unit(target))
-        x = rng.standard_normal((batch, *kernel.inputs[0]))
-        w, b = rng.standard_normal(kernel.params[0]) * 0.05, rng.standard_normal(kernel.params[1])
-        packed, out = kernel_ready(torch.empty(shape)), kernel_ready(torch.empty(batch, *kernel.output))
-        tvm.compile(tvm.IRModule({"main": pack}), target=target)["main"](torch.from_numpy(w).float(), packed)
-        tvm.compile(tvm.IRModule({"main": dense}), target=target)["main"](
-            torch.from_numpy(x).float(), packed, torch.from_numpy(b).float(), out)
-        err = ref.rel_error(out.numpy(), ref.activation(ref.dense(x, w, b), kernel.attrs["activation"]))
-        assert err < 1e-5, f"{kernel.name} ({kernel.attrs['activation']}): relative error {err:.2e}"
+    names = {"relu": ("conv1_conv", "conv2_conv", "conv3_conv", "fc6_dense", "fc8_dense"), "tanh": ("fc6_dense",)}
+    for activation, wanted in names.items():
+        model = randomize(AlexNet("paper", width=0.25, num_classes=10, activation=activation), test_seed)
+        for kernel in (k for k in model.spec.kernels() if k.name in wanted):
+            assert transforms_weights(kernel, batch)
+            transform, compute, shape = op_of(kernel).transformed_funcs(kernel, batch, vector_unit(target))
+            x = rng.standard_normal((batch, *kernel.inputs[0]))
+            layer = getattr(model, kernel.layer)
+            transformed, out = kernel_ready(torch.empty(shape)), kernel_ready(torch.empty(batch, *kernel.output))
+            tvm.compile(tvm.IRModule({"main": transform}), target=target)["main"](layer.weight.detach(), transformed)
+            tvm.compile(tvm.IRModule({"main": compute}), target=target)["main"](
+                torch.from_numpy(x).float(), transformed, layer.bias.detach(), out)
+            bound = winograd.ERROR_BOUND[winograd.tile_size(batch, 13)] if kernel.name == "conv3_conv" else 1e-5
+            err = ref.rel_error(out.numpy(), _expected(model, kernel, [x]))
+            assert err < bound, f"{kernel.name} ({activation}): relative error {err:.2e}"

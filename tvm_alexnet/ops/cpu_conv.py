@@ -6,11 +6,17 @@ from __future__ import annotations
 
 import math
 
-from tvm import s_tir
+from tvm import s_tir, te, tirx
 
 from ..spec import Kernel
 from ..target import VectorUnit
+from . import conv, cpu_winograd, winograd
 from .cpu_schedules import accumulator_budget, block_map, largest_divisor
+
+# Below this static batch `forward` runs a direct convolution on weights
+# packed once per weight version: the per-call repack was 6-8% of conv1's
+# and conv2's time at batch 1, a share that shrinks with the batch.
+PACKED_MAX_BATCH = 4
 
 
 def _pixel_major(kernel: Kernel) -> bool:
@@ -64,9 +70,12 @@ def conv2d(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, unit: VectorU
     if "dilate" in blocks:
         sch.compute_inline(blocks["dilate"])
     epilogue = blocks["compute"] if kernel.attrs.get("activation") else None  # ReLU or tanh
-    # The flipped weights of the input gradient are computed in the packed layout directly.
-    packed = blocks.get("weight_flip") or sch.cache_read(conv, 1, "global")
-    sch.transform_layout(conv, ("read", 1), lambda o, i, h, w: (o // block, i, h, w, o % block))
+    if "weight_unpack" in blocks:  # weights packed ahead (packed_funcs): read in place
+        sch.compute_inline(blocks["weight_unpack"])
+        packed = None
+    else:  # the flipped weights of the input gradient are computed in the packed layout directly
+        packed = blocks.get("weight_flip") or sch.cache_read(conv, 1, "global")
+        sch.transform_layout(conv, ("read", 1), lambda o, i, h, w: (o // block, i, h, w, o % block))
     n, f, y, x, rc, ry, rx = sch.get_loops(conv)
     f_out, f_in = sch.split(f, [None, block])
     x_out, x_in = sch.split(x, [None, row])
@@ -90,7 +99,40 @@ def conv2d(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, unit: VectorU
     sch.unroll(x_in)
     sch.vectorize(sch.get_loops(sch.decompose_reduction(conv, rc))[-1])
     for stage in (blocks["pad_temp"], packed):
-        sch.parallel(sch.fuse(*sch.get_loops(stage)[:2]))
+        if stage is not None:
+            sch.parallel(sch.fuse(*sch.get_loops(stage)[:2]))
+
+
+def transforms_weights(kernel: Kernel, batch: int) -> bool:
+    """Whether `forward` takes the convolution's weights transformed:
+    Winograd's (winograd.applies), or packed below PACKED_MAX_BATCH."""
+    return winograd.applies(kernel, batch, weights_transformed=True) or batch < PACKED_MAX_BATCH
+
+
+def transformed_funcs(kernel: Kernel, batch: int, unit: VectorUnit
+                      ) -> tuple[tirx.PrimFunc, tirx.PrimFunc, tuple[int, ...]]:
+    """What `forward` runs where transforms_weights: the scheduled weight
+    transform (weight, out), the scheduled convolution on its output (x,
+    transformed, bias, out), and that output's shape (graph.Transformed)."""
+    if winograd.applies(kernel, batch, weights_transformed=True):
+        return cpu_winograd.transformed_funcs(kernel, batch, unit)
+    block, _ = conv2d_tile(kernel, unit, batch)
+    out_channels, *rest = kernel.params[0]
+    shape = (out_channels // block, *rest, block)
+    weight = te.placeholder(kernel.params[0], "float32", name="weight")
+    pack = te.compute(shape, lambda a, i, h, w, c: weight[a * block + c, i, h, w], name="weight_pack")
+    packed = te.placeholder(shape, "float32", name="packed")
+    unpacked = te.compute(kernel.params[0], lambda o, i, h, w: packed[o // block, i, h, w, o % block],
+                          name="weight_unpack")
+    x = te.placeholder((batch, *kernel.inputs[0]), "float32", name="x")
+    bias = te.placeholder(kernel.params[1], "float32", name="bias")
+    attrs = {name: kernel.attrs[name] for name in ("stride", "padding", "groups", "activation")}
+    transform = s_tir.Schedule(te.create_prim_func([weight, pack], index_dtype_override="int64"))
+    transform.parallel(transform.fuse(*transform.get_loops(block_map(transform)["weight_pack"])[:2]))
+    convolution = s_tir.Schedule(te.create_prim_func([x, packed, bias, conv.conv2d(x, unpacked, bias, **attrs)],
+                                                     index_dtype_override="int64"))  # int64, as Relax's shapes
+    conv2d(convolution, kernel, batch, unit)
+    return transform.mod["main"], convolution.mod["main"], shape
 
 
 def conv2d_space(sch: s_tir.Schedule, kernel: Kernel, batch: int, unit: VectorUnit) -> list[s_tir.Schedule]:

@@ -55,8 +55,8 @@ class Op:
 # Microsecond kernels (elementwise ops and small sums) are not worth a tuning trial.
 OPS: dict[str, Op] = {op.name: op for op in (
     Op("conv2d", conv.conv2d, torch_ops.conv2d, cpu_conv.conv2d, cpu_conv.conv2d_space, saves=("input", "output"),
-       gpu_schedule=gpu_conv.conv2d, transforms_weights=lambda k, batch: winograd.applies(k, batch, True),
-       transformed_funcs=cpu_winograd.transformed_funcs),
+       gpu_schedule=gpu_conv.conv2d, transforms_weights=cpu_conv.transforms_weights,
+       transformed_funcs=cpu_conv.transformed_funcs),
     Op("lrn", lrn.lrn, torch_ops.lrn, cpu.lrn, saves=("input",), gpu_schedule=gpu.lrn),
     Op("max_pool", pool.max_pool, torch_ops.max_pool, cpu.max_pool, saves=("input",), gpu_schedule=gpu.max_pool),
     Op("avg_pool", pool.avg_pool, torch_ops.avg_pool, gpu_schedule=gpu.avg_pool),
