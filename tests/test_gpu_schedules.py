@@ -147,13 +147,15 @@ def test_estimates_script():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("batch", [1, 32, 128, None])
+@pytest.mark.parametrize("batch", [1, 128, None])
 @pytest.mark.parametrize("variant", ["paper", "torchvision"])
 def test_every_kernel_compiles_within_limits(variant, batch):
-    # The whole sweep: every kernel of both variants, every batch class, both archs, one nvcc run per arch.
+    # The sweep: every kernel of both variants at a batch of 1 (the GEMVs), a
+    # large one and any, for the H200's sm_90, in one nvcc run each (CASES
+    # above cover each op and shape class for both archs).
     failures = []
     kernels = network(variant).compiled_kernels()
-    for arch in ARCHS:
+    for arch in ("sm_90",):
         results = gpu_checks.static_checks(kernels, batch, parse_target(f"cuda:{arch}"))
         for k, result in zip(kernels, results):
             try:

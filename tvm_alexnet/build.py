@@ -83,8 +83,9 @@ def transformed_weights(net: Network, batch: int | None, target: tvm.target.Targ
     """The kernels whose weights `forward` takes transformed, once per weight
     version (ops.transforms_weights): on CPU at a static batch, the Winograd
     convolutions (their weight transform, run per call, would cost as much
-    as the convolution at batch 1) and, below 4 images, the dense layers on
-    packed weights. Not for the towers, which have no `forward`."""
+    as the convolution at batch 1) and, below 4 images, the direct
+    convolutions and dense layers on packed weights. Not for the towers,
+    which have no `forward`."""
     if batch is None or net.towers > 1 or not static_batch_pays(net, batch, target):
         return {}
     unit = vector_unit(target)

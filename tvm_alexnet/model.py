@@ -70,7 +70,7 @@ class AlexNet(nn.Module):
         schedules, and for each of `batches` (the sizes inference will run
         at) the network at that static size where that runs other kernels
         (build.static_batch_pays: Winograd convolutions,
-        packed dense weights); inference runs a
+        packed weights); inference runs a
         batch in chunks of those sizes where they fit (see
         runtime.batch_chunks), the rest on the any-batch build. With
         `batch=N` one build for N, tuned where the log has records for N.

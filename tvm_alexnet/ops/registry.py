@@ -108,7 +108,7 @@ def default_schedule(func: tirx.PrimFunc, kernel: Kernel, batch: int | None, uni
 
 def transforms_weights(kernel: Kernel, batch: int | None) -> bool:
     """Whether `forward` of a CPU build for `batch` takes `kernel`'s weights
-    transformed once per weight version (Winograd's, or packed dense weights)."""
+    transformed once per weight version (Winograd's, or packed)."""
     rule = op_of(kernel).transforms_weights
     return batch is not None and rule is not None and rule(kernel, batch)
 
