@@ -1,6 +1,7 @@
 """loss.backward() through the compiled layers: gradients and an SGD step against float64 torch."""
 
 import pytest
+import reference as ref
 import torch
 import torch.nn.functional as F
 from helpers import decisions_recorded, float64_params, reference_loss, rel
@@ -130,3 +131,45 @@ def test_freed_activations_are_reused_not_page_faulted(compiled):
     for _ in range(12):  # the heap grows until aligned blocks fit in what was freed
         faults_of_a_fresh_block()
     assert all(faults_of_a_fresh_block() < size // 4096 // 20 for _ in range(3))
+
+
+def test_kernel_outputs_reuse_their_memory_once_nothing_holds_it(compiled, rng):
+    """runtime.OutputBuffers: a kernel's next output lands on its last
+    output's memory only when no tensor, view or `.grad` holds that any more;
+    a training step's gradients then reuse the same memory, correctly."""
+    model = compiled("paper", **SMALL)
+    call = model.compiled.kernel("fc8_dense")
+    weight, bias = model.fc8.weight.detach(), model.fc8.bias.detach()
+
+    def fc8(x):
+        return call(torch.from_numpy(x).float(), weight, bias)
+
+    def expected(x):
+        return ref.dense(x, weight.double().numpy(), bias.double().numpy())
+
+    x = rng.standard_normal((3, weight.shape[1]))
+    first = fc8(x)
+    kept = first.clone()
+    second = fc8(x * 2)  # `first` is alive: fresh memory
+    assert second.data_ptr() != first.data_ptr() and torch.equal(first, kept)
+    view = second.view(-1)
+    del second
+    third = fc8(x)  # a view of `second` is alive: fresh memory again
+    assert third.data_ptr() != view.data_ptr() and rel(view.view(3, -1).double(), torch.from_numpy(expected(x * 2))) < 1e-5
+    address = third.data_ptr()
+    del third
+    interloper = torch.empty_like(kept)  # would take `third`'s memory had it gone back to the heap
+    fourth = fc8(x * 3)  # nothing holds `third`: its memory again, computed afresh
+    assert interloper.data_ptr() != address
+    assert fourth.data_ptr() == address and rel(fourth.double(), torch.from_numpy(expected(x * 3))) < 1e-5
+
+    model.train()
+    images, labels = torch.randn(2, *model.spec.input_shape), torch.randint(0, 10, (2,))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    grads = []
+    for _ in range(2):
+        torch.manual_seed(0)  # the same dropout masks
+        optimizer.zero_grad()  # set_to_none: the last step's gradients are released
+        F.cross_entropy(model(images), labels).backward()
+        grads.append((model.fc6.weight.grad.data_ptr(), model.fc6.weight.grad.clone()))
+    assert grads[0][0] == grads[1][0] and torch.equal(grads[0][1], grads[1][1])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import math
 import os
 import platform
 import threading
@@ -56,6 +57,34 @@ def keep_freed_memory() -> bool:
     return bool(libc.mallopt(m_mmap_threshold, 1 << 30) and libc.mallopt(m_trim_threshold, -1))
 
 
+# Holders of a storage (tensors and views on it, storage objects); private to torch, hence looked up.
+_storage_use_count = getattr(torch._C, "_storage_Use_Count", None)
+
+
+class OutputBuffers:
+    """Kernels' outputs on CPU, each kernel's memory reused by its next call
+    once nothing uses it any more (no tensor or view of it, no autograd graph
+    or `.grad` holding it): fresh memory would be page-faulted again by the
+    kernel, since glibc's heap, even keeping freed blocks, splits a large
+    one for smaller allocations in between (a training step's gradients then
+    land on fresh pages in some steps). One buffer per kernel: while a
+    caller keeps the last output, a call gets new memory. Per thread (a
+    buffer is checked, then used)."""
+
+    def __init__(self):
+        self._local = threading.local()
+
+    def empty(self, name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+        storages = self._local.__dict__.setdefault("storages", {})
+        nbytes = math.prod(shape) * like.element_size()
+        storage = storages.get(name)
+        if storage is None or storage.nbytes() != nbytes or _storage_use_count(storage._cdata) > 1:
+            out = like.new_empty(shape)
+            storages[name] = out.untyped_storage()
+            return out
+        return like.new_empty(0).set_(storage, 0, shape)
+
+
 class CompiledNetwork:
     """The compiled network of one build directory, on one device (GPU
     `device_index` for a CUDA build).
@@ -77,6 +106,8 @@ class CompiledNetwork:
         self._local = threading.local()  # a VM may not be shared between threads
         self.kernels = {k["name"]: k for k in self.manifest.kernels}
         self._kernel_funcs = {}
+        # CUDA: torch's caching allocator reuses memory already
+        self._outputs = OutputBuffers() if self.device_type == "cpu" and _storage_use_count else None
 
     @property
     def vm(self) -> relax.VirtualMachine:
@@ -128,8 +159,10 @@ class CompiledNetwork:
     def _output(self, kernel: str, x: torch.Tensor) -> torch.Tensor:
         info = self.kernels[kernel]
         if not info.get("batch_output", True):  # a parameter gradient, summed over the batch
-            return x.new_empty(info["output"])
-        return x.new_empty((x.shape[0], *info["output"][1:]))
+            shape = tuple(info["output"])
+        else:
+            shape = (x.shape[0], *info["output"][1:])
+        return x.new_empty(shape) if self._outputs is None else self._outputs.empty(kernel, shape, x)
 
     def time_function(self, name: str, args: list[torch.Tensor], number: int = 3, repeat: int = 3,
                       min_repeat_ms: int = 0) -> list[float]:
