@@ -14,8 +14,8 @@ from . import conv, cpu_winograd, winograd
 from .cpu_schedules import accumulator_budget, block_map, largest_divisor
 
 # Below this static batch `forward` runs a direct convolution on weights
-# packed once per weight version: the per-call repack was 6-8% of conv1's
-# and conv2's time at batch 1, a share that shrinks with the batch.
+# packed once per weight version: the per-call repack is a pass over the
+# weights, a share of the call that shrinks as the batch grows.
 PACKED_MAX_BATCH = 4
 
 
@@ -70,7 +70,7 @@ def conv2d(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, unit: VectorU
     if "dilate" in blocks:
         sch.compute_inline(blocks["dilate"])
     epilogue = blocks["compute"] if kernel.attrs.get("activation") else None  # ReLU or tanh
-    if "weight_unpack" in blocks:  # weights packed ahead (packed_funcs): read in place
+    if "weight_unpack" in blocks:  # weights packed ahead (transformed_funcs): read in place
         sch.compute_inline(blocks["weight_unpack"])
         packed = None
     else:  # the flipped weights of the input gradient are computed in the packed layout directly

@@ -54,8 +54,7 @@ ERROR_BOUND = {2: 2e-6, 3: 6e-6, 4: 1e-5, 5: 2e-5, 6: 2.5e-5}
 # F(m,3) with the largest m up to DEFAULT_M (F(5,3), the fastest at batch
 # 32) whose GEMM uses each transformed weight for at least MIN_REUSE tiles
 # (tile_size): U is (m+2)^2/9 times the weights' size and at small batches
-# streams from memory on every call (at batch 1 F(2,3) ran the network in
-# 13.5 ms, F(5,3) in 14.5). A kernel that transforms its weights itself
+# streams from memory on every call (docs/performance.md). A kernel that transforms its weights itself
 # (training's, called per layer) at batches of at least MIN_BATCH: below it
 # the transform costs more than the convolution saves. `forward` takes them
 # transformed once per weight version (graph.Transformed), at any static batch.
