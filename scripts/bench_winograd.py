@@ -7,8 +7,8 @@ TVM's direct convolution on conv3-5 of the paper network (3x3, stride 1,
 
 Engines, each in a new process of its own, in turn, for --rounds rounds:
 oneDNN (torch F.conv2d + ReLU, torch.set_num_threads(cores)), TVM direct
-(the network's default conv kernels: `compile("llvm", batch=N,
-tuning_log=None)`) and TVM Winograd per m: the kernel taking transformed
+(the network's conv kernels with the direct default schedule at that static
+batch, as a build would run them without Winograd) and TVM Winograd per m: the kernel taking transformed
 weights U (in a product, cached per weight version), the kernel that
 transforms the weights itself ("+U"), and the weight transform alone.
 TVM kernels are timed by time_evaluator, torch calls by the same rule: each
@@ -57,19 +57,34 @@ def onednn(variant: str, width: float, batches: list[int], repeat: int, min_repe
 
 
 def tvm_direct(variant: str, width: float, batches: list[int], repeat: int, min_repeat_ms: float) -> dict:
+    """The network's conv kernels with the direct default schedule at each
+    static batch (a build itself computes them by Winograd from batch 8)."""
     import torch
+    import tvm
+    from tvm import s_tir
 
-    from tvm_alexnet import AlexNet, report
+    from tvm_alexnet import AlexNet, graph, report
+    from tvm_alexnet.ops import cpu_conv
+    from tvm_alexnet.runtime import kernel_ready, keep_freed_memory
+    from tvm_alexnet.target import parse_target, vector_unit
 
+    keep_freed_memory()  # as the compiled network does
+    target = parse_target("llvm")
+    unit = vector_unit(target)
     times = {}
+    torch.manual_seed(0)
+    model = AlexNet(variant, width=width).eval()
     for batch in batches:
-        torch.manual_seed(0)
-        model = AlexNet(variant, width=width).eval().compile("llvm", batch=batch, tuning_log=None)
         for k in model.spec.kernels():
             if k.op == "conv2d" and k.layer in CONVS:
-                args = report.kernel_args(model, k, batch, torch.device("cpu"))
-                times[f"{k.layer}@{batch}"] = model.compiled.time_kernel(k.name, args, number=1, repeat=repeat,
-                                                                         min_repeat_ms=min_repeat_ms)
+                sch = s_tir.Schedule(graph.kernel_func(k, batch))
+                cpu_conv.conv2d(sch, k, batch, unit)
+                lib = tvm.compile(sch.mod, target=target).mod
+                args = [kernel_ready(a) for a in report.kernel_args(model, k, batch, torch.device("cpu"))]
+                out = kernel_ready(torch.empty(batch, *k.output))
+                evaluator = lib.time_evaluator(k.name, tvm.cpu(0), number=1, repeat=repeat,
+                                               min_repeat_ms=int(min_repeat_ms))
+                times[f"{k.layer}@{batch}"] = list(evaluator(*args, out).results)
     return {"times": times}
 
 
