@@ -11,7 +11,7 @@ from tvm import s_tir, te, tirx
 from ..spec import Kernel
 from ..target import VectorUnit
 from . import conv, cpu_winograd, winograd
-from .cpu_schedules import accumulator_budget, block_map, largest_divisor
+from .cpu_schedules import accumulator_budget, block_map, largest_divisor, scheduled_func
 
 # Below this static batch `forward` runs a direct convolution on weights
 # packed once per weight version: the per-call repack is a pass over the
@@ -127,12 +127,13 @@ def transformed_funcs(kernel: Kernel, batch: int, unit: VectorUnit
     x = te.placeholder((batch, *kernel.inputs[0]), "float32", name="x")
     bias = te.placeholder(kernel.params[1], "float32", name="bias")
     attrs = {name: kernel.attrs[name] for name in ("stride", "padding", "groups", "activation")}
-    transform = s_tir.Schedule(te.create_prim_func([weight, pack], index_dtype_override="int64"))
-    transform.parallel(transform.fuse(*transform.get_loops(block_map(transform)["weight_pack"])[:2]))
-    convolution = s_tir.Schedule(te.create_prim_func([x, packed, bias, conv.conv2d(x, unpacked, bias, **attrs)],
-                                                     index_dtype_override="int64"))  # int64, as Relax's shapes
-    conv2d(convolution, kernel, batch, unit)
-    return transform.mod["main"], convolution.mod["main"], shape
+
+    def parallel_pack(sch):
+        sch.parallel(sch.fuse(*sch.get_loops(block_map(sch)["weight_pack"])[:2]))
+
+    return (scheduled_func([weight, pack], parallel_pack),
+            scheduled_func([x, packed, bias, conv.conv2d(x, unpacked, bias, **attrs)], conv2d, kernel, batch, unit),
+            shape)
 
 
 def conv2d_space(sch: s_tir.Schedule, kernel: Kernel, batch: int, unit: VectorUnit) -> list[s_tir.Schedule]:

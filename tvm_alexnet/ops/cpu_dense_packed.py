@@ -16,7 +16,7 @@ from tvm import s_tir, te, tirx
 from ..spec import Kernel
 from ..target import VectorUnit
 from . import elementwise
-from .cpu_schedules import accumulator_budget, block_map, largest_divisor
+from .cpu_schedules import accumulator_budget, block_map, largest_divisor, scheduled_func
 
 # Below this batch the default dense schedule tiles no rows: each row is a GEMV.
 MAX_BATCH = 4
@@ -88,12 +88,6 @@ def _schedule_dense(sch: s_tir.Schedule, c: int) -> None:
     sch.decompose_reduction(partial, kb)
 
 
-def _func(tensors: list[te.Tensor], schedule, *args) -> tirx.PrimFunc:
-    sch = s_tir.Schedule(te.create_prim_func(tensors, index_dtype_override="int64"))  # int64, as Relax's shapes
-    schedule(sch, *args)
-    return sch.mod["main"]
-
-
 def transformed_funcs(kernel: Kernel, batch: int, unit: VectorUnit
                       ) -> tuple[tirx.PrimFunc, tirx.PrimFunc, tuple[int, ...]]:
     """The scheduled packing (weight, packed), the scheduled dense layer
@@ -104,5 +98,5 @@ def transformed_funcs(kernel: Kernel, batch: int, unit: VectorUnit
     packed = te.placeholder(shape, "float32", name="packed")
     bias = te.placeholder(kernel.params[1], "float32", name="bias")
     out = _packed_dense(x, packed, bias, kernel.attrs["activation"])
-    return (_func([weight, _pack(weight, shape)], _schedule_pack),
-            _func([x, packed, bias, out], _schedule_dense, shape[2]), shape)
+    return (scheduled_func([weight, _pack(weight, shape)], _schedule_pack),
+            scheduled_func([x, packed, bias, out], _schedule_dense, shape[2]), shape)

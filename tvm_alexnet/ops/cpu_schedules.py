@@ -12,7 +12,9 @@ produce to schedules/default-<isa>.
 
 from __future__ import annotations
 
-from tvm import s_tir
+from typing import Callable
+
+from tvm import s_tir, te, tirx
 
 from ..spec import Kernel
 from ..target import VectorUnit
@@ -30,6 +32,14 @@ def largest_divisor(n: int, candidates) -> int:
 
 def block_map(sch: s_tir.Schedule) -> dict[str, object]:
     return {sch.get(b).name_hint: b for b in sch.get_child_blocks(sch.get_sblock("root"))}
+
+
+def scheduled_func(tensors: list[te.Tensor], rule: Callable, *args) -> tirx.PrimFunc:
+    """The PrimFunc of `tensors` with int64 indices (as Relax's shapes have
+    them) after `rule(schedule, *args)`: a kernel built outside graph.kernel_func."""
+    sch = s_tir.Schedule(te.create_prim_func(tensors, index_dtype_override="int64"))
+    rule(sch, *args)
+    return sch.mod["main"]
 
 
 def dense_grad_input(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, unit: VectorUnit) -> None:

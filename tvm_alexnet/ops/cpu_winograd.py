@@ -10,7 +10,7 @@ from tvm import s_tir, te, tirx
 
 from ..spec import Kernel
 from ..target import VectorUnit
-from .cpu_schedules import block_map
+from .cpu_schedules import block_map, scheduled_func
 from .winograd import Plan, compute, grad_input_compute, plan, tile_size, weight_transform
 
 
@@ -180,12 +180,6 @@ def _kernel_plan(kernel: Kernel, batch: int, unit: VectorUnit) -> Plan:
     return plan(batch, kernel.inputs[0][0], channels, size, kernel.attrs["groups"], tile_size(batch, size), unit)
 
 
-def _scheduled_func(tensors: list[te.Tensor], p: Plan, unit: VectorUnit) -> tirx.PrimFunc:
-    sch = s_tir.Schedule(te.create_prim_func(tensors, index_dtype_override="int64"))  # int64, as Relax's shapes
-    schedule(sch, p, unit)
-    return sch.mod["main"]
-
-
 def kernel_func(kernel: Kernel, batch: int, unit: VectorUnit) -> tirx.PrimFunc:
     """`kernel` (see winograd.applies) as a scheduled Winograd PrimFunc that
     takes what the direct one does: (x, weight, bias, out), or for an input
@@ -195,7 +189,7 @@ def kernel_func(kernel: Kernel, batch: int, unit: VectorUnit) -> tirx.PrimFunc:
         tensors = grad_input_compute(p)
     else:
         tensors = compute(p, kernel.attrs["activation"], transform_weights=True)
-    func = _scheduled_func(tensors, p, unit)
+    func = scheduled_func(tensors, schedule, p, unit)
     return func.with_attr("global_symbol", kernel.name)
 
 
@@ -206,8 +200,8 @@ def transformed_funcs(kernel: Kernel, batch: int, unit: VectorUnit
     convolution (x, u, bias, out), and the shape of u."""
     p = _kernel_plan(kernel, batch, unit)
     w = te.placeholder(kernel.params[0], "float32", name="weight")
-    return (_scheduled_func([w, weight_transform(w, p)], p, unit),
-            _scheduled_func(compute(p, kernel.attrs["activation"]), p, unit), p.u_shape)
+    return (scheduled_func([w, weight_transform(w, p)], schedule, p, unit),
+            scheduled_func(compute(p, kernel.attrs["activation"]), schedule, p, unit), p.u_shape)
 
 
 def build(plan: Plan, target: tvm.target.Target, unit: VectorUnit, activation: str | None = "relu",
