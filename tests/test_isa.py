@@ -41,8 +41,8 @@ def test_build_uses_the_isa_vectors(target_text):
 
 
 @pytest.mark.parametrize("target_text", TARGETS)
-@pytest.mark.parametrize("name", ["conv2_conv", "conv3_conv", "conv4_conv_grad_input", "fc7_dense",
-                                  "fc6_dense_grad_input"])
+@pytest.mark.parametrize("name", ["conv2_conv", "conv3_conv", "conv4_conv_grad_input", "conv2_conv_grad_weight",
+                                  "conv3_conv_grad_weight", "fc7_dense", "fc6_dense_grad_input"])
 def test_isa_build_matches_float64(target_text, name):
     isa, flag = TARGETS[target_text]
     if not _host_has(flag):
@@ -51,7 +51,7 @@ def test_isa_build_matches_float64(target_text, name):
     kernel, batch = _kernel(net, name), 4
     inputs = [torch.randn(batch, *s) for s in kernel.inputs]
     params = [torch.randn(*s) * 0.05 for s in kernel.params]
-    out = torch.empty(batch, *kernel.output)
+    out = torch.empty(batch, *kernel.output) if kernel.batch_output else torch.empty(kernel.output)
     _build(target_text, kernel, batch)["main"](*inputs, *params, out)
     x, *p = [t.double() for t in inputs + params]
     a = kernel.attrs
@@ -60,6 +60,8 @@ def test_isa_build_matches_float64(target_text, name):
     elif kernel.op == "conv2d_grad_input":
         expected = torch.nn.grad.conv2d_input((batch, *kernel.output), p[0], x, a["stride"], a["padding"],
                                               groups=a["groups"])
+    elif kernel.op == "conv2d_grad_weight":
+        expected = torch.nn.grad.conv2d_weight(p[0], kernel.output, x, a["stride"], a["padding"], groups=a["groups"])
     elif kernel.op == "dense_grad_input":
         expected = x @ p[0]
     else:

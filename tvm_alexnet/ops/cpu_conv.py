@@ -212,46 +212,60 @@ def strided_conv2d_grad_input(sch: s_tir.Schedule, kernel: Kernel, batch: int | 
         sch.parallel(sch.fuse(*sch.get_loops(stage)[:2]))
 
 
-def conv2d_grad_weight_block(kernel: Kernel, unit: VectorUnit) -> int:
-    """Output channels per task of the weight gradient (see conv2d_grad_weight):
-    at most 16, whole vectors, as many as (kernel width) x vectors accumulators allow."""
-    out_channels, _, _, k = kernel.output
-    fitting = [c for c in (16, 8) if c % unit.lanes == 0 and k * c // unit.lanes <= accumulator_budget(unit)]
-    return largest_divisor(out_channels // kernel.attrs["groups"], [*fitting, unit.lanes, 4, 2])
+def conv2d_grad_weight_tile(kernel: Kernel, unit: VectorUnit) -> tuple[int, int]:
+    """The weight gradient's register tile (see conv2d_grad_weight): (output
+    channels, input channels), as many accumulators, (output channels /
+    lanes) x (input channels) x (kernel width), as the budget holds, output
+    channels in one or two whole vectors (two where that ties: each broadcast
+    then feeds more FMAs). Groups that no vector divides (narrow networks) take
+    a part of one vector and one input channel."""
+    out_channels, group_in, _, k = kernel.output
+    group_out = out_channels // kernel.attrs["groups"]
+    budget = accumulator_budget(unit)
+    tiles = [(vectors * unit.lanes, ib) for vectors in (2, 1) if group_out % (vectors * unit.lanes) == 0
+             for ib in range(budget // (vectors * k), 0, -1) if group_in % ib == 0]
+    if not tiles:
+        return largest_divisor(group_out, (4, 2)), 1
+    return max(tiles, key=lambda t: (t[0] // unit.lanes * t[1], t[0]))
 
 
 def conv2d_grad_weight(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, unit: VectorUnit,
-                       block: int | None = None) -> None:
+                       tile: tuple[int, int] | None = None) -> None:
     # dW[o, i, h, w] = sum over images and output pixels of dy * x, per group.
-    # The output gradient is repacked as (channel block, n, oh, ow, 8 or 16
-    # channels) so that a vector of output channels is one load; the register
-    # tile is (kernel width) x (that block), the reduction runs over images
-    # and output pixels. Every task streams its block of the output gradient,
-    # so the block stays at 16 channels or fewer, small enough for a core's
-    # L2 (see conv2d_grad_weight_block). `block` overrides it.
-    block = block or conv2d_grad_weight_block(kernel, unit)
+    # The output gradient is repacked as (channel block, n, oh, ow, block) so
+    # that a vector of output channels is one load; the register tile is
+    # (block) x (input channels) x (kernel width), each dy vector feeding
+    # (input channels) x (kernel width) FMAs, each broadcast of x one per
+    # vector; the reduction runs over images and output pixels, and a task
+    # is (block, input channels, kernel row). `tile` overrides
+    # conv2d_grad_weight_tile.
+    block, in_block = tile or conv2d_grad_weight_tile(kernel, unit)
     blocks = block_map(sch)
     grad = blocks["conv2d_grad_weight"]
     packed = sch.cache_read(grad, 0, "global")
     sch.transform_layout(grad, ("read", 0), lambda n, c, h, w: (c // block, n, h, w, c % block))
-    # Where dW is small next to what one image reads (conv1's is a twelfth),
-    # each image sums into a dW of its own, added up after: the tasks running
-    # at once then share one image's data in cache instead of each streaming
-    # the whole batch from memory. Where dW is as big as an image's data, the
-    # partial dWs cost more than that saves.
-    by_image = 4 * math.prod(kernel.output) < sum(math.prod(shape) for shape in kernel.inputs)
+    # Each task streams its block of dy for the whole batch. Where that
+    # outgrows a core's L2 (conv1 and conv2 at batch 32), or dW is small next
+    # to what one image reads (conv1's is a twelfth), each image sums into a
+    # dW of its own, added up after: the tasks running at once then share one
+    # image's data in cache. Otherwise the partial dWs cost more than that saves.
+    _, out_size, _ = kernel.inputs[0]
+    dy_block_bytes = 4 * block * out_size * out_size * (batch or 1)
+    by_image = (4 * math.prod(kernel.output) < sum(math.prod(shape) for shape in kernel.inputs)
+                or (batch is not None and dy_block_bytes > unit.l2_bytes))
     if by_image:
         partial = sch.rfactor(sch.get_loops(grad)[5], 0)  # loop 5: the images
         sch.parallel(sch.fuse(*sch.get_loops(grad)[:3]))  # what remains of grad: the sum of the partials
         grad = partial
     g, o, i, h, w, rn, ry, rx = sch.get_loops(grad)
     o_out, o_in = sch.split(o, [None, block])
+    i_out, i_in = sch.split(i, [None, in_block])
     if by_image:
-        sch.reorder(rn, g, o_out, i, h, ry, rx, w, o_in)
-        tasks, reduction = (rn, g, o_out, i, h), ry
+        sch.reorder(rn, g, o_out, i_out, h, ry, rx, i_in, w, o_in)
+        tasks, reduction = (rn, g, o_out, i_out, h), ry
     else:
-        sch.reorder(g, o_out, i, h, rn, ry, rx, w, o_in)
-        tasks, reduction = (g, o_out, i, h), rn
+        sch.reorder(g, o_out, i_out, h, rn, ry, rx, i_in, w, o_in)
+        tasks, reduction = (g, o_out, i_out, h), rn
     sch.reverse_compute_at(sch.cache_write(grad, 0, "local"), h)
     # Channels innermost in the accumulators too, or each vector of them is a gather.
     if by_image:
@@ -259,8 +273,10 @@ def conv2d_grad_weight(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, u
     else:
         sch.transform_layout(grad, ("write", 0), lambda g, o, i, h, w: (g, i, h, w, o))
     sch.parallel(sch.fuse(*tasks))
-    sch.vectorize(o_in)
-    sch.unroll(w)
+    vectors, lanes = sch.split(o_in, [None, min(block, unit.lanes)])
+    sch.vectorize(lanes)
+    for loop in (vectors, w, i_in):
+        sch.unroll(loop)
     sch.decompose_reduction(grad, reduction)
     for stage in (packed, blocks.get("pad_temp"), blocks["join_groups"]):
         if stage is not None:
