@@ -122,11 +122,13 @@ class VectorUnit:
     isa: str  # "AVX-512" or "AVX2"
     lanes: int  # float32 lanes of a vector register
     registers: int  # vector registers
+    l1_bytes: int  # L1 data cache per core
     l2_bytes: int  # per core
 
 
-AVX512 = VectorUnit("AVX-512", lanes=16, registers=32, l2_bytes=1 << 20)
-AVX2 = VectorUnit("AVX2", lanes=8, registers=16, l2_bytes=512 << 10)
+# The smallest caches of each kind's cores: Skylake-X's 32 KB L1d and 1 MB L2, Zen 3's 32 KB and 512 KB.
+AVX512 = VectorUnit("AVX-512", lanes=16, registers=32, l1_bytes=32 << 10, l2_bytes=1 << 20)
+AVX2 = VectorUnit("AVX2", lanes=8, registers=16, l1_bytes=32 << 10, l2_bytes=512 << 10)
 
 
 def vector_unit(target: tvm.target.Target) -> VectorUnit:

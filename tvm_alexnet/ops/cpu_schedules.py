@@ -20,6 +20,10 @@ from ..spec import Kernel
 from ..target import VectorUnit
 
 
+# Reduction elements per block of the dense layers' default schedule (see dense).
+DENSE_K_BLOCK = 256
+
+
 def accumulator_budget(unit: VectorUnit) -> int:
     # Registers a tile may hold as accumulators: the rest go to weights, a
     # broadcast and LLVM's own temporaries (fuller tiles spill).
@@ -178,11 +182,21 @@ def dense(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, unit: VectorUn
     # pair accumulates a vector of partial sums (rfactor) and adds them
     # at the end. A tile of rows x columns shares the loads; rows are only
     # tiled for a known batch, as a split of a symbolic batch needs predicates
-    # that cost more than they save.
+    # that cost more than they save. Where the batch's block of x fits L1,
+    # the reduction runs in blocks of DENSE_K_BLOCK, every row tile within a
+    # block before the next, so that the block of x stays in L1 instead of
+    # the whole x (1.2 MB for fc6 at batch 32) streaming from L2 or L3 for
+    # every tile of columns; there the columns per tile divide the outputs
+    # (4 of 4096, not 7 with a remainder: 1.3x faster).
     (features,) = kernel.inputs[0]
     lanes = largest_divisor(features, (unit.lanes, 4, 2))
     tile = accumulator_budget(unit)
-    rows, cols = (4, tile // 4) if batch is not None and batch % 4 == 0 else (1, tile - 4)
+    rows_tiled = batch is not None and batch % 4 == 0
+    blocked = rows_tiled and batch * DENSE_K_BLOCK * 4 <= unit.l1_bytes
+    if blocked:
+        rows, cols = 4, largest_divisor(kernel.output[0], range(tile // 4, 1, -1))
+    else:
+        rows, cols = (4, tile // 4) if rows_tiled else (1, tile - 4)
     matmul = sch.get_sblock("T_matmul_NT")
     sch.compute_inline(sch.get_sblock("compute"))  # broadcast bias
     if kernel.attrs["activation"]:  # ReLU or tanh
@@ -197,10 +211,17 @@ def dense(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, unit: VectorUn
     i_out, i_in = sch.split(i, [None, rows])
     j_out, j_in = sch.split(j, [None, cols])
     # Columns outermost: a tile of W stays in cache while every row uses it.
-    sch.reorder(j_out, i_out, k_out, i_in, j_in, k_in)
-    sch.reverse_compute_at(sch.cache_write(partial, 0, "local"), i_out)
-    sch.reverse_compute_at(matmul, i_out)
-    sch.reverse_compute_at(epilogue, i_out)
+    if blocked:
+        k_block = largest_divisor(features // lanes, (DENSE_K_BLOCK // lanes, 8, 4, 2))
+        k_out, k_mid = sch.split(k_out, [None, k_block])
+        sch.reorder(j_out, k_out, i_out, k_mid, i_in, j_in, k_in)
+        at = j_out
+    else:
+        sch.reorder(j_out, i_out, k_out, i_in, j_in, k_in)
+        at = i_out
+    sch.reverse_compute_at(sch.cache_write(partial, 0, "local"), at)
+    sch.reverse_compute_at(matmul, at)
+    sch.reverse_compute_at(epilogue, at)
     sch.vectorize(k_in)
     sch.unroll(j_in)
     sch.unroll(i_in)
