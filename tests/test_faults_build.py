@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -79,6 +80,30 @@ def test_an_unwritable_cache_gives_way_to_a_temporary_one_before_compiling(tmp_p
     assert not directory.is_relative_to(blocker) and artifact.check(directory).batch == 1
     with pytest.warns(UserWarning, match="cannot be written"):
         assert build.build(net, llvm, batch=1) == directory  # the temporary cache serves the process
+
+
+def test_concurrent_requests_for_one_build_compile_it_once(tmp_path, monkeypatch):
+    """torchrun's ranks ask for the same build at once: one compiles, the others
+    wait and load it, and none sees the cache entry half replaced."""
+    monkeypatch.setenv("TVM_ALEXNET_CACHE", str(tmp_path / "cache"))
+    compiled = []
+
+    def fake_compile(staging, net, batch, target, tuning_log):
+        compiled.append(staging)
+        time.sleep(0.3)  # long enough for the other request to arrive while this one compiles
+        (staging / artifact.LIBRARY).write_bytes(np.random.default_rng().bytes(4096))
+        manifest = artifact.Manifest(variant=net.variant, width=net.width, num_classes=net.num_classes,
+                                     lrn=net.lrn, batch=batch, target={}, tvm_version="", build_seconds=0.0,
+                                     kernels=[], functions=[])
+        manifest.files = {artifact.LIBRARY: artifact.describe(staging / artifact.LIBRARY)}
+        manifest.save(staging / artifact.MANIFEST)
+
+    monkeypatch.setattr(build, "_compile_into", fake_compile)
+    net, llvm = network("paper", **TINY), parse_target("llvm")
+    with ThreadPoolExecutor(3) as pool:
+        directories = list(pool.map(lambda _: build.build(net, llvm, batch=1), range(3)))
+    assert len(compiled) == 1 and len(set(directories)) == 1
+    assert artifact.check(directories[0]).batch == 1
 
 
 def _tree(psutil, pid: int) -> list:

@@ -10,6 +10,7 @@ version and this package's kernel sources.
 from __future__ import annotations
 
 import atexit
+import fcntl
 import hashlib
 import json
 import os
@@ -148,21 +149,25 @@ def build(net: Network, target: tvm.target.Target, batch: int | None = None, out
     if use_cache and _usable(cached):
         return cached if out_dir is None else _publish(cached, Path(out_dir))
     try:
-        staging = _staging(cached.parent)
+        lock = _lock_file(cached.parent, name)
     except OSError as e:
         fallback = _temporary_cache()
         warnings.warn(f"build cache {cached.parent} cannot be written ({e.strerror or e}); "
                       f"building into {fallback}, for this process only")
         cached = fallback / name
-        if use_cache and _usable(cached):
-            return cached if out_dir is None else _publish(cached, Path(out_dir))
-        staging = _staging(fallback)
+        lock = _lock_file(fallback, name)
     try:
-        _compile_into(staging, net, batch, target, tuning_log)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    _replace_dir(staging, cached)
+        fcntl.flock(lock, fcntl.LOCK_EX)  # processes asking for the same build (torchrun's ranks) compile it once
+        if not (use_cache and _usable(cached)):
+            staging = _staging(cached.parent)
+            try:
+                _compile_into(staging, net, batch, target, tuning_log)
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
+            _replace_dir(staging, cached)
+    finally:
+        os.close(lock)
     return cached if out_dir is None else _publish(cached, Path(out_dir))
 
 
@@ -202,6 +207,11 @@ def _usable(entry: Path) -> bool:
         warnings.warn(f"{e}; building it again")
         return False
     return True
+
+
+def _lock_file(root: Path, name: str) -> int:
+    """An open descriptor of the lock file that guards the build `name` in `root`."""
+    return os.open(_ensure(root) / f".{name}.lock", os.O_RDONLY | os.O_CREAT, 0o644)
 
 
 def _staging(root: Path) -> Path:
