@@ -42,7 +42,7 @@ def test_build_uses_the_isa_vectors(target_text):
 
 @pytest.mark.parametrize("target_text", TARGETS)
 @pytest.mark.parametrize("name", ["conv2_conv", "conv3_conv", "conv4_conv_grad_input", "conv2_conv_grad_weight",
-                                  "conv3_conv_grad_weight", "fc7_dense", "fc6_dense_grad_input"])
+                                  "conv3_conv_grad_weight", "fc7_dense", "fc6_dense_grad_input", "fc8_dense_grad_input"])
 def test_isa_build_matches_float64(target_text, name):
     isa, flag = TARGETS[target_text]
     if not _host_has(flag):

@@ -51,8 +51,9 @@ def dense_grad_input(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, uni
     # task takes a contiguous eighth of i, so W streams in long runs (short
     # runs of many rows cost a TLB miss each); within it a register tile of
     # `rows` images x 4 vectors of i (dy broadcast, each W vector feeding
-    # every row) accumulates over a block of j. Rows are only tiled for a
-    # known batch, as a split of a symbolic batch needs predicates.
+    # every row) accumulates over a block of j that divides j (fc8's 1000: a
+    # remainder costs 2x). Rows are only tiled for a known batch, as a split
+    # of a symbolic batch needs predicates.
     vectors = 4
     (features,) = kernel.output
     chunks = largest_divisor(features // (vectors * unit.lanes), (8, 4, 2))
@@ -60,7 +61,8 @@ def dense_grad_input(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, uni
     grad = block_map(sch)["dense_grad_input"]
     n, i, j = sch.get_loops(grad)
     i_task, i_mid, i_in = sch.split(i, [chunks, None, vectors * unit.lanes])
-    j_out, j_in = sch.split(j, [None, 16 if rows > 1 else 8])
+    j_block = largest_divisor(kernel.params[0][0], (16, 8, 4, 2) if rows > 1 else (8, 4, 2))
+    j_out, j_in = sch.split(j, [None, j_block])
     if rows > 1:
         n_out, n_in = sch.split(n, [None, rows])
         sch.reorder(i_task, j_out, i_mid, n_out, j_in, n_in, i_in)
