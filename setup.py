@@ -34,7 +34,7 @@ setup(
         "tornado",  # TVM's RPC tracker (tune --rpc: measuring on other machines)
     ],
     extras_require={
-        "test": ["pytest"],
+        "test": ["pytest", "pytest-xdist"],
         # scripts/bench_engines.py: ONNX Runtime, and torch.onnx's exporter (onnx, onnxscript)
         "bench": ["onnxruntime", "onnx", "onnxscript"],
     },

@@ -8,7 +8,7 @@
 # Results go to $OUT (the device tool brings that folder back); commit
 # $OUT/tuning_logs/cuda-sm_XX as tvm_alexnet/tuning_logs/cuda-sm_XX and the tables as
 # bench-logs/. Each step has its own time limit, so that one that runs long
-# costs only its own results (steps.txt: each step's exit status); tuning is
+# costs only its own results (steps.txt: each step's exit status and seconds); tuning is
 # stopped by SIGINT, which leaves a valid log that the same command continues.
 set -uo pipefail
 mode="${1:-checks}"
@@ -19,18 +19,19 @@ cli=(python3 -m tvm_alexnet)  # an array: `timeout` runs programs, not shell fun
 export COLUMNS=160  # rich tables: full width in the files
 : > "$out/steps.txt"
 
-# step NAME SECONDS FILE COMMAND...: run with a time limit, its output into $out/FILE, its status into steps.txt.
+# step NAME SECONDS FILE COMMAND...: run with a time limit, its output into $out/FILE, its status and time into steps.txt.
 step() {
   local name="$1" limit="$2" file="$3"; shift 3
+  local start=$SECONDS
   timeout -s INT -k 20 "$limit" "$@" > "$out/$file" 2>&1
   local rc=$?
-  echo "$name rc=$rc" | tee -a "$out/steps.txt"
+  echo "$name rc=$rc seconds=$((SECONDS - start))" | tee -a "$out/steps.txt"
   tail -5 "$out/$file"
 }
 
 if [ "$mode" = rehearse ]; then
   # The steps a CPU can run, on llvm at width 0.25 and tiny sizes: the script's plumbing, not the GPU's numbers.
-  target=llvm; other=llvm:haswell; width=(--width 0.25); batch=2; train_batch=64; only=(--kernel fc8_dense); train_limit=240; eval_limit=180;  # a CPU: ~100 s an epoch, ~90 s 11 crops
+  target=llvm; other=llvm:haswell; width=(--width 0.25); batch=2; train_batch=64; only=(--kernel fc8_dense); train_limit=240; eval_limit=180; towers_limit=150;  # a CPU, maybe shared with another test
   report_batches=(--batch 1 --no-backward)
   export TVM_ALEXNET_CACHE="${TVM_ALEXNET_CACHE:-$out/cache}"
 else
@@ -38,7 +39,7 @@ else
   export PYTHONPATH="/root/tvmsite:$PWD" TVM_CUDA_COMPILE_MODE=nvcc
   arch="sm_$(python3 -c 'import torch; print("".join(map(str, torch.cuda.get_device_capability())))')"
   target="cuda:$arch"; other="cuda:$([ "$arch" = sm_80 ] && echo sm_90 || echo sm_80)"
-  width=(); only=(); train_limit=90; eval_limit=40; batch=32; train_batch=32; report_batches=(--batch 1 --batch 128)
+  width=(); only=(); train_limit=90; eval_limit=40; towers_limit=60; batch=32; train_batch=32; report_batches=(--batch 1 --batch 128)
 fi
 log="$out/tuning_logs/$(python3 -c "from tvm_alexnet.target import parse_target, target_dirname; print(target_dirname(parse_target('$target')))")"
 
@@ -89,7 +90,7 @@ step run 30 run.txt "${cli[@]}" run "$out/image.png" --weights "$out/run/weights
 step report 90 report.txt "${cli[@]}" report "${width[@]}" "${report_batches[@]}" --target "$target" \
   --tuning-log none --repeat 2 --min-repeat-ms 5 --no-torch-compile --out "$out/reports"
 # The two towers in one process (on a GPU: both on cuda:0, a stream each) against the unsplit network.
-step towers 60 towers.txt python3 scripts/bench_towers.py "${width[@]}" --batch "$batch" --rounds 1 \
+step towers "$towers_limit" towers.txt python3 scripts/bench_towers.py "${width[@]}" --batch "$batch" --rounds 1 \
   --repeat 1 --warmup 0 --target "$target" --out "$out/towers.txt.table"
 if [ "$mode" != rehearse ]; then
   # A time-limited tuning for this GPU at batch 32, leaving a log (continued by the same command; re-targeted by `transfer`).

@@ -7,8 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-# A fresh build cache per test session, so every run compiles what it tests.
-os.environ["TVM_ALEXNET_CACHE"] = tempfile.mkdtemp(prefix="tvm-alexnet-test-cache-")
+# A fresh build cache per test session, so every run compiles what it tests; pytest-xdist's
+# workers inherit the session's cache and seed from the process that started them.
+WORKER = "PYTEST_XDIST_WORKER" in os.environ
+if not WORKER:
+    os.environ["TVM_ALEXNET_CACHE"] = tempfile.mkdtemp(prefix="tvm-alexnet-test-cache-")
 
 from helpers import randomize, sharing_compiled  # noqa: E402
 
@@ -16,6 +19,7 @@ from tvm_alexnet import AlexNet  # noqa: E402
 
 # Fresh random inputs every run; the summary names the seed, and TEST_SEED=<seed> draws them again.
 TEST_SEED = int(os.environ.get("TEST_SEED") or secrets.randbelow(2**32))
+os.environ["TEST_SEED"] = str(TEST_SEED)
 
 
 def pytest_terminal_summary(terminalreporter):
