@@ -9,8 +9,7 @@ import torch
 
 # A fresh build cache per test session, so every run compiles what it tests; pytest-xdist's
 # workers inherit the session's cache and seed from the process that started them.
-WORKER = "PYTEST_XDIST_WORKER" in os.environ
-if not WORKER:
+if "PYTEST_XDIST_WORKER" not in os.environ:
     os.environ["TVM_ALEXNET_CACHE"] = tempfile.mkdtemp(prefix="tvm-alexnet-test-cache-")
 
 from helpers import randomize, sharing_compiled  # noqa: E402

@@ -51,9 +51,10 @@ def dense_grad_input(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, uni
     # task takes a contiguous eighth of i, so W streams in long runs (short
     # runs of many rows cost a TLB miss each); within it a register tile of
     # `rows` images x 4 vectors of i (dy broadcast, each W vector feeding
-    # every row) accumulates over a block of j that divides j (fc8's 1000: a
-    # remainder costs 2x). Rows are only tiled for a known batch, as a split
-    # of a symbolic batch needs predicates.
+    # every row) accumulates over a block of j that divides j (fc8's 1000
+    # takes 8: a remainder's predicates cost more than the block saves). Rows
+    # are only tiled for a known batch, as a split of a symbolic batch needs
+    # predicates.
     vectors = 4
     (features,) = kernel.output
     chunks = largest_divisor(features // (vectors * unit.lanes), (8, 4, 2))
@@ -189,7 +190,7 @@ def dense(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, unit: VectorUn
     # block before the next, so that the block of x stays in L1 instead of
     # the whole x (1.2 MB for fc6 at batch 32) streaming from L2 or L3 for
     # every tile of columns; there the columns per tile divide the outputs
-    # (4 of 4096, not 7 with a remainder: 1.3x faster).
+    # (4 of 4096, not 7 with a remainder).
     (features,) = kernel.inputs[0]
     lanes = largest_divisor(features, (unit.lanes, 4, 2))
     tile = accumulator_budget(unit)
