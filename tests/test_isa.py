@@ -7,7 +7,7 @@ import torch.nn.functional as F
 import tvm
 
 from tvm_alexnet import graph, spec
-from tvm_alexnet.ops import default_schedule
+from tvm_alexnet.ops import default_schedule, winograd
 from tvm_alexnet.target import parse_target, vector_unit
 
 TARGETS = {"llvm:znver3": ("AVX2", "avx2"), "llvm:sapphirerapids": ("AVX-512", "avx512f")}
@@ -40,15 +40,23 @@ def test_build_uses_the_isa_vectors(target_text):
         assert zmm == 0 and ymm > 100, f"{target_text}: {zmm} zmm, {ymm} ymm uses"
 
 
+DIRECT = [(name, 0.5, 4) for name in ("conv2_conv", "conv3_conv", "conv4_conv_grad_input", "conv2_conv_grad_weight",
+                                        "conv3_conv_grad_weight", "fc7_dense", "fc6_dense_grad_input",
+                                        "fc8_dense_grad_input")]
+# Winograd's F(3,5) at full width (48 input channels per tower: 3 AVX-512 vectors, 6 AVX2 ones)
+WINOGRAD = [("conv2_conv", 1.0, winograd.MIN_BATCH), ("conv2_conv_grad_input", 1.0, winograd.MIN_BATCH)]
+
+
 @pytest.mark.parametrize("target_text", TARGETS)
-@pytest.mark.parametrize("name", ["conv2_conv", "conv3_conv", "conv4_conv_grad_input", "conv2_conv_grad_weight",
-                                  "conv3_conv_grad_weight", "fc7_dense", "fc6_dense_grad_input", "fc8_dense_grad_input"])
-def test_isa_build_matches_float64(target_text, name):
+@pytest.mark.parametrize("name, width, batch", DIRECT + WINOGRAD)
+def test_isa_build_matches_float64(target_text, name, width, batch):
     isa, flag = TARGETS[target_text]
     if not _host_has(flag):
         pytest.skip(f"this CPU cannot run {isa} code")
-    net = spec.network("paper", width=0.5, num_classes=10)
-    kernel, batch = _kernel(net, name), 4
+    net = spec.network("paper", width=width, num_classes=10)
+    kernel = _kernel(net, name)
+    by_winograd = winograd.applies(kernel, batch)
+    assert by_winograd == ((name, width, batch) in WINOGRAD)
     inputs = [torch.randn(batch, *s) for s in kernel.inputs]
     params = [torch.randn(*s) * 0.05 for s in kernel.params]
     out = torch.empty(batch, *kernel.output) if kernel.batch_output else torch.empty(kernel.output)
@@ -67,4 +75,5 @@ def test_isa_build_matches_float64(target_text, name):
     else:
         expected = F.linear(x, p[0], p[1]).relu()
     err = ((out.double() - expected).norm() / expected.norm()).item()
-    assert err < 1e-5, f"{name} on {target_text}: relative error {err:.2e}"
+    bound = winograd.error_bound(kernel, batch) if by_winograd else 1e-5
+    assert err < bound, f"{name} on {target_text}: relative error {err:.2e}"

@@ -111,6 +111,7 @@ def test_kernels_on_weights_transformed_ahead(rng, test_seed, isa_cpu, batch):
             tvm.compile(tvm.IRModule({"main": transform}), target=target)["main"](layer.weight.detach(), transformed)
             tvm.compile(tvm.IRModule({"main": compute}), target=target)["main"](
                 torch.from_numpy(x).float(), transformed, layer.bias.detach(), out)
-            bound = winograd.ERROR_BOUND[winograd.tile_size(batch, 13)] if kernel.name == "conv3_conv" else 1e-5
+            by_winograd = winograd.applies(kernel, batch, weights_transformed=True)
+            bound = winograd.error_bound(kernel, batch) if by_winograd else 1e-5
             err = ref.rel_error(out.numpy(), _expected(model, kernel, [x]))
             assert err < bound, f"{kernel.name} ({activation}): relative error {err:.2e}"

@@ -4,8 +4,10 @@ The relative L2 error ||out - ref|| / ||ref|| of float32 Winograd grows
 with the tile: measured on conv3-5's shapes (batch 2, normal inputs,
 weights of std 1/sqrt(fan-in), bias of std 0.1, after ReLU): F(2,3)
 4-5e-7, F(3,3) 1.6-1.8e-6, F(4,3) 1.8-2.1e-6, F(5,3) 4.3-4.9e-6, F(6,3)
-5.5-6.2e-6; torch's float32 direct convolution 2.2e-7. The bound asserted is
-winograd.ERROR_BOUND[m], a few times those.
+5.5-6.2e-6; torch's float32 direct convolution 2.2e-7. On conv2's (5x5,
+27x27 maps, 48 input channels per group): F(2,5) 1.2e-6, F(3,5) 2.7e-6,
+F(4,5) 3.1e-6. The bound asserted is winograd.ERROR_BOUND[m, r], a few
+times those.
 """
 
 import numpy as np
@@ -24,13 +26,14 @@ BATCH = 2
 # (in channels, out channels, groups) of the paper's conv3-5 (13x13 maps), and at width 0.25.
 SHAPES = {"conv3": (256, 384, 1), "conv4": (384, 384, 2), "conv5": (384, 256, 2),
           "conv3-w0.25": (64, 96, 1), "conv4-w0.25": (96, 96, 2), "conv5-w0.25": (96, 64, 2)}
+CONV2 = (96, 256, 2)  # the paper's conv2: 5x5 on 27x27 maps
 
 
-def _case(rng, cin, cout, groups, batch=BATCH, size=13):
+def _case(rng, cin, cout, groups, batch=BATCH, size=13, r=3):
     x = rng.standard_normal((batch, cin, size, size))
-    w = rng.standard_normal((cout, cin // groups, 3, 3)) / np.sqrt(9 * cin / groups)
+    w = rng.standard_normal((cout, cin // groups, r, r)) / np.sqrt(r * r * cin / groups)
     b = rng.standard_normal(cout) * 0.1
-    return x, w, b, ref.relu(ref.conv2d(x, w, b, 1, 1, groups))
+    return x, w, b, ref.relu(ref.conv2d(x, w, b, 1, r // 2, groups))
 
 
 def _f32(a):
@@ -52,7 +55,23 @@ def test_winograd_matches_float64(rng, m, name):
     out = kernel_ready(torch.empty(BATCH, cout, 13, 13))
     f(_f32(x), _f32(w), _f32(b), out)
     error = _relative_error(out, expected)
-    assert error < winograd.ERROR_BOUND[m], f"F({m},3) {name}: relative error {error:.2e}"
+    assert error < winograd.ERROR_BOUND[m, 3], f"F({m},3) {name}: relative error {error:.2e}"
+
+
+@pytest.mark.parametrize("m", [2, 3, 4])
+def test_5x5_winograd_matches_float64(rng, m):
+    """F(m, 5) on conv2's shapes (padding 2, 27x27 maps: whole tiles for m = 3,
+    a cropped last tile for 2 and 4), on weights transformed by their own kernel."""
+    cin, cout, groups = CONV2
+    x, w, b, expected = _case(rng, cin, cout, groups, size=27, r=5)
+    plan = winograd.plan(BATCH, cin, cout, 27, groups, m, UNIT, r=5)
+    u = kernel_ready(torch.empty(plan.u_shape))
+    cpu_winograd.build_weight_transform(plan, TARGET, UNIT)(_f32(w), u)
+    np.testing.assert_allclose(u.double().numpy(), winograd.weight_transform_numpy(w, plan), rtol=1e-5, atol=1e-5)
+    out = kernel_ready(torch.empty(BATCH, cout, 27, 27))
+    cpu_winograd.build(plan, TARGET, UNIT)(_f32(x), u, _f32(b), out)
+    error = _relative_error(out, expected)
+    assert error < winograd.ERROR_BOUND[m, 5], f"F({m},5): relative error {error:.2e}"
 
 
 def test_weight_transform_kernel_and_chunks(rng):
@@ -70,18 +89,18 @@ def test_weight_transform_kernel_and_chunks(rng):
     out = kernel_ready(torch.empty(batch, cout, 13, 13))
     cpu_winograd.build(plan, TARGET, UNIT)(_f32(x), u, _f32(b), out)
     error = _relative_error(out, expected)
-    assert error < winograd.ERROR_BOUND[m], f"F({m},3) chunked: relative error {error:.2e}"
+    assert error < winograd.ERROR_BOUND[m, 3], f"F({m},3) chunked: relative error {error:.2e}"
 
 
 def test_transform_matrices_compute_a_convolution():
-    """A^T [(G g G^T) * (B^T d B)] A is the 3x3 correlation of a tile, in float64."""
+    """A^T [(G g G^T) * (B^T d B)] A is the r x r correlation of a tile, in float64."""
     rng = np.random.default_rng(0)
-    for m in (2, 3, 4, 5, 6):
-        a, b, g = winograd.transform_matrices(m)
-        d, k = rng.standard_normal((m + 2, m + 2)), rng.standard_normal((3, 3))
+    for m, r in [(2, 3), (3, 3), (4, 3), (5, 3), (6, 3), (2, 5), (3, 5), (4, 5)]:
+        a, b, g = winograd.transform_matrices(m, r)
+        d, k = rng.standard_normal((m + r - 1, m + r - 1)), rng.standard_normal((r, r))
         y = a.T @ ((g @ k @ g.T) * (b.T @ d @ b)) @ a
-        direct = np.array([[np.sum(d[i:i + 3, j:j + 3] * k) for j in range(m)] for i in range(m)])
-        np.testing.assert_allclose(y, direct, rtol=1e-9, atol=1e-9)
+        direct = np.array([[np.sum(d[i:i + r, j:j + r] * k) for j in range(m)] for i in range(m)])
+        np.testing.assert_allclose(y, direct, rtol=1e-8, atol=1e-8)
 
 
 # -- in the network: builds for a static batch of MIN_BATCH or more ---------------------------------
@@ -105,6 +124,12 @@ def test_which_kernels_a_build_computes_by_winograd():
     # width 0.125: conv4's and conv5's 24 channels per tower are not whole AVX-512 vectors
     narrow = network("paper", width=0.125, num_classes=10)
     assert _scheduled_conv_stages(narrow, winograd.MIN_BATCH) == {"conv3_conv", "conv3_conv_grad_input"}
+    # at full width conv2's 48 input channels per tower are whole vectors too: F(3,5) for its 5x5
+    paper = network("paper")
+    by_winograd = {k.name for k in paper.compiled_kernels() if winograd.applies(k, winograd.MIN_BATCH)}
+    assert by_winograd == {f"conv{i}_conv{grad}" for i in (2, 3, 4, 5) for grad in ("", "_grad_input")}
+    conv2 = next(k for k in paper.kernels() if k.name == "conv2_conv")
+    assert winograd.kernel_plan(conv2, 32, UNIT).m == 3 and winograd.kernel_plan(conv2, 32, UNIT).alpha == 7
 
 
 def test_input_gradients_by_winograd_match_float64(rng):
@@ -118,7 +143,6 @@ def test_input_gradients_by_winograd_match_float64(rng):
     from tvm_alexnet.spec import network
 
     batch = winograd.MIN_BATCH
-    m = winograd.tile_size(batch, 13)
     kernels = [k for k in network("paper", width=0.25, num_classes=10).compiled_kernels()
                if k.op == "conv2d_grad_input" and winograd.applies(k, batch)]
     assert [k.layer for k in kernels] == ["conv5", "conv4", "conv3"]
@@ -132,7 +156,7 @@ def test_input_gradients_by_winograd_match_float64(rng):
         expected = torch.nn.grad.conv2d_input((batch, *k.output), torch.from_numpy(w), torch.from_numpy(dy),
                                               padding=1, groups=k.attrs["groups"]).numpy()
         error = _relative_error(out, expected)
-        assert error < winograd.ERROR_BOUND[m], f"{k.name} by F({m},3): relative error {error:.2e}"
+        assert error < winograd.error_bound(k, batch), f"{k.name}: relative error {error:.2e}"
 
 
 @pytest.mark.slow

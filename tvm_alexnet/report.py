@@ -26,6 +26,7 @@ import torch
 from .model import AlexNet
 from .ops import op_of
 from .report_files import FORMAT
+from .runtime import keep_freed_memory
 from .spec import NO_LRN, Kernel
 
 BYTES_PER_FLOAT = 4
@@ -149,7 +150,7 @@ def time_torch_side(model: AlexNet, batch: int, device_type: str, *, backward: b
                     min_repeat_ms: float = 50, torch_compile: bool = True) -> dict:
     """Torch's side of `model`'s report, timed in a fresh (spawned, so
     inheriting no TVM thread pool) process with this one's torch threads, on
-    the same inputs (`inputs`): {"times": {(engine, kernel or "network"):
+    the same inputs (`inputs`), on CPU keeping freed memory as a CPU build does: {"times": {(engine, kernel or "network"):
     seconds per repeat}, "peak": measure_peaks, "pid", "threads": the
     process's id and torch threads}. Needs no compiled network."""
     net = model.spec
@@ -165,6 +166,8 @@ def _torch_side(spec: dict, state: dict, training: bool, batch: int, device_type
                 repeat: int, min_repeat_ms: float, torch_compile: bool, threads: int) -> dict:
     """time_torch_side's work, in the spawned process."""
     torch.set_num_threads(threads)
+    if device_type == "cpu":
+        keep_freed_memory()  # as TVM's process does: torch's outputs then reuse memory, not fresh pages
     device = torch.device(device_type)
     model = AlexNet(**spec).train(training)
     model.load_state_dict({name: torch.from_numpy(a) for name, a in state.items()})

@@ -104,7 +104,7 @@ def summary(report: dict) -> list[str]:
             f"overhead {o['overhead_ms']:.2f} ms ({o['overhead_pct']:.1f}%: the VM's calls and allocations, "
             "and the machine's drift: the network is timed before and after its kernels)",
             "spread: half the range of the repeats, in % of the median; vs torch: torch's time / TVM's "
-            "(above 1x TVM is faster)",
+            "(above 1x TVM is faster); on CPU both processes keep freed memory for reuse",
             "% BW counts each byte once; above 100% the data stayed in cache between calls, or a kernel only "
             "reads (the copy roof pays for writes too)"]
 

@@ -19,12 +19,6 @@ from .cpu_schedules import accumulator_budget, block_map, largest_divisor, sched
 PACKED_MAX_BATCH = 4
 
 
-def _pixel_major(kernel: Kernel) -> bool:
-    # Channels innermost in the accumulators too, or LLVM may gather each
-    # vector of them; the stride-4 conv1 runs faster in its own layout.
-    return kernel.op == "conv2d_grad_input" or kernel.attrs["stride"] == 1
-
-
 def conv2d_tile(kernel: Kernel, unit: VectorUnit, batch: int | None = None) -> tuple[int, int]:
     """The default register tile of a convolution: (output channels, output pixels).
 
@@ -34,15 +28,15 @@ def conv2d_tile(kernel: Kernel, unit: VectorUnit, batch: int | None = None) -> t
     keeps that tile's accumulators in memory, 2.8x slower; one image has
     too few channel blocks to share). Else one vector x a row of pixels that divides the output width
     where one of at least 7 fits, else two vectors x as many pixels as fit.
-    Without the pixel-major output layout (conv1) 16 channels x a row of at
-    most 6 that divides the width: longer rows, or more channels, ran many
-    times slower. Groups of channels that two vectors do not divide (narrow
-    networks) take what does."""
+    A strided convolution (conv1) takes two vectors x a row of at most 6
+    that divides the width: its broadcasts, 4 pixels apart, share no cache
+    line, and longer rows or more channels ran slower. Groups of channels
+    that two vectors do not divide (narrow networks) take what does."""
     lanes, accumulators = unit.lanes, accumulator_budget(unit)
     channels, _, width = kernel.output
     per_group = channels // kernel.attrs["groups"]
-    if not _pixel_major(kernel):
-        return largest_divisor(per_group, (16, 8, 4, 2)), largest_divisor(width, range(6, 2, -1))
+    if kernel.op == "conv2d" and kernel.attrs["stride"] > 1:
+        return largest_divisor(per_group, (2 * lanes, lanes, 8, 4, 2)), largest_divisor(width, range(6, 2, -1))
     if per_group % (2 * lanes):
         return (largest_divisor(per_group, (lanes, 8, 4, 2)),
                 largest_divisor(width, range(accumulators + 2, 3, -1)))
@@ -87,8 +81,8 @@ def conv2d(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, unit: VectorU
         sch.reverse_compute_at(epilogue, x_out)
     else:
         sch.reverse_compute_at(accumulate, x_out)
-    if _pixel_major(kernel):
-        sch.transform_layout(conv, ("write", 0), lambda n, f, y, x: (n, y, x, f))
+    # Channels innermost in the accumulators, or LLVM may gather each vector of them.
+    sch.transform_layout(conv, ("write", 0), lambda n, f, y, x: (n, y, x, f))
     sch.parallel(sch.fuse(*outer))
     if block > unit.lanes:
         vectors, lanes = sch.split(f_in, [None, unit.lanes])
@@ -98,7 +92,11 @@ def conv2d(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, unit: VectorU
         sch.vectorize(f_in)
     sch.unroll(x_in)
     sch.vectorize(sch.get_loops(sch.decompose_reduction(conv, rc))[-1])
-    for stage in (blocks["pad_temp"], packed):
+    pad = blocks["pad_temp"]
+    if kernel.op == "conv2d" and kernel.attrs["padding"] == 0:
+        sch.compute_inline(pad)  # a copy of the input, read in place
+        pad = None
+    for stage in (pad, packed):
         if stage is not None:
             sch.parallel(sch.fuse(*sch.get_loops(stage)[:2]))
 

@@ -11,7 +11,7 @@ from tvm import s_tir, te, tirx
 from ..spec import Kernel
 from ..target import VectorUnit
 from .cpu_schedules import block_map, scheduled_func
-from .winograd import Plan, compute, grad_input_compute, plan, tile_size, weight_transform
+from .winograd import Plan, compute, grad_input_compute, kernel_plan, weight_transform
 
 
 def schedule(sch: s_tir.Schedule, plan: Plan, unit: VectorUnit, unroll: int = 4) -> None:
@@ -175,16 +175,11 @@ def scheduled(tensors: list[te.Tensor], plan: Plan, unit: VectorUnit, unroll: in
     return sch.mod
 
 
-def _kernel_plan(kernel: Kernel, batch: int, unit: VectorUnit) -> Plan:
-    channels, size, _ = kernel.output
-    return plan(batch, kernel.inputs[0][0], channels, size, kernel.attrs["groups"], tile_size(batch, size), unit)
-
-
 def kernel_func(kernel: Kernel, batch: int, unit: VectorUnit) -> tirx.PrimFunc:
     """`kernel` (see winograd.applies) as a scheduled Winograd PrimFunc that
     takes what the direct one does: (x, weight, bias, out), or for an input
     gradient (dy, weight, dx)."""
-    p = _kernel_plan(kernel, batch, unit)
+    p = kernel_plan(kernel, batch, unit)
     if kernel.op == "conv2d_grad_input":
         tensors = grad_input_compute(p)
     else:
@@ -198,7 +193,7 @@ def transformed_funcs(kernel: Kernel, batch: int, unit: VectorUnit
     """`kernel` (see winograd.applies) split for weights transformed ahead of
     the call: the scheduled weight transform (weight, u), the scheduled
     convolution (x, u, bias, out), and the shape of u."""
-    p = _kernel_plan(kernel, batch, unit)
+    p = kernel_plan(kernel, batch, unit)
     w = te.placeholder(kernel.params[0], "float32", name="weight")
     return (scheduled_func([w, weight_transform(w, p)], schedule, p, unit),
             scheduled_func(compute(p, kernel.attrs["activation"]), schedule, p, unit), p.u_shape)
@@ -214,5 +209,5 @@ def build(plan: Plan, target: tvm.target.Target, unit: VectorUnit, activation: s
 
 def build_weight_transform(plan: Plan, target: tvm.target.Target, unit: VectorUnit) -> tvm.runtime.Module:
     """The weight transform alone, f(weight, u)."""
-    w = te.placeholder((plan.out_channels, plan.cin, 3, 3), "float32", name="weight")
+    w = te.placeholder((plan.out_channels, plan.cin, plan.r, plan.r), "float32", name="weight")
     return tvm.compile(scheduled([w, weight_transform(w, plan)], plan, unit), target=target).mod

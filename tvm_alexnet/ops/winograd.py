@@ -47,23 +47,26 @@ from tvm.topi.nn.winograd_util import _cook_toom_convolution, _interpolation_poi
 from ..spec import Kernel
 from ..target import VectorUnit
 
-# Relative L2 error bound per m that the tests assert (a few times what was measured, see above).
-ERROR_BOUND = {2: 2e-6, 3: 6e-6, 4: 1e-5, 5: 2e-5, 6: 2.5e-5}
+# Relative L2 error bound per F(m, r) that the tests assert (a few times what was measured, see above).
+ERROR_BOUND = {(2, 3): 2e-6, (3, 3): 6e-6, (4, 3): 1e-5, (5, 3): 2e-5, (6, 3): 2.5e-5,
+               (2, 5): 5e-6, (3, 5): 1e-5, (4, 5): 1.5e-5}
 
 # What CPU builds use (registry.default_schedule, cpu_winograd.kernel_func):
-# F(m,3) with the largest m up to DEFAULT_M (F(5,3), the fastest at batch
-# 32) whose GEMM uses each transformed weight for at least MIN_REUSE tiles
-# (tile_size): U is (m+2)^2/9 times the weights' size and at small batches
+# F(m, r) with the largest m up to DEFAULT_M[r] (the fastest at batch 32:
+# F(5,3) for conv3-5, F(3,5) for conv2, whose 27x27 maps it tiles exactly)
+# whose GEMM uses each transformed weight for at least MIN_REUSE tiles
+# (tile_size): U is (m+r-1)^2/r^2 times the weights' size and at small batches
 # streams from memory on every call (docs/performance.md). A kernel that transforms its weights itself
 # (training's, called per layer) at batches of at least MIN_BATCH: below it
 # the transform costs more than the convolution saves. `forward` takes them
 # transformed once per weight version (graph.Transformed), at any static batch.
-DEFAULT_M, MIN_REUSE, MIN_BATCH = 5, 48, 8
+DEFAULT_M, MIN_REUSE, MIN_BATCH = {3: 5, 5: 3}, 48, 8
 
 
-def tile_size(batch: int, size: int) -> int:
-    """m of the F(m, 3) a CPU build computes a batch of size x size maps by (see MIN_REUSE)."""
-    return max((m for m in range(2, DEFAULT_M + 1) if batch * math.ceil(size / m) ** 2 >= MIN_REUSE), default=2)
+def tile_size(batch: int, size: int, r: int = 3) -> int:
+    """m of the F(m, r) a CPU build computes a batch of size x size maps by (see MIN_REUSE)."""
+    return max((m for m in range(2, DEFAULT_M[r] + 1) if batch * math.ceil(size / m) ** 2 >= MIN_REUSE),
+               default=2)
 
 
 def transform_matrices(m: int, r: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -100,10 +103,15 @@ class Plan:
     rows: int
     block: int
     chunk: int = 0  # images per chunk (0: the whole batch)
+    r: int = 3  # the kernel's size (r x r, padding r // 2)
 
     @property
     def alpha(self) -> int:
-        return self.m + 2
+        return self.m + self.r - 1
+
+    @property
+    def padding(self) -> int:
+        return self.r // 2
 
     @property
     def tiles(self) -> int:  # per side
@@ -140,7 +148,7 @@ class Plan:
     @property
     def direct_flops(self) -> int:
         """FLOPs of the direct convolution (2 per multiply-add), the yardstick of GFLOP/s."""
-        return 2 * self.batch * self.out_channels * self.size ** 2 * self.cin * 9
+        return 2 * self.batch * self.out_channels * self.size ** 2 * self.cin * self.r ** 2
 
     @property
     def gemm_flops(self) -> int:
@@ -148,23 +156,23 @@ class Plan:
 
 
 def plan(batch: int, in_channels: int, out_channels: int, size: int, groups: int, m: int,
-         unit: VectorUnit, chunk: int = 8) -> Plan:
+         unit: VectorUnit, chunk: int = 8, r: int = 3) -> Plan:
     """The default register tile: 4 vectors of output channels x 6 tiles on
     32 registers (24 accumulators, 4 weight vectors, a broadcast), 2 x 6 on
-    16; fewer vectors where a group's channels are not a multiple. Chunks
+    16; fewer vectors where a group's channels are not a multiple (3 for
+    48 channels on AVX-512). Chunks
     of at most `chunk` images where some such count divides the batch and
     makes whole register tiles of tiles (a partial tile would be predicated
     and lose its accumulators to memory), else the whole batch at once."""
     per_group = out_channels // groups
-    vectors = 4 if unit.registers >= 32 else 2
-    while vectors > 1 and per_group % (vectors * unit.lanes):
-        vectors //= 2
-    block = vectors * unit.lanes if per_group % (vectors * unit.lanes) == 0 else per_group
+    vectors = next((v for v in range(4 if unit.registers >= 32 else 2, 0, -1) if per_group % (v * unit.lanes) == 0),
+                   None)
+    block = vectors * unit.lanes if vectors else per_group
     rows = 6
     per_image = math.ceil(size / m) ** 2
     images = next((i for i in range(min(chunk, batch - 1), 0, -1)
                    if batch % i == 0 and i * per_image % rows == 0), 0)
-    return Plan(batch, in_channels, out_channels, size, groups, m, rows, block, images)
+    return Plan(batch, in_channels, out_channels, size, groups, m, rows, block, images, r)
 
 
 # -- compute ------------------------------------------------------------------------------------------
@@ -175,12 +183,12 @@ def weight_transform(weight: te.Tensor, plan: Plan) -> te.Tensor:
     of output channel g * cout + co, input channel ci (of its group). The
     weights are first transposed to (g, ci, kh, kw, co): a vector of output
     channels is then one load."""
-    _, _, g_mat = transform_matrices(plan.m)
-    alpha, block, cout = plan.alpha, plan.block, plan.cout
-    wt = te.compute((plan.groups, plan.cin, 3, 3, cout), lambda g, ci, r, s, co: weight[g * cout + co, ci, r, s],
+    _, _, g_mat = transform_matrices(plan.m, plan.r)
+    alpha, block, cout, r = plan.alpha, plan.block, plan.cout, plan.r
+    wt = te.compute((plan.groups, plan.cin, r, r, cout), lambda g, ci, i, j, co: weight[g * cout + co, ci, i, j],
                     name="winograd_wt")
-    r1 = te.reduce_axis((0, 3), "r1")
-    r2 = te.reduce_axis((0, 3), "r2")
+    r1 = te.reduce_axis((0, r), "r1")
+    r2 = te.reduce_axis((0, r), "r2")
     return te.compute(
         plan.u_shape,
         lambda e, g, cb, ci, co: te.sum(_const(g_mat, e // alpha, r1) * _const(g_mat, e % alpha, r2)
@@ -190,7 +198,7 @@ def weight_transform(weight: te.Tensor, plan: Plan) -> te.Tensor:
 
 def weight_transform_numpy(weight: np.ndarray, plan: Plan) -> np.ndarray:
     """U as weight_transform computes it, in float64 (for tests)."""
-    _, _, g_mat = transform_matrices(plan.m)
+    _, _, g_mat = transform_matrices(plan.m, plan.r)
     u = np.einsum("ar,ocrs,bs->aboc", g_mat, np.asarray(weight, np.float64), g_mat)
     u = u.reshape(plan.alpha ** 2, plan.groups, plan.cout // plan.block, plan.block, plan.cin)
     return np.ascontiguousarray(u.transpose(0, 1, 2, 4, 3))
@@ -204,15 +212,15 @@ def conv2d_winograd(x: te.Tensor, u: te.Tensor, bias: te.Tensor | None, plan: Pl
 
 def input_transform(x: te.Tensor, plan: Plan) -> te.Tensor:
     """V[k, e, g, p, ci] = (B^T d B)[e] of chunk k's tile p, channel ci (of group g)."""
-    _, b_mat, _ = transform_matrices(plan.m)
-    m, alpha, t, size, cin = plan.m, plan.alpha, plan.tiles, plan.size, plan.cin
-    images, side = math.ceil(plan.p_padded / (t * t)), t * m + 2
+    _, b_mat, _ = transform_matrices(plan.m, plan.r)
+    m, alpha, t, size, cin, pad = plan.m, plan.alpha, plan.tiles, plan.size, plan.cin, plan.padding
+    images, side = math.ceil(plan.p_padded / (t * t)), t * m + plan.r - 1
     zero = tirx.const(0, x.dtype)
 
     def padded(k, i, y, xx, c):
         n = k * plan.images + i
-        inside = tirx.all(i < plan.images, n < plan.batch, y >= 1, y <= size, xx >= 1, xx <= size)
-        return tirx.if_then_else(inside, x[n, c, y - 1, xx - 1], zero)
+        inside = tirx.all(i < plan.images, n < plan.batch, y >= pad, y < size + pad, xx >= pad, xx < size + pad)
+        return tirx.if_then_else(inside, x[n, c, y - pad, xx - pad], zero)
 
     chunks = plan.chunks
     pad = te.compute((chunks, images, side, side, plan.in_channels), padded, name="winograd_pad")
@@ -245,7 +253,7 @@ def output_transform(mm: te.Tensor, bias: te.Tensor | None, plan: Plan, activati
     """Y = A^T M A of each tile, cropped to the map, plus the bias, through
     the activation; NCHW. Separable: first along each tile's columns
     (winograd_o: alpha x m per tile), then its rows."""
-    a_mat, _, _ = transform_matrices(plan.m)
+    a_mat, _, _ = transform_matrices(plan.m, plan.r)
     m, alpha, t, size, cout = plan.m, plan.alpha, plan.tiles, plan.size, plan.cout
     dtype = mm.dtype
     rb = te.reduce_axis((0, alpha), "rb")
@@ -275,7 +283,7 @@ def compute(plan: Plan, activation: str | None = "relu", transform_weights: bool
     x = te.placeholder((plan.batch, plan.in_channels, plan.size, plan.size), dtype, name="x")
     bias = te.placeholder((plan.out_channels,), dtype, name="bias")
     if transform_weights:
-        w = te.placeholder((plan.out_channels, plan.cin, 3, 3), dtype, name="weight")
+        w = te.placeholder((plan.out_channels, plan.cin, plan.r, plan.r), dtype, name="weight")
         return [x, w, bias, conv2d_winograd(x, weight_transform(w, plan), bias, plan, activation)]
     u = te.placeholder(plan.u_shape, dtype, name="u")
     return [x, u, bias, conv2d_winograd(x, u, bias, plan, activation)]
@@ -287,10 +295,12 @@ def grad_input_compute(plan: Plan, dtype: str = "float32") -> list[te.Tensor]:
     in space and their channels swapped within each group. `plan` is that
     convolution's (its inputs: the forward's outputs, dy)."""
     dy = te.placeholder((plan.batch, plan.in_channels, plan.size, plan.size), dtype, name="dy")
-    weight = te.placeholder((plan.in_channels, plan.cout, 3, 3), dtype, name="weight")
+    r = plan.r
+    weight = te.placeholder((plan.in_channels, plan.cout, r, r), dtype, name="weight")
     flipped = te.compute(
-        (plan.out_channels, plan.cin, 3, 3),
-        lambda i, o, h, w: weight[i // plan.cout * plan.cin + o, i % plan.cout, 2 - h, 2 - w], name="winograd_flip")
+        (plan.out_channels, plan.cin, r, r),
+        lambda i, o, h, w: weight[i // plan.cout * plan.cin + o, i % plan.cout, r - 1 - h, r - 1 - w],
+        name="winograd_flip")
     return [dy, weight, conv2d_winograd(dy, weight_transform(flipped, plan), None, plan, None)]
 
 
@@ -300,15 +310,30 @@ CHANNEL_MULTIPLE = 16
 
 
 def applies(kernel: Kernel, batch: int | None, weights_transformed: bool = False) -> bool:
-    """Whether a CPU build computes `kernel` by Winograd: a 3x3, stride-1,
-    padding-1 convolution of square maps or its input gradient, its
-    channels per group whole vectors, at a static batch (of MIN_BATCH or
-    more, unless its weights come transformed)."""
+    """Whether a CPU build computes `kernel` by Winograd: an r x r (r in
+    DEFAULT_M), stride-1 convolution padded by r // 2 on square maps, or its
+    input gradient, its channels per group whole vectors, at a static batch
+    (of MIN_BATCH or more, unless its weights come transformed)."""
     if (kernel.op not in ("conv2d", "conv2d_grad_input") or batch is None
             or batch < (1 if weights_transformed else MIN_BATCH)):
         return False
     out_channels, height, width = kernel.output
     groups, in_channels = kernel.attrs["groups"], kernel.inputs[0][0]
-    return (kernel.params[0][2:] == (3, 3) and kernel.attrs["stride"] == 1 and kernel.attrs["padding"] == 1
+    r, s = kernel.params[0][2:]
+    return (r == s and r in DEFAULT_M and kernel.attrs["stride"] == 1 and kernel.attrs["padding"] == r // 2
             and height == width
             and all(c // groups % CHANNEL_MULTIPLE == 0 for c in (in_channels, out_channels)))
+
+
+def kernel_plan(kernel: Kernel, batch: int, unit: VectorUnit) -> Plan:
+    """The plan of `kernel` (see applies) at a static batch."""
+    channels, size, _ = kernel.output
+    r = kernel.params[0][2]
+    return plan(batch, kernel.inputs[0][0], channels, size, kernel.attrs["groups"], tile_size(batch, size, r), unit,
+                r=r)
+
+
+def error_bound(kernel: Kernel, batch: int) -> float:
+    """The relative error bound of `kernel` (see applies) at a static batch: its F(m, r)'s."""
+    r = kernel.params[0][2]
+    return ERROR_BOUND[tile_size(batch, kernel.output[1], r), r]
