@@ -1,19 +1,21 @@
-"""Winograd convolution F(m x m, 3 x 3), stride 1, padding 1, for the CPU.
+"""Winograd convolution F(m x m, r x r), stride 1, padding r // 2, for the
+CPU: r = 3 (conv3-5) and r = 5 (conv2).
 
 For conv3-5 (3x3 on 13x13 maps) a direct convolution cannot beat oneDNN,
 which runs them at the SGEMM peak; Winograd needs fewer multiply-adds
-(F(4x4, 3x3): 36 per 16 outputs instead of 144, less the tiles' padding).
+(F(4x4, 3x3): 36 per 16 outputs instead of 144, less the tiles' padding;
+F(3x3, 5x5) on conv2's 27x27 maps: 49 per 9 outputs instead of 225).
 One PrimFunc of four stages (plus the weight transform, see below), all
 per chunk of images where the batch divides into chunks whose tiles make
 whole register tiles (`plan`; each stage's output then stays in cache for
 the next: F(5,3) at batch 32 runs 4 chunks of 8), else over the whole batch.
 The batch size is static (a symbolic batch is not supported):
 
-- pad: the input padded by 1 pixel and to whole tiles, channels last, with
+- pad: the input padded by r // 2 pixels and to whole tiles, channels last, with
   images of zeros up to the padded tile count (a pass that makes every
   tile's channels contiguous);
 - input transform V[k, e, g, p, ci] = (B^T d B)[e] of chunk k's tile p, channel ci of
-  group g, e = one of the alpha x alpha positions (alpha = m + 2),
+  group g, e = one of the alpha x alpha positions (alpha = m + r - 1),
   vectorised over channels;
 - batched GEMM M[k, e, g, p, co] = sum over ci of V[k, e, g, p, ci] U[e, g, ci, co]:
   a register tile of `rows` tiles x `block` output channels (whole vectors)
@@ -31,8 +33,10 @@ flipped and their channels swapped (`grad_input_compute`).
 Numerics (float32 against a float64 convolution, relative L2 error of the
 output after ReLU on normal inputs, conv3-5's shapes at batch 2): F(2,3)
 4-5e-7, F(3,3) 1.6-1.8e-6, F(4,3) 1.8-2.1e-6, F(5,3) 4.3-4.9e-6, F(6,3)
-5.5-6.2e-6 (torch's float32 direct convolution: 2.2e-7). `ERROR_BOUND` is
-the bound the tests hold each m to, a few times those.
+5.5-6.2e-6 (torch's float32 direct convolution: 2.2e-7); on conv2's
+(5x5, 27x27 maps, 48 input channels per group) F(2,5) 1.2e-6, F(3,5)
+2.7e-6, F(4,5) 3.1e-6, F(5,5) 3.1e-5. `ERROR_BOUND` is the bound the tests
+hold each (m, r) to, a few times those.
 """
 
 from __future__ import annotations
