@@ -519,3 +519,24 @@ def test_a_repair_killed_midway_is_finished_or_undone(tuned_log, tmp_path, monke
     tuning.open_log(log_dir)  # repairs what is left to repair
     assert (log_dir / tuning.WORKLOADS).read_text() == first + second
     assert json.loads((log_dir / tuning.RECORDS).read_text())[0] == 1
+
+
+def test_tuning_leaves_out_what_builds_compute_by_winograd(tmp_path):
+    """At a batch where CPU builds compute conv3-5 and their input gradients by
+    Winograd, the direct convolution's records would go unused: no trials for
+    them, unless named."""
+    from tvm_alexnet.ops import winograd
+    from tvm_alexnet.tuning.tuner import TuneOptions, _tasks
+
+    net = network("paper", width=0.25, num_classes=10)
+    database = tuning.open_log(tmp_path)
+
+    def tasks(batch, **options):
+        opts = TuneOptions(batch=batch, target=build.parse_target("llvm"), log_dir=tmp_path, trials=10, **options)
+        return {t.kernel.name for t in _tasks(net, opts, database, tmp_path)}
+
+    winograds = {f"conv{i}_conv{grad}" for i in (3, 4, 5) for grad in ("", "_grad_input")}
+    small, large = tasks(2, backward=True), tasks(winograd.MIN_BATCH, backward=True)
+    assert winograds <= small and small - large == winograds
+    assert {"conv1_conv", "conv2_conv", "fc6_dense", "conv3_conv_grad_weight"} <= large
+    assert tasks(winograd.MIN_BATCH, kernels=["conv3_conv"]) == {"conv3_conv"}

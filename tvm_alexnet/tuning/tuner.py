@@ -14,6 +14,7 @@ from tvm.ir.utils import derived_object
 from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.meta_schedule.measure_callback import PyMeasureCallback
 
+from ..ops import winograd
 from ..spec import Kernel, Network
 from ..target import num_cores, same_target
 from .defaults import default_seconds, record_default, settle, tuned_kernel
@@ -146,14 +147,17 @@ def retarget(source: ms.database.Database, database: ms.database.Database, kerne
 
 
 def _tasks(net: Network, options: TuneOptions, database, log_dir: Path) -> list[TaskProgress]:
-    """A TaskProgress per kernel to tune, with what the log holds for it."""
+    """A TaskProgress per kernel to tune, with what the log holds for it.
+    Unless named, a convolution that CPU builds at this batch compute by
+    Winograd is left out: they take no record of the direct one."""
     per_kernel = options.trials_per_kernel or options.trials
     forward = {k.name for k in net.kernels()}
     defaults = default_times(log_dir)
+    by_winograd = "cpu" in options.target.keys and not options.kernels
     progress = []
     for kernel in net.kernels() + net.backward_kernels():
         wanted = kernel.name in options.kernels if options.kernels else (options.backward or kernel.name in forward)
-        if not tunable(kernel) or not wanted:
+        if not tunable(kernel) or not wanted or (by_winograd and winograd.applies(kernel, options.batch)):
             continue
         mod = task_module(kernel, options.batch)
         done = trials_done(database, mod, options.target)
