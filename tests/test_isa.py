@@ -43,8 +43,8 @@ def test_build_uses_the_isa_vectors(target_text):
 DIRECT = [(name, 0.5, 4) for name in ("conv2_conv", "conv3_conv", "conv4_conv_grad_input", "conv2_conv_grad_weight",
                                         "conv3_conv_grad_weight", "fc7_dense", "fc6_dense_grad_input",
                                         "fc8_dense_grad_input")]
-# Winograd's F(3,5) at full width (48 input channels per tower: 3 AVX-512 vectors, 6 AVX2 ones)
-WINOGRAD = [("conv2_conv", 1.0, winograd.MIN_BATCH), ("conv2_conv_grad_input", 1.0, winograd.MIN_BATCH)]
+# Winograd at full width (48 input channels per tower: 3 AVX-512 vectors, 6 AVX2 ones): F(3,5), its weight gradient F(5,3)
+WINOGRAD = [(name, 1.0, winograd.MIN_BATCH) for name in ("conv2_conv", "conv2_conv_grad_input", "conv2_conv_grad_weight")]
 
 
 @pytest.mark.parametrize("target_text", TARGETS)

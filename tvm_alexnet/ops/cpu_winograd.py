@@ -11,7 +11,7 @@ from tvm import s_tir, te, tirx
 from ..spec import Kernel
 from ..target import VectorUnit
 from .cpu_schedules import block_map, scheduled_func
-from .winograd import Plan, compute, grad_input_compute, kernel_plan, weight_transform
+from .winograd import Plan, compute, grad_input_compute, grad_weight_compute, kernel_plan, weight_transform
 
 
 def schedule(sch: s_tir.Schedule, plan: Plan, unit: VectorUnit, unroll: int = 4) -> None:
@@ -166,6 +166,49 @@ def _schedule_output(sch, blocks, plan, unit):
     return chunk
 
 
+def schedule_grad_weight(sch: s_tir.Schedule, plan: Plan, unit: VectorUnit) -> None:
+    """Schedule winograd.grad_weight_compute: per chunk of images (the
+    outermost loop), the transforms of x and dy (as the forward's input
+    transform), then the GEMMs in parallel over (position, group, block of
+    output channels), a register tile of 4 output channels (broadcast) x up
+    to 4 vectors of input channels accumulating over the chunk's tiles; the
+    output transform sums the chunks."""
+    blocks = block_map(sch)
+    mm = blocks["wgrad_m"]
+    vectors = next((v for v in range(4 if unit.registers >= 32 else 2, 0, -1) if plan.cin % (v * unit.lanes) == 0),
+                   None)
+    rows, block = 4, vectors * unit.lanes if vectors else plan.cin
+    chunk, e, g, co, ci, p = sch.get_loops(mm)
+    co_o, co_i = sch.split(co, [None, rows])
+    ci_o, ci_i = sch.split(ci, [None, block])
+    sch.reorder(chunk, e, g, co_o, ci_o, p, co_i, ci_i)
+    sch.parallel(sch.fuse(e, g, co_o))
+    acc = sch.cache_write(mm, 0, "local")
+    sch.reverse_compute_at(acc, ci_o)
+    sch.unroll(co_i)
+    _vector(sch, ci_i, unit.lanes)
+    init = sch.decompose_reduction(mm, p)
+    _vector(sch, sch.get_loops(init)[-1], unit.lanes)
+    _vector(sch, sch.get_loops(acc)[-1], unit.lanes)
+    stages = ("winograd_pad", "winograd_d", "winograd_h", "winograd_v")
+    for names in (stages, ("wgrad_dy_pad", "wgrad_dy_d", "wgrad_dy_h", "wgrad_dy_v")):
+        sch.compute_at(blocks[names[-1]], chunk)
+        _schedule_input(sch, dict(zip(stages, (blocks[n] for n in names))), unit, chunk)
+    # The output transform is small; its constants fold where its loops unroll.
+    mh, y = blocks["wgrad_o"], blocks["wgrad_y"]
+    g, co, ci, a, j, rc, rb = sch.get_loops(mh)
+    sch.reorder(g, co, a, j, rc, rb, ci)
+    sch.parallel(sch.fuse(g, co))
+    for loop in (a, j, rb):
+        sch.unroll(loop)
+    _vector(sch, ci, unit.lanes)
+    _vector(sch, sch.get_loops(sch.decompose_reduction(mh, rc))[-1], unit.lanes)
+    o, ci, u, j, ra = sch.get_loops(y)
+    sch.parallel(o)
+    for loop in (u, j, ra):
+        sch.unroll(loop)
+
+
 # -- building ----------------------------------------------------------------------------------------
 
 
@@ -177,9 +220,12 @@ def scheduled(tensors: list[te.Tensor], plan: Plan, unit: VectorUnit, unroll: in
 
 def kernel_func(kernel: Kernel, batch: int, unit: VectorUnit) -> tirx.PrimFunc:
     """`kernel` (see winograd.applies) as a scheduled Winograd PrimFunc that
-    takes what the direct one does: (x, weight, bias, out), or for an input
-    gradient (dy, weight, dx)."""
+    takes what the direct one does: (x, weight, bias, out), for an input
+    gradient (dy, weight, dx), for a weight gradient (dy, x, dw)."""
     p = kernel_plan(kernel, batch, unit)
+    if kernel.op == "conv2d_grad_weight":
+        func = scheduled_func(grad_weight_compute(p), schedule_grad_weight, p, unit)
+        return func.with_attr("global_symbol", kernel.name)
     if kernel.op == "conv2d_grad_input":
         tensors = grad_input_compute(p)
     else:

@@ -66,6 +66,11 @@ ERROR_BOUND = {(2, 3): 2e-6, (3, 3): 6e-6, (4, 3): 1e-5, (5, 3): 2e-5, (6, 3): 2
 # transformed once per weight version (graph.Transformed), at any static batch.
 DEFAULT_M, MIN_REUSE, MIN_BATCH = {3: 5, 5: 3}, 48, 8
 
+# The weight gradient of an r x r convolution by F(r, s), s x s tiles of dy
+# (GRAD_WEIGHT_S[r]), in chunks of at most GRAD_WEIGHT_CHUNK images: conv2's
+# by F(5,3). conv3-5's by F(3,3) ran slower than their direct kernels.
+GRAD_WEIGHT_S, GRAD_WEIGHT_CHUNK = {5: 3}, 4
+
 
 def tile_size(batch: int, size: int, r: int = 3) -> int:
     """m of the F(m, r) a CPU build computes a batch of size x size maps by (see MIN_REUSE)."""
@@ -308,36 +313,106 @@ def grad_input_compute(plan: Plan, dtype: str = "float32") -> list[te.Tensor]:
     return [dy, weight, conv2d_winograd(dy, weight_transform(flipped, plan), None, plan, None)]
 
 
+def grad_weight_plan(batch: int, in_channels: int, out_channels: int, size: int, groups: int, r: int,
+                     chunk: int = GRAD_WEIGHT_CHUNK) -> Plan:
+    """x's tiles for the weight gradient by F(r, s), s = GRAD_WEIGHT_S[r]: a
+    Plan of F(s, r) (tiles s apart, alpha = s + r - 1, padding r // 2; B
+    depends on alpha alone), in chunks of the most images up to `chunk`
+    that divide the batch."""
+    images = max(i for i in range(1, min(chunk, batch) + 1) if batch % i == 0)
+    return Plan(batch, in_channels, out_channels, size, groups, GRAD_WEIGHT_S[r], 1, 0, images, r)
+
+
+def grad_weight_compute(plan: Plan, dtype: str = "float32") -> list[te.Tensor]:
+    """(dy, x, dw): the weight gradient of an r x r, stride-1 convolution
+    padded by r // 2, `plan` a grad_weight_plan. Per s x s tile p of dy and
+    the alpha x alpha patch of x it meets, dw = A^T [(G dy_p G^T) * (B^T x_p B)] A
+    of F(r, s), summed over the tiles in the transformed domain: per position
+    e a GEMM M[e, g, co, ci] = sum over p of D[e, g, p, co] V[e, g, p, ci],
+    per chunk of images, the chunks summed by the output transform."""
+    r, s, alpha, t, size = plan.r, plan.m, plan.alpha, plan.tiles, plan.size
+    a_mat, _, g_mat = transform_matrices(r, s)  # A: alpha x r, G: alpha x s
+    x = te.placeholder((plan.batch, plan.in_channels, size, size), dtype, name="x")
+    dy = te.placeholder((plan.batch, plan.out_channels, size, size), dtype, name="dy")
+    v = input_transform(x, plan)
+    side, go, zero = t * s, plan.cout, tirx.const(0, dtype)
+
+    def padded(k, i, y, xx, c):  # dy, channels last, with zeros to whole tiles
+        inside = tirx.all(k * plan.images + i < plan.batch, y < size, xx < size)
+        return tirx.if_then_else(inside, dy[k * plan.images + i, c, y, xx], zero)
+
+    pad = te.compute((plan.chunks, plan.images, side, side, plan.out_channels), padded, name="wgrad_dy_pad")
+    tile = te.compute((plan.chunks, plan.groups, plan.p, s, s, go),
+                      lambda k, g, p, y, xx, co: pad[k, p // (t * t), p // t % t * s + y, p % t * s + xx, g * go + co],
+                      name="wgrad_dy_d")
+    rk, rj = te.reduce_axis((0, s), "rk"), te.reduce_axis((0, s), "rj")
+    half = te.compute((plan.chunks, plan.groups, plan.p, alpha, s, go),
+                      lambda k, g, p, a, j, co: te.sum(_const(g_mat, a, rk) * tile[k, g, p, rk, j, co], axis=rk),
+                      name="wgrad_dy_h")
+    d = te.compute((plan.chunks, alpha * alpha, plan.groups, plan.p, go),
+                   lambda k, e, g, p, co: te.sum(_const(g_mat, e % alpha, rj) * half[k, g, p, e // alpha, rj, co],
+                                                 axis=rj),
+                   name="wgrad_dy_v")
+    rp = te.reduce_axis((0, plan.p), "rp")
+    mm = te.compute((plan.chunks, alpha * alpha, plan.groups, go, plan.cin),
+                    lambda k, e, g, co, ci: te.sum(d[k, e, g, rp, co] * v[k, e, g, rp, ci], axis=rp), name="wgrad_m")
+    rc, rb, ra = te.reduce_axis((0, plan.chunks), "rc"), te.reduce_axis((0, alpha), "rb"), te.reduce_axis((0, alpha), "ra")
+    mh = te.compute((plan.groups, go, plan.cin, alpha, r),
+                    lambda g, co, ci, a, j: te.sum(_const(a_mat, rb, j) * mm[rc, a * alpha + rb, g, co, ci],
+                                                   axis=[rc, rb]),
+                    name="wgrad_o")
+    dw = te.compute((plan.out_channels, plan.cin, r, r),
+                    lambda o, ci, u, j: te.sum(_const(a_mat, ra, u) * mh[o // go, o % go, ci, ra, j], axis=ra),
+                    name="wgrad_y")
+    return [dy, x, dw]
+
+
 # Channels per group a multiple of this: whole vectors on AVX2 and AVX-512
 # (the transforms' vectors may not straddle groups).
 CHANNEL_MULTIPLE = 16
 
 
+def _convolution(kernel: Kernel) -> tuple[int, int, int, int]:
+    """(r, input channels, output channels, map size) of the convolution a
+    kernel computes (an input gradient's: of dy into dx), or for a weight
+    gradient of the forward one; r or the size None where not square."""
+    if kernel.op == "conv2d_grad_weight":
+        (out_channels, height, width), (in_channels, _, _) = kernel.inputs
+        r = kernel.output[2]
+    else:  # the convolution, or its input gradient: a convolution of dy
+        in_channels, (out_channels, height, width) = kernel.inputs[0][0], kernel.output
+        r = kernel.params[0][2] if kernel.params[0][2] == kernel.params[0][3] else None
+    return r, in_channels, out_channels, height if height == width else None
+
+
 def applies(kernel: Kernel, batch: int | None, weights_transformed: bool = False) -> bool:
     """Whether a CPU build computes `kernel` by Winograd: an r x r (r in
     DEFAULT_M), stride-1 convolution padded by r // 2 on square maps, or its
-    input gradient, its channels per group whole vectors, at a static batch
-    (of MIN_BATCH or more, unless its weights come transformed)."""
-    if (kernel.op not in ("conv2d", "conv2d_grad_input") or batch is None
+    input gradient, or its weight gradient (r in GRAD_WEIGHT_S), its channels
+    per group whole vectors, at a static batch (of MIN_BATCH or more, unless
+    its weights come transformed)."""
+    sizes = {"conv2d": DEFAULT_M, "conv2d_grad_input": DEFAULT_M, "conv2d_grad_weight": GRAD_WEIGHT_S}
+    if (kernel.op not in sizes or batch is None
             or batch < (1 if weights_transformed else MIN_BATCH)):
         return False
-    out_channels, height, width = kernel.output
-    groups, in_channels = kernel.attrs["groups"], kernel.inputs[0][0]
-    r, s = kernel.params[0][2:]
-    return (r == s and r in DEFAULT_M and kernel.attrs["stride"] == 1 and kernel.attrs["padding"] == r // 2
-            and height == width
+    r, in_channels, out_channels, size = _convolution(kernel)
+    groups = kernel.attrs["groups"]
+    return (r in sizes[kernel.op] and size is not None
+            and kernel.attrs["stride"] == 1 and kernel.attrs["padding"] == r // 2
             and all(c // groups % CHANNEL_MULTIPLE == 0 for c in (in_channels, out_channels)))
 
 
 def kernel_plan(kernel: Kernel, batch: int, unit: VectorUnit) -> Plan:
     """The plan of `kernel` (see applies) at a static batch."""
-    channels, size, _ = kernel.output
-    r = kernel.params[0][2]
-    return plan(batch, kernel.inputs[0][0], channels, size, kernel.attrs["groups"], tile_size(batch, size, r), unit,
-                r=r)
+    r, in_channels, out_channels, size = _convolution(kernel)
+    if kernel.op == "conv2d_grad_weight":
+        return grad_weight_plan(batch, in_channels, out_channels, size, kernel.attrs["groups"], r)
+    return plan(batch, in_channels, out_channels, size, kernel.attrs["groups"], tile_size(batch, size, r), unit, r=r)
 
 
 def error_bound(kernel: Kernel, batch: int) -> float:
     """The relative error bound of `kernel` (see applies) at a static batch: its F(m, r)'s."""
-    r = kernel.params[0][2]
-    return ERROR_BOUND[tile_size(batch, kernel.output[1], r), r]
+    r, _, _, size = _convolution(kernel)
+    if kernel.op == "conv2d_grad_weight":
+        return ERROR_BOUND[r, GRAD_WEIGHT_S[r]]
+    return ERROR_BOUND[tile_size(batch, size, r), r]
