@@ -28,7 +28,9 @@ The weight transform U[e, g, co // block, ci, co % block] = (G w G^T)[e] is
 its own function (`weight_transform`; in a product cached per weight
 version) or the first stages of the same one (`transform_weights=True`).
 The input gradient of such a convolution is one too, of dy with the weights
-flipped and their channels swapped (`grad_input_compute`).
+flipped and their channels swapped (`grad_input_compute`); its weight
+gradient sums F(r, s) products of dy's s x s tiles and x's patches
+(`grad_weight_compute`).
 
 Numerics (float32 against a float64 convolution, relative L2 error of the
 output after ReLU on normal inputs, conv3-5's shapes at batch 2): F(2,3)
