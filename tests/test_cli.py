@@ -146,4 +146,7 @@ def test_kernels_time():
     # ASCII box would match none, and fail the count).
     rows = [line.split("│")[1:-1] for line in result.stdout.splitlines() if line.startswith("│")]
     assert len(rows) == 16 + 36, result.stdout  # every kernel, dropout and the backward ones (conv1's input's too)
-    assert all(len(row) == 3 and float(row[2]) > 0 for row in rows), result.stdout
+    assert all(len(row) == 3 and float(row[1]) >= 0 and float(row[2]) >= 0 for row in rows), result.stdout
+    # A dropout's microseconds can round to 0.00 GFLOP/s (or, preempted by a
+    # test running beside it, take milliseconds); a convolution's cannot.
+    assert all(float(row[2]) > 0 for row in rows if row[0].strip().endswith("_conv")), result.stdout

@@ -11,7 +11,8 @@ from tvm import s_tir, te, tirx
 from ..spec import Kernel
 from ..target import VectorUnit
 from .cpu_schedules import block_map, scheduled_func
-from .winograd import Plan, compute, grad_input_compute, grad_weight_compute, kernel_plan, weight_transform
+from .winograd import Plan, compute, grad_input_compute, kernel_plan, weight_transform
+from .winograd_grad_weight import grad_weight_compute
 
 
 def schedule(sch: s_tir.Schedule, plan: Plan, unit: VectorUnit, unroll: int = 4) -> None:
@@ -167,7 +168,7 @@ def _schedule_output(sch, blocks, plan, unit):
 
 
 def schedule_grad_weight(sch: s_tir.Schedule, plan: Plan, unit: VectorUnit) -> None:
-    """Schedule winograd.grad_weight_compute: per chunk of images (the
+    """Schedule winograd_grad_weight.grad_weight_compute: per chunk of images (the
     outermost loop), the transforms of x and dy (as the forward's input
     transform), then the GEMMs in parallel over (position, group, block of
     output channels), a register tile of 4 output channels (broadcast) x up
