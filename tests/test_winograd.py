@@ -64,14 +64,19 @@ def test_5x5_winograd_matches_float64(rng, m):
     a cropped last tile for 2 and 4), on weights transformed by their own kernel."""
     cin, cout, groups = CONV2
     x, w, b, expected = _case(rng, cin, cout, groups, size=27, r=5)
-    plan = winograd.plan(BATCH, cin, cout, 27, groups, m, UNIT, r=5)
+    error = _on_transformed_weights(winograd.plan(BATCH, cin, cout, 27, groups, m, UNIT, r=5), x, w, b, expected)
+    assert error < winograd.ERROR_BOUND[m, 5], f"F({m},5): relative error {error:.2e}"
+
+
+def _on_transformed_weights(plan, x, w, b, expected):
+    """The relative error of the convolution on U from the weight transform's
+    own kernel, U checked against float64 on the way."""
     u = kernel_ready(torch.empty(plan.u_shape))
     cpu_winograd.build_weight_transform(plan, TARGET, UNIT)(_f32(w), u)
     np.testing.assert_allclose(u.double().numpy(), winograd.weight_transform_numpy(w, plan), rtol=1e-5, atol=1e-5)
-    out = kernel_ready(torch.empty(BATCH, cout, 27, 27))
+    out = kernel_ready(torch.empty(plan.batch, plan.out_channels, plan.size, plan.size))
     cpu_winograd.build(plan, TARGET, UNIT)(_f32(x), u, _f32(b), out)
-    error = _relative_error(out, expected)
-    assert error < winograd.ERROR_BOUND[m, 5], f"F({m},5): relative error {error:.2e}"
+    return _relative_error(out, expected)
 
 
 def test_weight_transform_kernel_and_chunks(rng):
@@ -83,12 +88,7 @@ def test_weight_transform_kernel_and_chunks(rng):
     x, w, b, expected = _case(rng, cin, cout, groups, batch)
     plan = winograd.plan(batch, cin, cout, 13, groups, m, UNIT, chunk=2)
     assert plan.chunks == 3 and plan.p == plan.p_padded
-    u = kernel_ready(torch.empty(plan.u_shape))
-    cpu_winograd.build_weight_transform(plan, TARGET, UNIT)(_f32(w), u)
-    np.testing.assert_allclose(u.double().numpy(), winograd.weight_transform_numpy(w, plan), rtol=1e-5, atol=1e-5)
-    out = kernel_ready(torch.empty(batch, cout, 13, 13))
-    cpu_winograd.build(plan, TARGET, UNIT)(_f32(x), u, _f32(b), out)
-    error = _relative_error(out, expected)
+    error = _on_transformed_weights(plan, x, w, b, expected)
     assert error < winograd.ERROR_BOUND[m, 3], f"F({m},3) chunked: relative error {error:.2e}"
 
 
