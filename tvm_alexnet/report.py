@@ -150,9 +150,10 @@ def time_torch_side(model: AlexNet, batch: int, device_type: str, *, backward: b
                     min_repeat_ms: float = 50, torch_compile: bool = True) -> dict:
     """Torch's side of `model`'s report, timed in a fresh (spawned, so
     inheriting no TVM thread pool) process with this one's torch threads, on
-    the same inputs (`inputs`), on CPU keeping freed memory as a CPU build does: {"times": {(engine, kernel or "network"):
-    seconds per repeat}, "peak": measure_peaks, "pid", "threads": the
-    process's id and torch threads}. Needs no compiled network."""
+    the same inputs (`inputs`), on CPU keeping freed memory as a CPU build
+    does: {"times": {(engine, kernel or "network"): seconds per repeat},
+    "peak": measure_peaks, "pid", "threads": the process's id and torch
+    threads}. Needs no compiled network."""
     net = model.spec
     spec = {"variant": net.variant, "num_classes": net.num_classes, "width": net.width,
             "lrn": net.lrn or NO_LRN, "pool": net.pool, "activation": net.activation}

@@ -53,8 +53,10 @@ def tune_cmd(variant, num_classes, width, lrn, pool, activation, batch, target, 
     most time. Records are appended as they are measured: interrupt it (Ctrl-C,
     or kill) and run the same command again to continue. Dropout, softmax and
     the elementwise gradients are not tuned (microseconds), nor max-pool's
-    gradient (see tuning.tunable). On a CPU the search starts from the default
-    schedules, which are recorded first.
+    gradient (see tuning.tunable), nor, unless --kernel names them, the
+    convolutions a CPU build computes by Winograd at this batch (they take no
+    record). On a CPU the search starts from the default schedules, which are
+    recorded first.
 
     With --from, the best records of a log tuned for another target are
     applied afresh, checked by the new target's postprocessors, built for it,

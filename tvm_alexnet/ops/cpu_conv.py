@@ -29,9 +29,9 @@ def conv2d_tile(kernel: Kernel, unit: VectorUnit, batch: int | None = None) -> t
     too few channel blocks to share). Else one vector x a row of pixels that divides the output width
     where one of at least 7 fits, else two vectors x as many pixels as fit.
     A strided convolution (conv1) takes two vectors x a row of at most 6
-    that divides the width: its broadcasts, 4 pixels apart, share no cache
-    line, and longer rows or more channels ran slower. Groups of channels
-    that two vectors do not divide (narrow networks) take what does."""
+    that divides the width: longer rows, or more channels, ran slower.
+    Groups of channels that two vectors do not divide (narrow networks)
+    take what does."""
     lanes, accumulators = unit.lanes, accumulator_budget(unit)
     channels, _, width = kernel.output
     per_group = channels // kernel.attrs["groups"]

@@ -170,9 +170,9 @@ def plan(batch: int, in_channels: int, out_channels: int, size: int, groups: int
          unit: VectorUnit, chunk: int = 8, r: int = 3) -> Plan:
     """The default register tile: 4 vectors of output channels x 6 tiles on
     32 registers (24 accumulators, 4 weight vectors, a broadcast), 2 x 6 on
-    16; fewer vectors where a group's channels are not a multiple (3 for
-    48 channels on AVX-512). Chunks
-    of at most `chunk` images where some such count divides the batch and
+    16; fewer vectors where a group's channels are not a multiple (3 for 48
+    channels on AVX-512). Chunks of at most `chunk` images where some such
+    count divides the batch and
     makes whole register tiles of tiles (a partial tile would be predicated
     and lose its accumulators to memory), else the whole batch at once."""
     per_group = out_channels // groups
@@ -322,7 +322,8 @@ def grad_weight_plan(batch: int, in_channels: int, out_channels: int, size: int,
     depends on alpha alone), in chunks of the most images up to `chunk`
     that divide the batch."""
     images = max(i for i in range(1, min(chunk, batch) + 1) if batch % i == 0)
-    return Plan(batch, in_channels, out_channels, size, groups, GRAD_WEIGHT_S[r], 1, 0, images, r)
+    return Plan(batch, in_channels, out_channels, size, groups, m=GRAD_WEIGHT_S[r], rows=1, block=0, chunk=images,
+                r=r)
 
 
 # Channels per group a multiple of this: whole vectors on AVX2 and AVX-512
@@ -330,7 +331,7 @@ def grad_weight_plan(batch: int, in_channels: int, out_channels: int, size: int,
 CHANNEL_MULTIPLE = 16
 
 
-def _convolution(kernel: Kernel) -> tuple[int, int, int, int]:
+def _convolution(kernel: Kernel) -> tuple[int | None, int, int, int | None]:
     """(r, input channels, output channels, map size) of the convolution a
     kernel computes (an input gradient's: of dy into dx), or for a weight
     gradient of the forward one; r or the size None where not square."""
