@@ -9,31 +9,52 @@ n = TypeVar("n")
 def fc7_dense_grad_weight(dy: T.Buffer((n, T.int64(4096)), "float32"), saved: T.Buffer((n, T.int64(4096)), "float32"), dense_grad_weight: T.Buffer((T.int64(4096), T.int64(4096)), "float32")):
     T.func_attr({"tirx.noalias": True})
     # with T.sblock("root"):
+    dy_global = T.sblock_alloc_buffer((T.int64(1024), n, T.int64(4)))
+    saved_global = T.sblock_alloc_buffer((T.int64(256), n, T.int64(16)))
     dense_grad_weight_local = T.sblock_alloc_buffer((T.int64(4096), T.int64(4096)), scope="local")
-    for j_0 in T.parallel(T.int64(1024)):
-        for i_0 in range(T.int64(256)):
-            for j_1_init in T.unroll(T.int64(4)):
-                for i_1_init in T.vectorized(T.int64(16)):
-                    with T.sblock("dense_grad_weight_init"):
-                        v_j = T.axis.spatial(T.int64(4096), j_0 * T.int64(4) + j_1_init)
-                        v_i = T.axis.spatial(T.int64(4096), i_0 * T.int64(16) + i_1_init)
-                        T.reads()
-                        T.writes(dense_grad_weight_local[v_j, v_i])
-                        dense_grad_weight_local[v_j, v_i] = T.float32(0.0)
-            for n_1 in range(n):
-                for j_1 in T.unroll(T.int64(4)):
-                    for i_1 in T.vectorized(T.int64(16)):
-                        with T.sblock("dense_grad_weight_update"):
-                            v_j = T.axis.spatial(T.int64(4096), j_0 * T.int64(4) + j_1)
-                            v_i = T.axis.spatial(T.int64(4096), i_0 * T.int64(16) + i_1)
-                            v_n = T.axis.reduce(n, n_1)
-                            T.reads(dense_grad_weight_local[v_j, v_i], dy[v_n, v_j], saved[v_n, v_i])
-                            T.writes(dense_grad_weight_local[v_j, v_i])
-                            dense_grad_weight_local[v_j, v_i] = dense_grad_weight_local[v_j, v_i] + dy[v_n, v_j] * saved[v_n, v_i]
-            for ax0, ax1 in T.grid(T.int64(4), T.int64(16)):
-                with T.sblock("dense_grad_weight_local"):
-                    v0 = T.axis.spatial(T.int64(4096), j_0 * T.int64(4) + ax0)
-                    v1 = T.axis.spatial(T.int64(4096), i_0 * T.int64(16) + ax1)
-                    T.reads(dense_grad_weight_local[v0, v1])
-                    T.writes(dense_grad_weight[v0, v1])
-                    dense_grad_weight[v0, v1] = dense_grad_weight_local[v0, v1]
+    for ax0, ax1_0 in T.grid(n, T.int64(1024)):
+        for ax1_1 in T.vectorized(T.int64(4)):
+            with T.sblock("dy_global"):
+                v0 = T.axis.spatial(n, ax0)
+                v1 = T.axis.spatial(T.int64(4096), ax1_0 * T.int64(4) + ax1_1)
+                T.reads(dy[v0, v1])
+                T.writes(dy_global[v1 // T.int64(4), v0, v1 % T.int64(4)])
+                dy_global[v1 // T.int64(4), v0, v1 % T.int64(4)] = dy[v0, v1]
+    for i_0 in range(T.int64(4)):
+        for ax0, ax1_0 in T.grid(n, T.int64(128)):
+            for ax1_1 in T.vectorized(T.int64(8)):
+                with T.sblock("saved_global"):
+                    v0 = T.axis.spatial(n, ax0)
+                    v1 = T.axis.spatial(T.int64(4096), i_0 * T.int64(1024) + ax1_0 * T.int64(8) + ax1_1)
+                    T.reads(saved[v0, v1])
+                    T.writes(saved_global[v1 // T.int64(16), v0, v1 % T.int64(16)])
+                    saved_global[v1 // T.int64(16), v0, v1 % T.int64(16)] = saved[v0, v1]
+        for j_0 in T.parallel(T.int64(1024)):
+            for i_1_0 in range(T.int64(64)):
+                for j_1_init in T.unroll(T.int64(4)):
+                    for i_1_1_0_init in T.unroll(T.int64(2)):
+                        for i_1_1_1_init in T.vectorized(T.int64(8)):
+                            with T.sblock("dense_grad_weight_init"):
+                                v_j = T.axis.spatial(T.int64(4096), j_0 * T.int64(4) + j_1_init)
+                                v_i = T.axis.spatial(T.int64(4096), i_0 * T.int64(1024) + i_1_0 * T.int64(16) + i_1_1_0_init * T.int64(8) + i_1_1_1_init)
+                                T.reads()
+                                T.writes(dense_grad_weight_local[v_j, v_i])
+                                dense_grad_weight_local[v_j, v_i] = T.float32(0.0)
+                for n_1 in range(n):
+                    for j_1 in T.unroll(T.int64(4)):
+                        for i_1_1_0 in T.unroll(T.int64(2)):
+                            for i_1_1_1 in T.vectorized(T.int64(8)):
+                                with T.sblock("dense_grad_weight_update"):
+                                    v_j = T.axis.spatial(T.int64(4096), j_0 * T.int64(4) + j_1)
+                                    v_i = T.axis.spatial(T.int64(4096), i_0 * T.int64(1024) + i_1_0 * T.int64(16) + i_1_1_0 * T.int64(8) + i_1_1_1)
+                                    v_n = T.axis.reduce(n, n_1)
+                                    T.reads(dense_grad_weight_local[v_j, v_i], dy_global[v_j // T.int64(4), v_n, v_j % T.int64(4)], saved_global[v_i // T.int64(16), v_n, v_i % T.int64(16)])
+                                    T.writes(dense_grad_weight_local[v_j, v_i])
+                                    dense_grad_weight_local[v_j, v_i] = dense_grad_weight_local[v_j, v_i] + dy_global[v_j // T.int64(4), v_n, v_j % T.int64(4)] * saved_global[v_i // T.int64(16), v_n, v_i % T.int64(16)]
+                for ax0, ax1 in T.grid(T.int64(4), T.int64(16)):
+                    with T.sblock("dense_grad_weight_local"):
+                        v0 = T.axis.spatial(T.int64(4096), j_0 * T.int64(4) + ax0)
+                        v1 = T.axis.spatial(T.int64(4096), i_0 * T.int64(1024) + i_1_0 * T.int64(16) + ax1)
+                        T.reads(dense_grad_weight_local[v0, v1])
+                        T.writes(dense_grad_weight[v0, v1])
+                        dense_grad_weight[v0, v1] = dense_grad_weight_local[v0, v1]

@@ -22,6 +22,8 @@ from ..target import VectorUnit
 
 # Reduction elements per block of the dense layers' default schedule (see dense).
 DENSE_K_BLOCK = 256
+# Columns of x packed at a time for the dense weight gradient (see dense_grad_weight).
+DENSE_GRAD_I_BLOCK = 1024
 
 
 def accumulator_budget(unit: VectorUnit) -> int:
@@ -78,21 +80,35 @@ def dense_grad_input(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, uni
 
 
 def dense_grad_weight(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, unit: VectorUnit) -> None:
-    # dW[j, i] = sum_n dy[n, j] x[n, i]: a tile of 4 j x 2 vectors of i accumulates
-    # over the batch; writing dW is most of the cost.
+    # dW[j, i] = sum_n dy[n, j] x[n, i]: a tile of rows j x 2 vectors of i
+    # accumulates over the batch. x's and dy's rows lie a multiple of 4 KB
+    # apart, so a tile's 2 x batch lines would share one L1 set and evict
+    # each other: both are packed tile by tile first (x per block of
+    # DENSE_GRAD_I_BLOCK columns, which every row tile then reads from L2).
     out_features, in_features = kernel.output
-    rows = largest_divisor(out_features, (4, 2))
-    cols = largest_divisor(in_features, (2 * unit.lanes, unit.lanes, 4, 2))
+    cols = 2 * unit.lanes
+    rows = largest_divisor(out_features, [r for r in (8, 4, 2) if 2 * r <= accumulator_budget(unit)])
+    i_block = largest_divisor(in_features, (DENSE_GRAD_I_BLOCK, cols))
     grad = block_map(sch)["dense_grad_weight"]
+    dy_packed = sch.cache_read(grad, 0, "global")
+    sch.transform_layout(dy_packed, ("write", 0), lambda n, j: (j // rows, n, j % rows))
+    x_packed = sch.cache_read(grad, 1, "global")
+    sch.transform_layout(x_packed, ("write", 0), lambda n, i: (i // cols, n, i % cols))
     j, i, n = sch.get_loops(grad)
+    i_block_out, i = sch.split(i, [None, i_block])
     j_out, j_in = sch.split(j, [None, rows])
     i_out, i_in = sch.split(i, [None, cols])
-    sch.reorder(j_out, i_out, n, j_in, i_in)
+    sch.reorder(i_block_out, j_out, i_out, n, j_in, i_in)
+    sch.compute_at(x_packed, i_block_out)
     sch.reverse_compute_at(sch.cache_write(grad, 0, "local"), i_out)
     sch.parallel(j_out)
-    sch.vectorize(i_in)
+    vector, lanes = sch.split(i_in, [None, unit.lanes])
+    sch.unroll(vector)
+    sch.vectorize(lanes)
     sch.unroll(j_in)
     sch.decompose_reduction(grad, n)
+    for packed, width in ((dy_packed, rows), (x_packed, cols)):
+        sch.vectorize(sch.split(sch.get_loops(packed)[-1], [None, min(unit.lanes, width)])[1])
 
 
 def _rows(sch: s_tir.Schedule, block, lanes: int, reduction: bool = False) -> None:
