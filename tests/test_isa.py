@@ -7,7 +7,7 @@ import torch.nn.functional as F
 import tvm
 
 from tvm_alexnet import graph, spec
-from tvm_alexnet.ops import default_schedule, winograd
+from tvm_alexnet.ops import cpu_conv, default_schedule, winograd
 from tvm_alexnet.target import parse_target, vector_unit
 
 TARGETS = {"llvm:znver3": ("AVX2", "avx2"), "llvm:sapphirerapids": ("AVX-512", "avx512f")}
@@ -42,7 +42,9 @@ def test_build_uses_the_isa_vectors(target_text):
 
 DIRECT = [(name, 0.5, 4) for name in ("conv2_conv", "conv3_conv", "conv4_conv_grad_input", "conv2_conv_grad_weight",
                                         "conv3_conv_grad_weight", "fc7_dense", "fc6_dense_grad_input",
-                                        "fc8_dense_grad_input")]
+                                        "fc8_dense_grad_input", "fc6_dense_grad_weight")]
+# Per-image tasks of the weight gradient start at a static batch of IMAGE_TASKS_MIN_BATCH
+DIRECT += [("conv1_conv_grad_weight", 0.5, cpu_conv.IMAGE_TASKS_MIN_BATCH)]
 # Winograd at full width (48 input channels per tower: 3 AVX-512 vectors, 6 AVX2 ones): F(3,5), its weight gradient F(5,3)
 WINOGRAD = [(name, 1.0, winograd.MIN_BATCH) for name in ("conv2_conv", "conv2_conv_grad_input", "conv2_conv_grad_weight")]
 
@@ -72,6 +74,8 @@ def test_isa_build_matches_float64(target_text, name, width, batch):
         expected = torch.nn.grad.conv2d_weight(p[0], kernel.output, x, a["stride"], a["padding"], groups=a["groups"])
     elif kernel.op == "dense_grad_input":
         expected = x @ p[0]
+    elif kernel.op == "dense_grad_weight":
+        expected = x.T @ p[0]
     else:
         expected = F.linear(x, p[0], p[1]).relu()
     err = ((out.double() - expected).norm() / expected.norm()).item()

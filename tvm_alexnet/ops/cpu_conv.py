@@ -18,6 +18,11 @@ from .cpu_schedules import accumulator_budget, block_map, largest_divisor, sched
 # weights, a share of the call that shrinks as the batch grows.
 PACKED_MAX_BATCH = 4
 
+# From this static batch a weight gradient that sums per image runs one task
+# per image (enough of them to share the cores) and repacks that image's
+# output gradient within the task, where it stays in cache.
+IMAGE_TASKS_MIN_BATCH = 8
+
 
 def conv2d_tile(kernel: Kernel, unit: VectorUnit, batch: int | None = None) -> tuple[int, int]:
     """The default register tile of a convolution: (output channels, output pixels).
@@ -258,9 +263,10 @@ def conv2d_grad_weight(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, u
     g, o, i, h, w, rn, ry, rx = sch.get_loops(grad)
     o_out, o_in = sch.split(o, [None, block])
     i_out, i_in = sch.split(i, [None, in_block])
+    image_tasks = by_image and batch is not None and batch >= IMAGE_TASKS_MIN_BATCH
     if by_image:
         sch.reorder(rn, g, o_out, i_out, h, ry, rx, i_in, w, o_in)
-        tasks, reduction = (rn, g, o_out, i_out, h), ry
+        tasks, reduction = ((rn,) if image_tasks else (rn, g, o_out, i_out, h)), ry
     else:
         sch.reorder(g, o_out, i_out, h, rn, ry, rx, i_in, w, o_in)
         tasks, reduction = (g, o_out, i_out, h), rn
@@ -270,12 +276,16 @@ def conv2d_grad_weight(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, u
         sch.transform_layout(grad, ("write", 0), lambda n, g, o, i, h, w: (n, g, i, h, w, o))
     else:
         sch.transform_layout(grad, ("write", 0), lambda g, o, i, h, w: (g, i, h, w, o))
-    sch.parallel(sch.fuse(*tasks))
+    task = sch.fuse(*tasks)
+    sch.parallel(task)
     vectors, lanes = sch.split(o_in, [None, min(block, unit.lanes)])
     sch.vectorize(lanes)
     for loop in (vectors, w, i_in):
         sch.unroll(loop)
     sch.decompose_reduction(grad, reduction)
-    for stage in (packed, blocks.get("pad_temp"), blocks["join_groups"]):
+    if image_tasks:
+        sch.compute_at(packed, task)
+        sch.vectorize(sch.get_loops(packed)[-1])
+    for stage in ((() if image_tasks else (packed,)) + (blocks.get("pad_temp"), blocks["join_groups"])):
         if stage is not None:
             sch.parallel(sch.get_loops(stage)[0])

@@ -88,7 +88,7 @@ def dense_grad_weight(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, un
     out_features, in_features = kernel.output
     cols = 2 * unit.lanes
     rows = largest_divisor(out_features, [r for r in (8, 4, 2) if 2 * r <= accumulator_budget(unit)])
-    i_block = largest_divisor(in_features, (DENSE_GRAD_I_BLOCK, cols))
+    i_block = largest_divisor(in_features, range(DENSE_GRAD_I_BLOCK, 0, -cols))
     grad = block_map(sch)["dense_grad_weight"]
     dy_packed = sch.cache_read(grad, 0, "global")
     sch.transform_layout(dy_packed, ("write", 0), lambda n, j: (j // rows, n, j % rows))
