@@ -14,12 +14,16 @@ def conv4_conv_grad_weight(dy: T.Buffer((n, T.int64(384), T.int64(13), T.int64(1
     dy_global = T.sblock_alloc_buffer((T.int64(12), n, T.int64(13), T.int64(13), T.int64(32)))
     conv2d_grad_weight_local = T.sblock_alloc_buffer((T.int64(2), T.int64(192), T.int64(3), T.int64(3), T.int64(192)), scope="local")
     for ax0 in T.parallel(n):
-        for ax1, ax2, ax3 in T.grid(T.int64(384), T.int64(13), T.int64(13)):
-            with T.sblock("dy_global"):
-                v0, v1, v2, v3 = T.axis.remap("SSSS", [ax0, ax1, ax2, ax3])
-                T.reads(dy[v0, v1, v2, v3])
-                T.writes(dy_global[v1 // T.int64(32), v0, v2, v3, v1 % T.int64(32)])
-                dy_global[v1 // T.int64(32), v0, v2, v3, v1 % T.int64(32)] = dy[v0, v1, v2, v3]
+        for ax1_0, ax2, ax3 in T.grid(T.int64(12), T.int64(13), T.int64(13)):
+            for ax1_1_0 in T.unroll(T.int64(2)):
+                for ax1_1_1 in T.vectorized(T.int64(16)):
+                    with T.sblock("dy_global"):
+                        v0 = T.axis.spatial(n, ax0)
+                        v1 = T.axis.spatial(T.int64(384), ax1_0 * T.int64(32) + ax1_1_0 * T.int64(16) + ax1_1_1)
+                        v2, v3 = T.axis.remap("SS", [ax2, ax3])
+                        T.reads(dy[v0, v1, v2, v3])
+                        T.writes(dy_global[v1 // T.int64(32), v0, v2, v3, v1 % T.int64(32)])
+                        dy_global[v1 // T.int64(32), v0, v2, v3, v1 % T.int64(32)] = dy[v0, v1, v2, v3]
     for i0 in T.parallel(n):
         for i1, i2, i3 in T.grid(T.int64(384), T.int64(15), T.int64(15)):
             with T.sblock("pad_temp"):

@@ -285,7 +285,16 @@ def conv2d_grad_weight(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, u
     sch.decompose_reduction(grad, reduction)
     if image_tasks:
         sch.compute_at(packed, task)
-        sch.vectorize(sch.get_loops(packed)[-1])
-    for stage in ((() if image_tasks else (packed,)) + (blocks.get("pad_temp"), blocks["join_groups"])):
+    else:
+        sch.parallel(sch.get_loops(packed)[0])
+    # Channels innermost: each vector written whole (a gather of reads, which
+    # cost a sixth of the scatter of writes that pixels innermost would be).
+    c, h, w = sch.get_loops(packed)[-3:]
+    c_out, c_in = sch.split(c, [None, block])
+    sch.reorder(c_out, h, w, c_in)
+    vectors, lanes = sch.split(c_in, [None, min(block, unit.lanes)])
+    sch.unroll(vectors)
+    sch.vectorize(lanes)
+    for stage in (blocks.get("pad_temp"), blocks["join_groups"]):
         if stage is not None:
             sch.parallel(sch.get_loops(stage)[0])
