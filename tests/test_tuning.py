@@ -189,6 +189,22 @@ def test_record_slower_than_the_default_is_not_used(tuned_log, tmp_path):
 
 
 @pytest.mark.slow
+def test_record_is_not_used_once_the_default_changed(tuned_log, tmp_path):
+    log_dir, _ = tuned_log
+    kernel = next(k for k in network("paper", width=0.25, num_classes=10).kernels() if k.name == "conv3_conv")
+    llvm = build.parse_target("llvm")
+    log = copy_log(log_dir, tmp_path / "log", default_seconds=1e3)  # every record beats the default's time
+    assert tuning.tuned_kernel(tuning.read_log(log), kernel, 2, llvm, tuning.default_times(log)) is not None
+    # The same times under another default schedule's digest: what a changed default leaves behind.
+    times = json.loads((log / tuning.DEFAULTS).read_text())
+    (log / tuning.DEFAULTS).write_text(json.dumps({k.rsplit("/", 1)[0] + "/" + "0" * 16: v for k, v in times.items()}))
+    assert tuning.tuned_kernel(tuning.read_log(log), kernel, 2, llvm, tuning.default_times(log)) is None
+    # Timed on another CPU kind only: this one's records are used as they are.
+    (log / tuning.DEFAULTS).write_text(json.dumps({"llvm-skylake/" + k.split("/", 1)[1]: v for k, v in times.items()}))
+    assert tuning.tuned_kernel(tuning.read_log(log), kernel, 2, llvm, tuning.default_times(log)) is not None
+
+
+@pytest.mark.slow
 def test_tune_ends_with_a_side_by_side_verdict_that_builds_follow(tuned_log, tmp_path):
     log_dir, _ = tuned_log
     kernel = next(k for k in network("paper", width=0.25, num_classes=10).kernels() if k.name == "conv3_conv")

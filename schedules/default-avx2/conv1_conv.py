@@ -11,15 +11,17 @@ def conv1_conv(x: T.Buffer((n, T.int64(3), T.int64(227), T.int64(227)), "float32
     # with T.sblock("root"):
     weight_global = T.sblock_alloc_buffer((T.int64(6), T.int64(3), T.int64(11), T.int64(11), T.int64(16)))
     conv2d_nchw_local = T.sblock_alloc_buffer((n, T.int64(55), T.int64(55), T.int64(96)), scope="local")
-    for ax0_ax1_fused in T.parallel(T.int64(288)):
+    for ax0_0_ax1_fused in T.parallel(T.int64(18)):
         for ax2, ax3 in T.grid(T.int64(11), T.int64(11)):
-            with T.sblock("weight_global"):
-                v0 = T.axis.spatial(T.int64(96), ax0_ax1_fused // T.int64(3))
-                v1 = T.axis.spatial(T.int64(3), ax0_ax1_fused % T.int64(3))
-                v2, v3 = T.axis.remap("SS", [ax2, ax3])
-                T.reads(weight[v0, v1, v2, v3])
-                T.writes(weight_global[v0 // T.int64(16), v1, v2, v3, v0 % T.int64(16)])
-                weight_global[v0 // T.int64(16), v1, v2, v3, v0 % T.int64(16)] = weight[v0, v1, v2, v3]
+            for ax0_1_0 in T.unroll(T.int64(2)):
+                for ax0_1_1 in T.vectorized(T.int64(8)):
+                    with T.sblock("weight_global"):
+                        v0 = T.axis.spatial(T.int64(96), ax0_0_ax1_fused // T.int64(3) * T.int64(16) + ax0_1_0 * T.int64(8) + ax0_1_1)
+                        v1 = T.axis.spatial(T.int64(3), ax0_0_ax1_fused % T.int64(3))
+                        v2, v3 = T.axis.remap("SS", [ax2, ax3])
+                        T.reads(weight[v0, v1, v2, v3])
+                        T.writes(weight_global[v0 // T.int64(16), v1, v2, v3, v0 % T.int64(16)])
+                        weight_global[v0 // T.int64(16), v1, v2, v3, v0 % T.int64(16)] = weight[v0, v1, v2, v3]
     for nn_ff_0_yy_fused in T.parallel(n * T.int64(330)):
         for xx_0 in range(T.int64(11)):
             for xx_1_init in T.unroll(T.int64(5)):

@@ -12,15 +12,17 @@ def conv4_conv(x: T.Buffer((n, T.int64(384), T.int64(13), T.int64(13)), "float32
     pad_temp = T.sblock_alloc_buffer((n, T.int64(384), T.int64(15), T.int64(15)))
     weight_global = T.sblock_alloc_buffer((T.int64(24), T.int64(192), T.int64(3), T.int64(3), T.int64(16)))
     group_conv2d_nchw_local = T.sblock_alloc_buffer((n, T.int64(13), T.int64(13), T.int64(384)), scope="local")
-    for ax0_ax1_fused in T.parallel(T.int64(73728)):
+    for ax0_0_ax1_fused in T.parallel(T.int64(4608)):
         for ax2, ax3 in T.grid(T.int64(3), T.int64(3)):
-            with T.sblock("weight_global"):
-                v0 = T.axis.spatial(T.int64(384), ax0_ax1_fused // T.int64(192))
-                v1 = T.axis.spatial(T.int64(192), ax0_ax1_fused % T.int64(192))
-                v2, v3 = T.axis.remap("SS", [ax2, ax3])
-                T.reads(weight[v0, v1, v2, v3])
-                T.writes(weight_global[v0 // T.int64(16), v1, v2, v3, v0 % T.int64(16)])
-                weight_global[v0 // T.int64(16), v1, v2, v3, v0 % T.int64(16)] = weight[v0, v1, v2, v3]
+            for ax0_1_0 in T.unroll(T.int64(2)):
+                for ax0_1_1 in T.vectorized(T.int64(8)):
+                    with T.sblock("weight_global"):
+                        v0 = T.axis.spatial(T.int64(384), ax0_0_ax1_fused // T.int64(192) * T.int64(16) + ax0_1_0 * T.int64(8) + ax0_1_1)
+                        v1 = T.axis.spatial(T.int64(192), ax0_0_ax1_fused % T.int64(192))
+                        v2, v3 = T.axis.remap("SS", [ax2, ax3])
+                        T.reads(weight[v0, v1, v2, v3])
+                        T.writes(weight_global[v0 // T.int64(16), v1, v2, v3, v0 % T.int64(16)])
+                        weight_global[v0 // T.int64(16), v1, v2, v3, v0 % T.int64(16)] = weight[v0, v1, v2, v3]
     for i0_i1_fused in T.parallel(n * T.int64(384)):
         for i2, i3 in T.grid(T.int64(15), T.int64(15)):
             with T.sblock("pad_temp"):

@@ -21,15 +21,17 @@ def conv4_conv_grad_input(dy: T.Buffer((n, T.int64(384), T.int64(13), T.int64(13
                 T.reads(dy[v_i0, v_i1, v_i2 - T.int64(1), v_i3 - T.int64(1)])
                 T.writes(pad_temp[v_i0, v_i1, v_i2, v_i3])
                 pad_temp[v_i0, v_i1, v_i2, v_i3] = T.if_then_else(T.int64(1) <= v_i2 and v_i2 < T.int64(14) and T.int64(1) <= v_i3 and v_i3 < T.int64(14), dy[v_i0, v_i1, v_i2 - T.int64(1), v_i3 - T.int64(1)], T.float32(0.0))
-    for i_o_fused in T.parallel(T.int64(73728)):
+    for i_0_o_fused in T.parallel(T.int64(4608)):
         for h, w in T.grid(T.int64(3), T.int64(3)):
-            with T.sblock("weight_flip"):
-                v_i = T.axis.spatial(T.int64(384), i_o_fused // T.int64(192))
-                v_o = T.axis.spatial(T.int64(192), i_o_fused % T.int64(192))
-                v_h, v_w = T.axis.remap("SS", [h, w])
-                T.reads(weight[v_i // T.int64(192) * T.int64(192) + v_o, v_i % T.int64(192), T.int64(2) - v_h, T.int64(2) - v_w])
-                T.writes(weight_flip[v_i // T.int64(16), v_o, v_h, v_w, v_i % T.int64(16)])
-                weight_flip[v_i // T.int64(16), v_o, v_h, v_w, v_i % T.int64(16)] = weight[v_i // T.int64(192) * T.int64(192) + v_o, v_i % T.int64(192), T.int64(2) - v_h, T.int64(2) - v_w]
+            for i_1_0 in T.unroll(T.int64(2)):
+                for i_1_1 in T.vectorized(T.int64(8)):
+                    with T.sblock("weight_flip"):
+                        v_i = T.axis.spatial(T.int64(384), i_0_o_fused // T.int64(192) * T.int64(16) + i_1_0 * T.int64(8) + i_1_1)
+                        v_o = T.axis.spatial(T.int64(192), i_0_o_fused % T.int64(192))
+                        v_h, v_w = T.axis.remap("SS", [h, w])
+                        T.reads(weight[v_i // T.int64(192) * T.int64(192) + v_o, v_i % T.int64(192), T.int64(2) - v_h, T.int64(2) - v_w])
+                        T.writes(weight_flip[v_i // T.int64(16), v_o, v_h, v_w, v_i % T.int64(16)])
+                        weight_flip[v_i // T.int64(16), v_o, v_h, v_w, v_i % T.int64(16)] = weight[v_i // T.int64(192) * T.int64(192) + v_o, v_i % T.int64(192), T.int64(2) - v_h, T.int64(2) - v_w]
     for nn_ff_0_yy_fused in T.parallel(n * T.int64(312)):
         for xx_0 in range(T.int64(3)):
             for xx_1_init in T.unroll(T.int64(5)):

@@ -12,15 +12,17 @@ def conv2_conv(x: T.Buffer((n, T.int64(96), T.int64(27), T.int64(27)), "float32"
     pad_temp = T.sblock_alloc_buffer((n, T.int64(96), T.int64(31), T.int64(31)))
     weight_global = T.sblock_alloc_buffer((T.int64(16), T.int64(48), T.int64(5), T.int64(5), T.int64(16)))
     group_conv2d_nchw_local = T.sblock_alloc_buffer((n, T.int64(27), T.int64(27), T.int64(256)), scope="local")
-    for ax0_ax1_fused in T.parallel(T.int64(12288)):
+    for ax0_0_ax1_fused in T.parallel(T.int64(768)):
         for ax2, ax3 in T.grid(T.int64(5), T.int64(5)):
-            with T.sblock("weight_global"):
-                v0 = T.axis.spatial(T.int64(256), ax0_ax1_fused // T.int64(48))
-                v1 = T.axis.spatial(T.int64(48), ax0_ax1_fused % T.int64(48))
-                v2, v3 = T.axis.remap("SS", [ax2, ax3])
-                T.reads(weight[v0, v1, v2, v3])
-                T.writes(weight_global[v0 // T.int64(16), v1, v2, v3, v0 % T.int64(16)])
-                weight_global[v0 // T.int64(16), v1, v2, v3, v0 % T.int64(16)] = weight[v0, v1, v2, v3]
+            for ax0_1_0 in T.unroll(T.int64(1)):
+                for ax0_1_1 in T.vectorized(T.int64(16)):
+                    with T.sblock("weight_global"):
+                        v0 = T.axis.spatial(T.int64(256), ax0_0_ax1_fused // T.int64(48) * T.int64(16) + ax0_1_0 * T.int64(16) + ax0_1_1)
+                        v1 = T.axis.spatial(T.int64(48), ax0_0_ax1_fused % T.int64(48))
+                        v2, v3 = T.axis.remap("SS", [ax2, ax3])
+                        T.reads(weight[v0, v1, v2, v3])
+                        T.writes(weight_global[v0 // T.int64(16), v1, v2, v3, v0 % T.int64(16)])
+                        weight_global[v0 // T.int64(16), v1, v2, v3, v0 % T.int64(16)] = weight[v0, v1, v2, v3]
     for i0_i1_fused in T.parallel(n * T.int64(96)):
         for i2, i3 in T.grid(T.int64(31), T.int64(31)):
             with T.sblock("pad_temp"):

@@ -101,9 +101,24 @@ def conv2d(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, unit: VectorU
     if kernel.op == "conv2d" and kernel.attrs["padding"] == 0:
         sch.compute_inline(pad)  # a copy of the input, read in place
         pad = None
+    if packed is not None:
+        _channels_innermost(sch, packed, 4, block, unit)  # (o, i, h, w)
     for stage in (pad, packed):
         if stage is not None:
             sch.parallel(sch.fuse(*sch.get_loops(stage)[:2]))
+
+
+def _channels_innermost(sch: s_tir.Schedule, pack, axes: int, block: int, unit: VectorUnit) -> None:
+    """Loop a repack into channel blocks (c, ... -> c / block, ..., c % block;
+    c the first of the last `axes` loops) with the channels innermost: each
+    vector written whole, its reads a gather (a sixth of the cost of the
+    scatter of writes that the last axis innermost makes)."""
+    c, *rest = sch.get_loops(pack)[-axes:]
+    c_out, c_in = sch.split(c, [None, block])
+    sch.reorder(c_out, *rest, c_in)
+    vectors, lanes = sch.split(c_in, [None, min(block, unit.lanes)])
+    sch.unroll(vectors)
+    sch.vectorize(lanes)
 
 
 def transforms_weights(kernel: Kernel, batch: int) -> bool:
@@ -287,14 +302,7 @@ def conv2d_grad_weight(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, u
         sch.compute_at(packed, task)
     else:
         sch.parallel(sch.get_loops(packed)[0])
-    # Channels innermost: each vector written whole (a gather of reads, which
-    # cost a sixth of the scatter of writes that pixels innermost would be).
-    c, h, w = sch.get_loops(packed)[-3:]
-    c_out, c_in = sch.split(c, [None, block])
-    sch.reorder(c_out, h, w, c_in)
-    vectors, lanes = sch.split(c_in, [None, min(block, unit.lanes)])
-    sch.unroll(vectors)
-    sch.vectorize(lanes)
+    _channels_innermost(sch, packed, 3, block, unit)  # (c, h, w) of an image
     for stage in (blocks.get("pad_temp"), blocks["join_groups"]):
         if stage is not None:
             sch.parallel(sch.get_loops(stage)[0])

@@ -46,6 +46,11 @@ def default_seconds(times: dict, kernel: Kernel, batch: int, target: tvm.target.
     return entry["seconds"] if entry else None
 
 
+def _measured_on(times: dict | None, target: tvm.target.Target) -> bool:
+    prefix = f"{target_dirname(target)}/"
+    return "cpu" in target.keys and any(key.startswith(prefix) for key in times or {})
+
+
 def _record_wins(record, entry: dict) -> bool:
     settled = entry.get("settled")
     if settled and settled["record"] == trace_digest(record.trace):
@@ -58,8 +63,10 @@ def tuned_kernel(database: ms.database.Database, kernel: Kernel, batch: int,
     """The kernel scheduled by its best record for this batch and target, or
     None where the log has none, where its best is no faster than the
     default schedule (`defaults`, from default_times: their side-by-side
-    timing by `settle` where there is one, else their recorded times), or
-    where its record no longer applies (a warning then says which)."""
+    timing by `settle` where there is one, else their recorded times), where
+    the default changed since the log timed the defaults on this CPU kind
+    (`tune --kernel` times it again), or where its record no longer applies
+    (a warning then says which)."""
     from tvm.s_tir import Schedule
 
     mod = task_module(kernel, batch)
@@ -67,6 +74,10 @@ def tuned_kernel(database: ms.database.Database, kernel: Kernel, batch: int,
     if record is None:
         return None
     default = default_entry(defaults or {}, kernel, batch, target)
+    if default is None and _measured_on(defaults, target):
+        # The log timed its defaults on this CPU kind but not this one: the
+        # default schedule changed since, and the record may be the slower.
+        return None
     if default is not None and not _record_wins(record, default):
         return None
     for attempt in range(2):
