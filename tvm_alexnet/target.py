@@ -11,7 +11,7 @@ import json
 import os
 import platform
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 
@@ -124,6 +124,7 @@ class VectorUnit:
     registers: int  # vector registers
     l1_bytes: int  # L1 data cache per core
     l2_bytes: int  # per core
+    cores: int = 1  # the target's num-cores: how many tasks keep every core busy
 
 
 # The smallest caches of each kind's cores: Skylake-X's 32 KB L1d and 1 MB L2, Zen 3's 32 KB and 512 KB.
@@ -134,7 +135,8 @@ AVX2 = VectorUnit("AVX2", lanes=8, registers=16, l1_bytes=32 << 10, l2_bytes=512
 def vector_unit(target: tvm.target.Target) -> VectorUnit:
     """The vector unit of an llvm target's CPU model, from LLVM's features for its -mcpu."""
     with target:
-        return AVX512 if tvm.target.codegen.target_has_features("avx512f", target) else AVX2
+        unit = AVX512 if tvm.target.codegen.target_has_features("avx512f", target) else AVX2
+    return replace(unit, cores=int(target.attrs.get("num-cores", 1)))
 
 
 def target_dirname(target: tvm.target.Target) -> str:

@@ -22,6 +22,8 @@ from ..target import VectorUnit
 
 # Reduction elements per block of the dense layers' default schedule (see dense).
 DENSE_K_BLOCK = 256
+# Rows of W summed between additions into dx (see _dense_grad_input_images_in_vectors).
+DENSE_GRAD_J_BLOCK = 8
 # Columns of x packed at a time for the dense weight gradient (see dense_grad_weight).
 DENSE_GRAD_I_BLOCK = 1024
 
@@ -48,6 +50,43 @@ def scheduled_func(tensors: list[te.Tensor], rule: Callable, *args) -> tirx.Prim
     return sch.mod["main"]
 
 
+def _dense_grad_input_images_in_vectors(sch: s_tir.Schedule, kernel: Kernel, batch: int, unit: VectorUnit) -> bool:
+    """At a static batch of whole vectors: dx^T[i, n] = sum_j W[j, i] dy^T[j,
+    n], the images filling the vectors (dy transposed first, a small copy),
+    each W element broadcast once into a tile of `columns` x the batch. The
+    tile sums DENSE_GRAD_J_BLOCK rows of W at a time, few enough that their
+    lines (a multiple of 4 KB apart) share an L1 set without evicting each
+    other, and adds into dx^T, which LLVM keeps in registers meanwhile. Each
+    core takes one range of columns: W's rows stream in long runs. Returns
+    False where the batch does not fit that tile."""
+    vectors = batch // unit.lanes
+    (features,) = kernel.output
+    rows = kernel.params[0][0]
+    tiles = [t for t in (8, 4, 2) if features % t == 0 and t * vectors <= accumulator_budget(unit)]
+    if batch % unit.lanes or not tiles or rows % DENSE_GRAD_J_BLOCK:
+        return False
+    columns = tiles[0]
+    chunks = largest_divisor(features // columns, range(unit.cores, 0, -1))
+    grad = block_map(sch)["dense_grad_input"]
+    dy_t = sch.cache_read(grad, 0, "global")
+    sch.transform_layout(dy_t, ("write", 0), lambda n, j: (j, n))
+    sch.parallel(sch.get_loops(dy_t)[0])
+    dx_t = sch.cache_write(grad, 0, "global")
+    sch.transform_layout(grad, ("write", 0), lambda n, i: (i, n))
+    n, i, j = sch.get_loops(grad)
+    i_task, i_tile, i_in = sch.split(i, [chunks, None, columns])
+    j_out, j_in = sch.split(j, [None, DENSE_GRAD_J_BLOCK])
+    n_vectors, lanes = sch.split(n, [None, unit.lanes])
+    sch.reorder(i_task, j_out, i_tile, j_in, i_in, n_vectors, lanes)
+    sch.parallel(i_task)
+    sch.unroll(i_in)
+    sch.unroll(n_vectors)
+    sch.vectorize(lanes)
+    sch.reverse_compute_at(dx_t, i_task)
+    sch.decompose_reduction(grad, j_out)
+    return True
+
+
 def dense_grad_input(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, unit: VectorUnit) -> None:
     # dx[n, i] = sum_j dy[n, j] W[j, i]: W's rows are contiguous in i. Each
     # task takes a contiguous eighth of i, so W streams in long runs (short
@@ -57,6 +96,8 @@ def dense_grad_input(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, uni
     # takes 8: a remainder's predicates cost more than the block saves). Rows
     # are only tiled for a known batch, as a split of a symbolic batch needs
     # predicates.
+    if batch is not None and _dense_grad_input_images_in_vectors(sch, kernel, batch, unit):
+        return
     vectors = 4
     (features,) = kernel.output
     chunks = largest_divisor(features // (vectors * unit.lanes), (8, 4, 2))
@@ -196,6 +237,43 @@ def max_pool_grad(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, unit: 
     sch.unroll(sch.split(j, [None, largest_divisor(sch.get(j).extent.value, range(16, 0, -1))])[1])
 
 
+def _dense_images_in_vectors(sch: s_tir.Schedule, kernel: Kernel, batch: int, unit: VectorUnit) -> bool:
+    """At a static batch of whole vectors: the images fill the vectors (x
+    transposed first, a small copy), each W element is broadcast once into
+    a tile of `outputs` x the batch that accumulates over all inputs, so W
+    streams once, along `outputs` rows, and no partial sums are reduced
+    across lanes. Returns False where the batch does not fit that tile."""
+    vectors = batch // unit.lanes
+    tiles = [t for t in (8, 4, 2) if kernel.output[0] % t == 0 and t * vectors <= accumulator_budget(unit)]
+    if batch % unit.lanes or not tiles:
+        return False
+    outputs = tiles[0]
+    matmul = sch.get_sblock("T_matmul_NT")
+    sch.compute_inline(sch.get_sblock("compute"))  # broadcast bias
+    if kernel.attrs["activation"]:  # ReLU or tanh
+        sch.compute_inline(sch.get_sblock("T_add"))
+        epilogue = sch.get_sblock("compute_1")
+    else:
+        epilogue = sch.get_sblock("T_add")
+    x_t = sch.cache_read(matmul, 0, "global")
+    sch.transform_layout(x_t, ("write", 0), lambda n, i: (i, n))
+    sch.parallel(sch.get_loops(x_t)[0])
+    n, j, k = sch.get_loops(matmul)
+    j_out, j_in = sch.split(j, [None, outputs])
+    n_vectors, lanes = sch.split(n, [None, unit.lanes])
+    sch.reorder(j_out, k, j_in, n_vectors, lanes)
+    sch.cache_write(matmul, 0, "local")
+    sch.transform_layout(matmul, ("write", 0), lambda n, j: (j, n))  # a vector of images per output
+    sch.reverse_compute_at(sch.get_sblock("T_matmul_NT_local"), j_out)
+    sch.reverse_compute_at(epilogue, j_out)
+    sch.parallel(j_out)
+    sch.unroll(j_in)
+    sch.unroll(n_vectors)
+    sch.vectorize(lanes)
+    sch.decompose_reduction(matmul, k)
+    return True
+
+
 def dense(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, unit: VectorUnit) -> None:
     # x and W both have the reduction axis contiguous, so each (row, column)
     # pair accumulates a vector of partial sums (rfactor) and adds them
@@ -207,6 +285,8 @@ def dense(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, unit: VectorUn
     # the whole x (1.2 MB for fc6 at batch 32) streaming from L2 or L3 for
     # every tile of columns; there the columns per tile divide the outputs
     # (4 of 4096, not 7 with a remainder).
+    if batch is not None and _dense_images_in_vectors(sch, kernel, batch, unit):
+        return
     (features,) = kernel.inputs[0]
     lanes = largest_divisor(features, (unit.lanes, 4, 2))
     tile = accumulator_budget(unit)
