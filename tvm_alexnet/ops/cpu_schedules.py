@@ -88,6 +88,9 @@ def _dense_grad_input_images_in_vectors(sch: s_tir.Schedule, kernel: Kernel, bat
 
 
 def dense_grad_input(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, unit: VectorUnit) -> None:
+    if batch is not None and _dense_grad_input_images_in_vectors(sch, kernel, batch, unit):
+        return
+    # Otherwise (a symbolic batch, or one of partial vectors):
     # dx[n, i] = sum_j dy[n, j] W[j, i]: W's rows are contiguous in i. Each
     # task takes a contiguous eighth of i, so W streams in long runs (short
     # runs of many rows cost a TLB miss each); within it a register tile of
@@ -96,8 +99,6 @@ def dense_grad_input(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, uni
     # takes 8: a remainder's predicates cost more than the block saves). Rows
     # are only tiled for a known batch, as a split of a symbolic batch needs
     # predicates.
-    if batch is not None and _dense_grad_input_images_in_vectors(sch, kernel, batch, unit):
-        return
     vectors = 4
     (features,) = kernel.output
     chunks = largest_divisor(features // (vectors * unit.lanes), (8, 4, 2))
@@ -275,6 +276,9 @@ def _dense_images_in_vectors(sch: s_tir.Schedule, kernel: Kernel, batch: int, un
 
 
 def dense(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, unit: VectorUnit) -> None:
+    if batch is not None and _dense_images_in_vectors(sch, kernel, batch, unit):
+        return
+    # Otherwise (a symbolic batch, or one of partial vectors):
     # x and W both have the reduction axis contiguous, so each (row, column)
     # pair accumulates a vector of partial sums (rfactor) and adds them
     # at the end. A tile of rows x columns shares the loads; rows are only
@@ -285,8 +289,6 @@ def dense(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, unit: VectorUn
     # the whole x (1.2 MB for fc6 at batch 32) streaming from L2 or L3 for
     # every tile of columns; there the columns per tile divide the outputs
     # (4 of 4096, not 7 with a remainder).
-    if batch is not None and _dense_images_in_vectors(sch, kernel, batch, unit):
-        return
     (features,) = kernel.inputs[0]
     lanes = largest_divisor(features, (unit.lanes, 4, 2))
     tile = accumulator_budget(unit)
