@@ -238,6 +238,15 @@ def max_pool_grad(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, unit: 
     sch.unroll(sch.split(j, [None, largest_divisor(sch.get(j).extent.value, range(16, 0, -1))])[1])
 
 
+def _dense_blocks(sch: s_tir.Schedule, kernel: Kernel) -> tuple:
+    """The dense layer's matmul and its epilogue, the bias (and activation) inlined into one block."""
+    sch.compute_inline(sch.get_sblock("compute"))  # broadcast bias
+    if kernel.attrs["activation"]:  # ReLU or tanh
+        sch.compute_inline(sch.get_sblock("T_add"))
+        return sch.get_sblock("T_matmul_NT"), sch.get_sblock("compute_1")
+    return sch.get_sblock("T_matmul_NT"), sch.get_sblock("T_add")
+
+
 def _dense_images_in_vectors(sch: s_tir.Schedule, kernel: Kernel, batch: int, unit: VectorUnit) -> bool:
     """At a static batch of whole vectors: the images fill the vectors (x
     transposed first, a small copy), each W element is broadcast once into
@@ -249,13 +258,7 @@ def _dense_images_in_vectors(sch: s_tir.Schedule, kernel: Kernel, batch: int, un
     if batch % unit.lanes or not tiles:
         return False
     outputs = tiles[0]
-    matmul = sch.get_sblock("T_matmul_NT")
-    sch.compute_inline(sch.get_sblock("compute"))  # broadcast bias
-    if kernel.attrs["activation"]:  # ReLU or tanh
-        sch.compute_inline(sch.get_sblock("T_add"))
-        epilogue = sch.get_sblock("compute_1")
-    else:
-        epilogue = sch.get_sblock("T_add")
+    matmul, epilogue = _dense_blocks(sch, kernel)
     x_t = sch.cache_read(matmul, 0, "global")
     sch.transform_layout(x_t, ("write", 0), lambda n, i: (i, n))
     sch.parallel(sch.get_loops(x_t)[0])
@@ -298,13 +301,7 @@ def dense(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, unit: VectorUn
         rows, cols = 4, largest_divisor(kernel.output[0], range(tile // 4, 1, -1))
     else:
         rows, cols = (4, tile // 4) if rows_tiled else (1, tile - 4)
-    matmul = sch.get_sblock("T_matmul_NT")
-    sch.compute_inline(sch.get_sblock("compute"))  # broadcast bias
-    if kernel.attrs["activation"]:  # ReLU or tanh
-        sch.compute_inline(sch.get_sblock("T_add"))
-        epilogue = sch.get_sblock("compute_1")
-    else:
-        epilogue = sch.get_sblock("T_add")
+    matmul, epilogue = _dense_blocks(sch, kernel)
     _, _, k = sch.get_loops(matmul)
     _, k_in = sch.split(k, [None, lanes])
     partial = sch.rfactor(k_in, 2)
