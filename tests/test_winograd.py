@@ -79,6 +79,20 @@ def _on_transformed_weights(plan, x, w, b, expected):
     return _relative_error(out, expected)
 
 
+def test_chunks_keep_their_products_within_the_cap():
+    """conv2's F(3,5) at batch 32 makes 4 MB of products per image: chunks of 4, not 8; conv3-5's stay at 8."""
+    from tvm_alexnet.spec import network
+
+    chunks = {}
+    for k in network("paper").compiled_kernels():
+        if k.op == "conv2d" and winograd.applies(k, 32):
+            p = winograd.kernel_plan(k, 32, UNIT)
+            products = 4 * p.alpha ** 2 * p.images * -(-p.size // p.m) ** 2 * p.out_channels
+            assert products <= winograd.PRODUCTS_MAX_BYTES, f"{k.name}: {products / 2**20:.1f} MiB per chunk"
+            chunks[k.name] = p.images
+    assert chunks == {"conv2_conv": 4, "conv3_conv": 8, "conv4_conv": 8, "conv5_conv": 8}
+
+
 def test_weight_transform_kernel_and_chunks(rng):
     """The weight transform as its own kernel, its U fed to the conv kernel;
     a batch in chunks (6 images: 3 chunks of 2, each 18 tiles of F(5,3), 3

@@ -166,13 +166,19 @@ class Plan:
         return 2 * self.chunks * self.alpha ** 2 * self.p_padded * self.cin * self.cout * self.groups
 
 
+# The most bytes of GEMM products (alpha^2 x tiles x output channels) one chunk
+# makes: conv2's F(3,5) made 32 MB in chunks of 8 images, which the output
+# transform then read back from memory, not cache, when other kernels ran between calls.
+PRODUCTS_MAX_BYTES = 16 << 20
+
+
 def plan(batch: int, in_channels: int, out_channels: int, size: int, groups: int, m: int,
          unit: VectorUnit, chunk: int = 8, r: int = 3) -> Plan:
     """The default register tile: 4 vectors of output channels x 6 tiles on
     32 registers (24 accumulators, 4 weight vectors, a broadcast), 2 x 6 on
     16; fewer vectors where a group's channels are not a multiple (3 for 48
-    channels on AVX-512). Chunks of at most `chunk` images where some such
-    count divides the batch and
+    channels on AVX-512). Chunks of at most `chunk` images (and
+    PRODUCTS_MAX_BYTES of products) where some such count divides the batch and
     makes whole register tiles of tiles (a partial tile would be predicated
     and lose its accumulators to memory), else the whole batch at once."""
     per_group = out_channels // groups
@@ -181,7 +187,8 @@ def plan(batch: int, in_channels: int, out_channels: int, size: int, groups: int
     block = vectors * unit.lanes if vectors else per_group
     rows = 6
     per_image = math.ceil(size / m) ** 2
-    images = next((i for i in range(min(chunk, batch - 1), 0, -1)
+    most = max(1, PRODUCTS_MAX_BYTES // (4 * (m + r - 1) ** 2 * per_image * out_channels))
+    images = next((i for i in range(min(chunk, most, batch - 1), 0, -1)
                    if batch % i == 0 and i * per_image % rows == 0), 0)
     return Plan(batch, in_channels, out_channels, size, groups, m, rows, block, images, r)
 
