@@ -166,9 +166,9 @@ class Plan:
         return 2 * self.chunks * self.alpha ** 2 * self.p_padded * self.cin * self.cout * self.groups
 
 
-# The most bytes of GEMM products (alpha^2 x tiles x output channels) one chunk
-# makes: conv2's F(3,5) made 32 MB in chunks of 8 images, which the output
-# transform then read back from memory, not cache, when other kernels ran between calls.
+# The most bytes of GEMM products (alpha^2 x tiles x output channels) one
+# chunk makes, so that they stay in cache for the output transform (conv2's
+# F(3,5) made 32 MB per chunk of 8 images).
 PRODUCTS_MAX_BYTES = 16 << 20
 
 
