@@ -111,8 +111,8 @@ def conv2d(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, unit: VectorU
 def _channels_innermost(sch: s_tir.Schedule, pack, axes: int, block: int, unit: VectorUnit) -> None:
     """Loop a repack into channel blocks (c, ... -> c / block, ..., c % block;
     c the first of the last `axes` loops) with the channels innermost: each
-    vector written whole, its reads a gather (a sixth of the cost of the
-    scatter of writes that the last axis innermost makes)."""
+    vector written whole, its reads a gather (far cheaper than the scatter
+    of writes that the last axis innermost makes)."""
     c, *rest = sch.get_loops(pack)[-axes:]
     c_out, c_in = sch.split(c, [None, block])
     sch.reorder(c_out, *rest, c_in)
