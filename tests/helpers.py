@@ -1,6 +1,6 @@
 """What several test modules share: random weights, the float64 torch loss with
 recorded decisions, invoking the command line, a GPU's target, copies of a
-compiled model. Test modules import from here (`from helpers import ...`), never
+compiled model, whether the host runs an ISA's code. Test modules import from here (`from helpers import ...`), never
 from conftest.py or from one another; reference.py is the numpy float64 oracle.
 """
 
@@ -17,6 +17,21 @@ from torch import nn
 from tvm_alexnet import AlexNet
 from tvm_alexnet.autograd import LayerKernels
 from tvm_alexnet.spec import LRN_CONVENTIONS
+
+# --- the host CPU -------------------------------------------------------------------------------
+
+# The instruction set an LLVM CPU's build needs, by the /proc/cpuinfo flag that says a host has it.
+ISA_FLAGS = {"znver3": "avx2", "sapphirerapids": "avx512f"}
+
+
+def skip_unless_host_runs(cpu: str) -> None:
+    """Skip a test that runs code built for LLVM CPU `cpu` on a host without its vectors."""
+    import pytest
+    flag = ISA_FLAGS[cpu]
+    with open("/proc/cpuinfo") as f:
+        if not any(flag in line.split() for line in f if line.startswith("flags")):
+            pytest.skip(f"this CPU cannot run {cpu}'s code (no {flag})")
+
 
 # --- weights ------------------------------------------------------------------------------------
 

@@ -91,13 +91,14 @@ def test_kernels_on_weights_transformed_ahead(rng, test_seed, isa_cpu, batch):
     conv2 direct on packed weights, conv3 by Winograd, fc6-8 on packed
     weights; ReLU, tanh and no activation (fc8); both ISAs' tiles."""
     import tvm
-    from helpers import randomize
+    from helpers import randomize, skip_unless_host_runs
 
     from tvm_alexnet.ops import op_of, transforms_weights, winograd
     from tvm_alexnet.runtime import kernel_ready
     from tvm_alexnet.spec import network
     from tvm_alexnet.target import parse_target, vector_unit
 
+    skip_unless_host_runs(isa_cpu)
     target = parse_target(f"llvm:{isa_cpu}")
     names = {"relu": ("conv1_conv", "conv2_conv", "conv3_conv", "fc6_dense", "fc8_dense"), "tanh": ("fc6_dense",)}
     for activation, wanted in names.items():

@@ -11,20 +11,15 @@ def conv2_pool(x: T.Buffer((n, T.int64(256), T.int64(27), T.int64(27)), "float32
     # with T.sblock("root"):
     for b_k_fused in T.parallel(n * T.int64(256)):
         for i in range(T.int64(13)):
-            for j_init in T.vectorized(T.int64(13)):
-                with T.sblock("pool_max_init"):
-                    v_b = T.axis.spatial(n, b_k_fused // T.int64(256))
-                    v_k = T.axis.spatial(T.int64(256), b_k_fused % T.int64(256))
-                    v_i, v_j = T.axis.remap("SS", [i, j_init])
-                    T.reads()
-                    T.writes(pool_max[v_b, v_k, v_i, v_j])
-                    pool_max[v_b, v_k, v_i, v_j] = T.float32(-340282346638528859811704183484516925440.0)
-            for rv0, rv1 in T.grid(T.int64(3), T.int64(3)):
-                for j in T.vectorized(T.int64(13)):
-                    with T.sblock("pool_max_update"):
-                        v_b = T.axis.spatial(n, b_k_fused // T.int64(256))
-                        v_k = T.axis.spatial(T.int64(256), b_k_fused % T.int64(256))
-                        v_i, v_j, v_rv0, v_rv1 = T.axis.remap("SSRR", [i, j, rv0, rv1])
-                        T.reads(pool_max[v_b, v_k, v_i, v_j], x[v_b, v_k, v_i * T.int64(2) + v_rv0, v_j * T.int64(2) + v_rv1])
-                        T.writes(pool_max[v_b, v_k, v_i, v_j])
-                        pool_max[v_b, v_k, v_i, v_j] = T.Select(T.isnan(x[v_b, v_k, v_i * T.int64(2) + v_rv0, v_j * T.int64(2) + v_rv1]) | (x[v_b, v_k, v_i * T.int64(2) + v_rv0, v_j * T.int64(2) + v_rv1] > pool_max[v_b, v_k, v_i, v_j]), x[v_b, v_k, v_i * T.int64(2) + v_rv0, v_j * T.int64(2) + v_rv1], pool_max[v_b, v_k, v_i, v_j])
+            for j in T.unroll(T.int64(13)):
+                for rv0 in T.unroll(T.int64(3)):
+                    for rv1 in T.unroll(T.int64(3)):
+                        with T.sblock("pool_max"):
+                            v_b = T.axis.spatial(n, b_k_fused // T.int64(256))
+                            v_k = T.axis.spatial(T.int64(256), b_k_fused % T.int64(256))
+                            v_i, v_j, v_rv0, v_rv1 = T.axis.remap("SSRR", [i, j, rv0, rv1])
+                            T.reads(x[v_b, v_k, v_i * T.int64(2) + v_rv0, v_j * T.int64(2) + v_rv1])
+                            T.writes(pool_max[v_b, v_k, v_i, v_j])
+                            with T.init():
+                                pool_max[v_b, v_k, v_i, v_j] = T.float32(-340282346638528859811704183484516925440.0)
+                            pool_max[v_b, v_k, v_i, v_j] = T.Select(T.isnan(x[v_b, v_k, v_i * T.int64(2) + v_rv0, v_j * T.int64(2) + v_rv1]) | (x[v_b, v_k, v_i * T.int64(2) + v_rv0, v_j * T.int64(2) + v_rv1] > pool_max[v_b, v_k, v_i, v_j]), x[v_b, v_k, v_i * T.int64(2) + v_rv0, v_j * T.int64(2) + v_rv1], pool_max[v_b, v_k, v_i, v_j])

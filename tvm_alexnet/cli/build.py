@@ -135,11 +135,11 @@ def schedules_cmd(tuning_log, variant, num_classes, width, lrn, pool, activation
     if tuning_log is None:
         isa = vector_unit(target).isa.lower().replace("-", "")
         output = output or Path("schedules") / f"default-{isa}"
-        regenerate = f"tvm-alexnet schedules --variant {variant} --target {target_text(target)}"
+        regenerate = f"tvm-alexnet schedules --variant {variant} --target {target_text(target, name_host=True)}"
     else:
         output = output or Path("schedules") / target_dirname(target) / f"b{batch}"
         regenerate = (f"tvm-alexnet schedules --tuning-log {tuning_log} --variant {variant} --batch {batch} "
-                      f"--target {target_text(target)}")
+                      f"--target {target_text(target, name_host=True)}")
     written, removed = schedules.export(net, target, output, regenerate, tuning_log, batch)
     notes.print(f"wrote {len(written)} schedules to {output}: {', '.join(written) or 'none (no records)'}")
     if removed:

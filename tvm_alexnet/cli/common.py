@@ -88,12 +88,13 @@ def remote_devices(rpc: str | None, device_key: str | None):
                                  else "'--device-key'") from None
 
 
-def target_text(target: tvm.target.Target) -> str:
-    """The short spelling of a target for messages: llvm (this CPU), llvm:skylake, cuda:sm_90."""
+def target_text(target: tvm.target.Target, *, name_host: bool = False) -> str:
+    """The short spelling of a target for messages: llvm (this CPU, unless
+    `name_host`: for files read on other machines), llvm:skylake, cuda:sm_90."""
     if target.kind.name == "cuda":
         return f"cuda:{target.attrs['arch']}"
     cpu = str(target.attrs.get("mcpu", ""))
-    return "llvm" if cpu == host_cpu() else f"llvm:{cpu}"
+    return "llvm" if cpu == host_cpu() and not name_host else f"llvm:{cpu}"
 
 
 def batch_or_any(ctx, param, value: str) -> int | None:

@@ -342,12 +342,17 @@ def lrn(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, unit: VectorUnit
 
 
 def max_pool(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, unit: VectorUnit) -> None:
+    # Not vectorized along the output row: its stride-2 loads became gathers
+    # (slow on Zen 3). The window unrolled, LLVM's vectorizer reads a long
+    # row (conv1's 27 columns) contiguously and deinterleaves it; a short
+    # row unrolls whole.
     pool = sch.get_sblock("pool_max")
-    b, c, i, j, r0, r1 = sch.get_loops(pool)
-    sch.reorder(b, c, i, r0, r1, j)
+    b, c, _, j, r0, r1 = sch.get_loops(pool)
     sch.parallel(sch.fuse(b, c))
-    sch.vectorize(j)
-    sch.decompose_reduction(pool, r0)
+    sch.unroll(r0)
+    sch.unroll(r1)
+    if sch.get(j).extent.value <= 16:
+        sch.unroll(j)
 
 
 def dropout(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, unit: VectorUnit) -> None:
