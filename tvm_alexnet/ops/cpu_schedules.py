@@ -342,10 +342,10 @@ def lrn(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, unit: VectorUnit
 
 
 def max_pool(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, unit: VectorUnit) -> None:
-    # Not vectorized along the output row: its stride-2 loads became gathers
-    # (slow on Zen 3). The window unrolled, LLVM's vectorizer reads a long
-    # row (conv1's 27 columns) contiguously and deinterleaves it; a short
-    # row unrolls whole.
+    # Not vectorized along the output row: a row of 27 lanes with loads 2
+    # apart became masked loads and shuffles. With the window unrolled,
+    # LLVM's vectorizer reads a long row contiguously and deinterleaves it;
+    # a short row unrolls whole.
     pool = sch.get_sblock("pool_max")
     b, c, _, j, r0, r1 = sch.get_loops(pool)
     sch.parallel(sch.fuse(b, c))
