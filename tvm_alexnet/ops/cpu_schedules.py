@@ -224,14 +224,16 @@ def lrn_grad(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, unit: Vecto
 
 def max_pool_grad(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, unit: VectorUnit) -> None:
     # One image plane at a time: its windows' maxima and argmaxima stay in
-    # cache. Unrolled along rows, so that which windows hold a pixel (its
-    # column's parity and the edges) is known when compiling. The argmax
-    # unrolls by up to 16 columns: longer rows (conv1's 27) cost more unrolled than they save.
+    # cache. Unrolled along rows, and the rows by the stride, so that which
+    # windows hold a pixel (its column's and row's phase, and the edges) is
+    # known when compiling. The argmax unrolls by up to 16 columns: longer
+    # rows (conv1's 27) cost more unrolled than they save.
     blocks = block_map(sch)
-    b, c, _, j = sch.get_loops(blocks["max_pool_grad"])
+    b, c, i, j = sch.get_loops(blocks["max_pool_grad"])
     plane = sch.fuse(b, c)
     sch.parallel(plane)
     sch.unroll(j)
+    sch.unroll(sch.split(i, [None, kernel.attrs["stride"]])[1])
     argmax = blocks["pool_argmax"]
     sch.compute_at(argmax, plane)
     _, _, j = sch.get_loops(argmax)
