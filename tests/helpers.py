@@ -8,6 +8,7 @@ import copy
 from contextlib import contextmanager
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 from click.testing import CliRunner
@@ -26,7 +27,6 @@ ISA_FLAGS = {"znver3": "avx2", "sapphirerapids": "avx512f"}
 
 def skip_unless_host_runs(cpu: str) -> None:
     """Skip a test that runs code built for LLVM CPU `cpu` on a host without its vectors."""
-    import pytest
     flag = ISA_FLAGS[cpu]
     with open("/proc/cpuinfo") as f:
         if not any(flag in line.split() for line in f if line.startswith("flags")):
