@@ -1,8 +1,10 @@
 """Tuning a tiny variant end to end: records, kill -9 and resume, applying the log, bad logs."""
 
+import fcntl
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -45,12 +47,9 @@ def records(log_dir):
     return [json.loads(line) for line in lines if line.strip()]
 
 
-@pytest.fixture(scope="module")
-def tuned_log(tmp_path_factory):
-    """A log tuned in a process killed with SIGKILL after its first round,
-    then resumed by the same command. Minutes of tuning: every test that
-    uses it is marked slow."""
-    log_dir = tmp_path_factory.mktemp("log")
+def tune_killed_and_resumed(log_dir: Path) -> int:
+    """Tunes into `log_dir` in a process killed with SIGKILL after its first
+    round, then resumed by the same command; returns the first run's records."""
     stderr = log_dir.parent / "tune-stderr.txt"
     with open(stderr, "w") as err:
         proc = subprocess.Popen([sys.executable, "-m", "tvm_alexnet", *TUNE, "--log-dir", str(log_dir)],
@@ -69,7 +68,27 @@ def tuned_log(tmp_path_factory):
         f.write('[0, [["half a reco')  # what a kill in the middle of a write leaves
     result = CliRunner().invoke(main, [*TUNE, "--log-dir", str(log_dir)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    return log_dir, first
+    return first
+
+
+@pytest.fixture(scope="session")
+def tuned_log(tmp_path_factory, worker_id):
+    """(log folder, records of the killed first run), tuned once per session:
+    minutes of tuning, so every test that uses it is marked slow, and none
+    writes into it. pytest-xdist's workers share it, the first to ask tuning
+    it under a lock in their common temporary folder."""
+    if worker_id == "master":
+        log_dir = tmp_path_factory.mktemp("log")
+        return log_dir, tune_killed_and_resumed(log_dir)
+    shared = tmp_path_factory.getbasetemp().parent
+    log_dir, first = shared / "tuned-log", shared / "tuned-log-first-run.txt"
+    with open(shared / "tuned-log.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not first.exists():
+            shutil.rmtree(log_dir, ignore_errors=True)  # what a failed attempt left
+            log_dir.mkdir()
+            first.write_text(str(tune_killed_and_resumed(log_dir)))
+    return log_dir, int(first.read_text())
 
 
 @pytest.mark.slow
