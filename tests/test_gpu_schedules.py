@@ -12,7 +12,7 @@ import pytest
 import tvm
 from click.testing import CliRunner
 
-from tvm_alexnet import gpu_build, gpu_checks, graph
+from tvm_alexnet import gpu_checks, graph
 from tvm_alexnet.ops import gpu_default_schedule
 from tvm_alexnet.spec import network
 from tvm_alexnet.target import parse_target
@@ -163,18 +163,3 @@ def test_every_kernel_compiles_within_limits(variant, batch):
             except AssertionError as e:
                 failures.append(str(e).splitlines()[0])
     assert not failures, "\n".join(failures)
-
-
-@pytest.mark.slow
-def test_schedule_module_schedules_every_kernel():
-    # What a build does (build.schedule's GPU branch): our rules, then dlight
-    # for the rest; every kernel then binds threads and nvcc compiles them all.
-    from tvm_alexnet import cuda
-
-    target = parse_target("cuda:sm_90")
-    net = network("paper")
-    mod = gpu_build.schedule_module(graph.build_module(net, None), net.compiled_kernels(), None, target)
-    funcs = {k.name: mod[k.name] for k in net.compiled_kernels()}
-    assert all("threadIdx" in f.script() for f in funcs.values())
-    code = cuda.source(tvm.compile(tvm.IRModule(funcs), target=target, tir_pipeline=gpu_build.TIR_PIPELINE).mod)
-    cuda.check_source(code, target)

@@ -465,7 +465,8 @@ def test_backward_kernels_are_tasks_too(tmp_path):
     assert tuning.default_seconds(times, kernel, 2, build.parse_target("llvm")) > 0
     shown = CliRunner().invoke(main, ["logs", str(tmp_path), *TINY], catch_exceptions=False)
     rows = [line for line in shown.stdout.splitlines() if "grad" in line]
-    assert len(rows) == 1 and "fc8_dense_grad_weight" in rows[0] and float(rows[0].split("│")[2]) > 0, shown.stdout
+    assert len(rows) == 1 and "fc8_dense_grad_weight" in rows[0] and float(rows[0].split("│")[2]) > 0, (
+        shown.stdout + result.stderr)
     assert "0/13" in shown.stdout  # coverage counts the forward kernels
     forced = copy_log(tmp_path, tmp_path / "forced", default_seconds=1e3)  # the record beats the default
     exported = CliRunner().invoke(main, ["schedules", "--tuning-log", str(forced), *TINY, "-o", str(tmp_path / "sch")],

@@ -228,9 +228,11 @@ def tune(net: Network, options: TuneOptions, report=lambda task, progress: None,
                                        num_threads=num_cores(), rand_state=seed) for t in searched]
             most = max(t.budget for t in searched)
             # A candidate many times slower than the best known schedule teaches
-            # the search nothing that a timeout does not: cut such runs short.
+            # the search nothing that a timeout does not: cut such runs short,
+            # but not below the seconds that linking and loading a candidate
+            # take on a loaded machine (the timeout counts them too).
             slowest = max((t.best_seconds for t in searched if t.best_seconds < math.inf), default=math.inf)
-            search_runner = make_runner(options.rpc, timeout=min(10.0, max(2.0, 20 * slowest)))
+            search_runner = make_runner(options.rpc, timeout=min(10.0, max(5.0, 20 * slowest)))
             runners.append(search_runner)
             ms.tune_tasks(
                 tasks=contexts, task_weights=[1.0] * len(contexts), work_dir=str(log_dir / ".work"),
