@@ -41,6 +41,8 @@ DIRECT = [(name, 0.5, 4) for name in ("conv2_conv", "conv3_conv", "conv4_conv_gr
                                         "fc8_dense_grad_input", "fc6_dense_grad_weight")]
 # Per-image tasks of the weight gradient start at a static batch of IMAGE_TASKS_MIN_BATCH
 DIRECT += [("conv1_conv_grad_weight", 0.5, cpu_conv.IMAGE_TASKS_MIN_BATCH)]
+# A block of dy past half of AVX2's L2 (not AVX-512's): the weight gradient's tasks that share x's block run in turn
+DIRECT += [("conv3_conv_grad_weight", 0.5, 32)]
 # A batch of whole vectors on both ISAs: the images fill the dense layer's vectors
 DIRECT += [("fc6_dense", 0.5, 16), ("fc8_dense", 0.5, 16), ("fc6_dense_grad_input", 0.5, 16),
            ("fc7_dense_grad_input", 0.5, 16)]

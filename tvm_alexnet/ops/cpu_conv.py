@@ -255,7 +255,7 @@ def conv2d_grad_weight(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, u
     # (block) x (input channels) x (kernel width), each dy vector feeding
     # (input channels) x (kernel width) FMAs, each broadcast of x one per
     # vector; the reduction runs over images and output pixels, and a task
-    # is (block, input channels, kernel row). `tile` overrides
+    # is (block, input channels, kernel row), in turn as below. `tile` overrides
     # conv2d_grad_weight_tile.
     block, in_block = tile or conv2d_grad_weight_tile(kernel, unit)
     blocks = block_map(sch)
@@ -283,8 +283,12 @@ def conv2d_grad_weight(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, u
         sch.reorder(rn, g, o_out, i_out, h, ry, rx, i_in, w, o_in)
         tasks, reduction = ((rn,) if image_tasks else (rn, g, o_out, i_out, h)), ry
     else:
-        sch.reorder(g, o_out, i_out, h, rn, ry, rx, i_in, w, o_in)
-        tasks, reduction = (g, o_out, i_out, h), rn
+        # Tasks that share a block of dy run in turn where it fits half of L2
+        # (the rest holds x and what streams past); else those that share a
+        # block of x, far smaller, and dy streams from L3.
+        shared = (o_out, i_out) if dy_block_bytes <= unit.l2_bytes // 2 else (i_out, o_out)
+        sch.reorder(g, *shared, h, rn, ry, rx, i_in, w, o_in)
+        tasks, reduction = (g, *shared, h), rn
     sch.reverse_compute_at(sch.cache_write(grad, 0, "local"), h)
     # Channels innermost in the accumulators too, or each vector of them is a gather.
     if by_image:
