@@ -332,7 +332,14 @@ class RemoteRunner(PyRunner):
             self._pool = None
 
 
-def make_runner(devices: RemoteDevices | None, timeout: float = 10.0, retry_lost: bool = False):
+# Seconds a candidate may take, linking and loading it included: a random
+# convolution candidate at batch 32 can take seconds per call, and one that
+# much slower than the default teaches the search nothing a timeout does not;
+# 5 s still lets one be linked on a loaded machine.
+MEASURE_TIMEOUT = 5.0
+
+
+def make_runner(devices: RemoteDevices | None, timeout: float = MEASURE_TIMEOUT, retry_lost: bool = False):
     """Where candidates are measured: here (QuietRunner) or on the devices under an RPC tracker's key."""
     if devices is None:
         return QuietRunner(timeout=timeout)

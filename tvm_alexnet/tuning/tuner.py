@@ -197,7 +197,11 @@ def tune(net: Network, options: TuneOptions, report=lambda task, progress: None,
     skipped = [t.kernel.name for t in progress if options.trials and t.budget == 0]
     builder = PoolBuilder(workers=num_cores(), target_kind=target.kind.name)
     runner = make_runner(options.rpc, retry_lost=True)  # the default schedules: not search candidates
-    runners = [runner]
+    # Search candidates measured here share its worker (another would cost an
+    # import of TVM); on devices, one that drops out under a candidate (which
+    # may have crashed it) is not retried.
+    search_runner = runner if options.rpc is None else make_runner(options.rpc)
+    runners = [runner] if search_runner is runner else [runner, search_runner]
     searched_log = ReadableRecords(database)
     start = time.perf_counter()
     try:
@@ -227,13 +231,6 @@ def tune(net: Network, options: TuneOptions, report=lambda task, progress: None,
                                        **search_space(t.kernel, batch, target), task_name=t.kernel.name,
                                        num_threads=num_cores(), rand_state=seed) for t in searched]
             most = max(t.budget for t in searched)
-            # A candidate many times slower than the best known schedule teaches
-            # the search nothing that a timeout does not: cut such runs short,
-            # but not below the seconds that linking and loading a candidate
-            # take on a loaded machine (the timeout counts them too).
-            slowest = max((t.best_seconds for t in searched if t.best_seconds < math.inf), default=math.inf)
-            search_runner = make_runner(options.rpc, timeout=min(10.0, max(5.0, 20 * slowest)))
-            runners.append(search_runner)
             ms.tune_tasks(
                 tasks=contexts, task_weights=[1.0] * len(contexts), work_dir=str(log_dir / ".work"),
                 max_trials_global=remaining, max_trials_per_task=most,
