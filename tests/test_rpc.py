@@ -1,7 +1,8 @@
 """Tuning and timing on devices registered with TVM's RPC tracker, on loopback
-only: a tracker and RPC servers in subprocesses of the test (each in a
-process group of its own, killed with its group when the test ends, and
-with its parent through PR_SET_PDEATHSIG), on free ports of 127.0.0.1."""
+only: a tracker for the module and each test's RPC servers under a key of
+their own, in subprocesses (each in a process group of its own, killed with
+its group when the test or module ends, and with its parent through
+PR_SET_PDEATHSIG), on free ports of 127.0.0.1."""
 
 import contextlib
 import ctypes
@@ -24,7 +25,7 @@ from tvm_alexnet.spec import network
 from tvm_alexnet.target import host_cpu
 
 TINY = ["--variant", "paper", "--width", "0.25", "--num-classes", "10", "--batch", "2"]
-KEY = "loopback"
+KEY = "loopback"  # where no farm is running
 
 
 def free_port() -> int:
@@ -62,33 +63,21 @@ runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
 """
 
 
-class Farm:
-    """A tracker and RPC servers on 127.0.0.1, each its own process group."""
+class Processes:
+    """Processes of the farm, each its own process group, its output in a log of its name."""
 
     def __init__(self, folder: Path):
         self.folder = folder
         self.procs: dict[str, subprocess.Popen] = {}
-        self.port = free_port()
-        self._start("tracker", ["tvm.exec.rpc_tracker", "--host", "127.0.0.1", "--port", str(self.port),
-                                "--port-end", str(self.port + 1)])
-        self.devices = tuning.RemoteDevices("127.0.0.1", self.port, KEY)
-        self._wait(lambda: self._answers(), "the tracker to answer")
 
-    def _start(self, name: str, args: list[str]) -> None:
+    def start(self, name: str, args: list[str]) -> None:
         log = open(self.folder / f"{name}.log", "w")
         self.procs[name] = subprocess.Popen([sys.executable, "-c", LAUNCH, *args], stdout=log,
                                             stderr=subprocess.STDOUT, start_new_session=True,
                                             preexec_fn=_die_with_parent)
         log.close()
 
-    def _answers(self) -> bool:
-        try:
-            self.devices.summary()
-            return True
-        except tuning.RemoteError:
-            return False
-
-    def _wait(self, condition, what: str, timeout: float = 120) -> None:
+    def wait(self, condition, what: str, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
         while not condition():
             dead = [name for name, p in self.procs.items() if p.poll() is not None]
@@ -96,28 +85,13 @@ class Farm:
                 (self.folder / f"{name}.log").read_text()[-2000:] for name in dead)
             time.sleep(0.3)
 
-    def add_servers(self, n: int) -> list[str]:
-        names = []
-        for _ in range(n):
-            name, port = f"server{len(self.procs)}", free_port()
-            self._start(name, ["tvm.exec.rpc_server", "--host", "127.0.0.1", "--port", str(port),
-                               "--port-end", str(port + 1), "--tracker", f"127.0.0.1:{self.port}", "--key", KEY])
-            names.append(name)
-        total = sum(name.startswith("server") for name in self.procs)
-        self._wait(lambda: len(self.devices.servers()) == total, f"{total} servers to register")
-        return names
-
     def log(self, name: str) -> str:
         return (self.folder / f"{name}.log").read_text()
-
-    def served(self, name: str) -> int:
-        """Modules the server loaded: one per candidate (or report) it measured."""
-        return self.log(name).count("load_module")
 
     def kill(self, name: str) -> None:
         proc = self.procs[name]
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)  # the server and the session it is serving
+            os.killpg(proc.pid, signal.SIGKILL)  # the process and the sessions it is serving
         proc.wait()
 
     def groups(self) -> set[int]:
@@ -129,6 +103,32 @@ class Farm:
         deadline = time.monotonic() + 10
         while left(self.groups()) and time.monotonic() < deadline:
             time.sleep(0.2)
+        assert not left(self.groups()), "processes of the farm left running"
+
+
+class Farm(Processes):
+    """RPC servers on 127.0.0.1 under a key of their own, registered with the module's tracker."""
+
+    def __init__(self, folder: Path, tracker: Processes, port: int, key: str):
+        super().__init__(folder)
+        self.tracker, self.port, self.key = tracker, port, key
+        self.devices = tuning.RemoteDevices("127.0.0.1", port, key)
+
+    def add_servers(self, n: int) -> list[str]:
+        names = []
+        for _ in range(n):
+            name, port = f"server{len(self.procs)}", free_port()
+            self.start(name, ["tvm.exec.rpc_server", "--host", "127.0.0.1", "--port", str(port),
+                              "--port-end", str(port + 1), "--tracker", f"127.0.0.1:{self.port}",
+                              "--key", self.key])
+            names.append(name)
+        total = len(self.procs)
+        self.wait(lambda: len(self.devices.servers()) == total, f"{total} servers to register")
+        return names
+
+    def served(self, name: str) -> int:
+        """Modules the server loaded: one per candidate (or report) it measured."""
+        return self.log(name).count("load_module")
 
 
 def left(groups: set[int]) -> list[psutil.Process]:
@@ -142,13 +142,14 @@ def left(groups: set[int]) -> list[psutil.Process]:
 
 
 def assert_no_workers_left(farm) -> None:
-    """No process that this test process started outlives the run, but the farm's (killed in its teardown)."""
-    deadline = time.monotonic() + 10
+    """No process that this test process started outlives the run, but the farm's and the tracker's (killed in
+    their teardowns)."""
+    deadline, farms = time.monotonic() + 10, farm.groups() | farm.tracker.groups()
     while True:
         workers = []
         for p in psutil.Process().children(recursive=True):
             with contextlib.suppress(psutil.Error, ProcessLookupError):
-                if (p.status() != psutil.STATUS_ZOMBIE and os.getpgid(p.pid) not in farm.groups()
+                if (p.status() != psutil.STATUS_ZOMBIE and os.getpgid(p.pid) not in farms
                         and "resource_tracker" not in " ".join(p.cmdline())):  # multiprocessing's, for the process
                     workers.append(p)
         if not workers or time.monotonic() > deadline:
@@ -157,16 +158,38 @@ def assert_no_workers_left(farm) -> None:
     assert not workers, [p.cmdline() for p in workers]
 
 
+@pytest.fixture(scope="module")
+def tracker(tmp_path_factory):
+    """One tracker for the module (starting one imports TVM); each test's servers register under their own key."""
+    tracker = Processes(tmp_path_factory.mktemp("tracker"))
+    port = free_port()
+    tracker.start("tracker", ["tvm.exec.rpc_tracker", "--host", "127.0.0.1", "--port", str(port),
+                              "--port-end", str(port + 1)])
+    devices = tuning.RemoteDevices("127.0.0.1", port, "none")
+    tracker.wait(lambda: _answers(devices), "the tracker to answer")
+    try:
+        yield tracker, port
+    finally:
+        tracker.stop()
+
+
+def _answers(devices) -> bool:
+    try:
+        devices.summary()
+        return True
+    except tuning.RemoteError:
+        return False
+
+
 @pytest.fixture
-def farm(tmp_path):
+def farm(tmp_path, tracker, request):
     folder = tmp_path / "farm"
     folder.mkdir()
-    farm = Farm(folder)
+    farm = Farm(folder, *tracker, key=re.sub(r"\W", "-", request.node.name)[:60])
     try:
         yield farm
     finally:
-        farm.stop()
-        assert not left(farm.groups()), "processes of the farm left running"
+        farm.stop()  # its servers; the tracker stays for the module's other tests
 
 
 def records(log_dir: Path) -> list:
@@ -176,7 +199,7 @@ def records(log_dir: Path) -> list:
 
 def tune_args(farm, log_dir, kernel="fc8_dense", trials=16):
     return ["tune", *TINY, "--kernel", kernel, "--trials", str(trials), "--trials-per-round", "8", "--seed", "1",
-            "--log-dir", str(log_dir), "--rpc", f"127.0.0.1:{farm.port}", "--device-key", KEY]
+            "--log-dir", str(log_dir), "--rpc", f"127.0.0.1:{farm.port}", "--device-key", farm.key]
 
 
 def start_tune(args, stderr: Path) -> subprocess.Popen:
@@ -233,7 +256,7 @@ def test_rpc_options_are_checked_before_anything_runs(tmp_path, args, fragment):
 
 def test_no_device_under_the_key_is_one_line_naming_tracker_and_key(farm, tmp_path):
     result = invoke(*tune_args(farm, tmp_path / "log"))
-    assert_one_line_error(result, "no device", repr(KEY), f"127.0.0.1:{farm.port}")
+    assert_one_line_error(result, "no device", repr(farm.key), f"127.0.0.1:{farm.port}")
     assert not records(tmp_path / "log")
 
 
@@ -268,7 +291,7 @@ def test_tune_measures_on_every_server_records_for_the_target_and_re_targets_the
     other = build.parse_target(f"llvm:{cpu}")
     result = invoke("tune", *TINY, "--kernel", "fc8_dense", "--trials", "0", "--from", log_dir, "--top-k", "4",
                     "--target", f"llvm:{cpu}", "--log-dir", tmp_path / "moved", "--rpc", f"127.0.0.1:{farm.port}",
-                    "--device-key", KEY)
+                    "--device-key", farm.key)
     assert result.exit_code == 0, result.output
     moved = tuning.read_log(tmp_path / "moved").get_all_tuning_records()
     assert 1 <= len(moved) <= 4 and all(tuning.same_target(r.target, other) for r in moved)
@@ -342,7 +365,7 @@ def test_with_no_server_left_the_runner_ends_with_tracker_and_key(farm):
     outcome = _run_and_kill(farm, runner, _slow_candidates(6), servers)
     assert "error" in outcome, outcome
     assert isinstance(runner.error, tuning.RemoteError)
-    assert str(runner.error) == f"no device left under key {KEY!r} at the RPC tracker 127.0.0.1:{farm.port}"
+    assert str(runner.error) == f"no device left under key {farm.key!r} at the RPC tracker 127.0.0.1:{farm.port}"
     assert not runner._pool  # its workers are stopped
     assert_no_workers_left(farm)
 
@@ -365,7 +388,7 @@ def test_tune_goes_on_when_a_server_drops_out_and_ends_in_one_line_when_none_is_
     finally:
         stop(proc)
     err = (tmp_path / "tune.txt").read_text().strip().splitlines()
-    assert err[-1] == f"error: no device left under key {KEY!r} at the RPC tracker 127.0.0.1:{farm.port}", err[-5:]
+    assert err[-1] == f"error: no device left under key {farm.key!r} at the RPC tracker 127.0.0.1:{farm.port}", err[-5:]
     assert not any(line.startswith("error") for line in err[:-1])
     kept_records = tuning.read_log(log_dir).get_all_tuning_records()  # every line reads
     assert recorded + 16 <= len(kept_records) < 64
@@ -386,7 +409,7 @@ def test_report_times_every_kernel_on_the_remote_device(farm):
 
     (server,) = farm.add_servers(1)
     result = invoke("report", *TINY, "--tuning-log", "none", "--repeat", "2", "--min-repeat-ms", "0", "--json",
-                    "--rpc", f"127.0.0.1:{farm.port}", "--device-key", KEY)
+                    "--rpc", f"127.0.0.1:{farm.port}", "--device-key", farm.key)
     assert result.exit_code == 0, result.output
     report = report_files.validate(json.loads(result.stdout), "stdout")
     net = network("paper", width=0.25, num_classes=10)
@@ -394,7 +417,7 @@ def test_report_times_every_kernel_on_the_remote_device(farm):
     assert all(r["ms"] > 0 and r["torch_ms"] is None and r["speedup_vs_torch"] is None for r in report["kernels"])
     assert [r["engine"] for r in report["network_rows"]] == ["TVM"] and report["peak"] is None
     remote = report["machine"]["remote"]
-    assert remote["tracker"] == f"127.0.0.1:{farm.port}" and remote["key"] == KEY
+    assert remote["tracker"] == f"127.0.0.1:{farm.port}" and remote["key"] == farm.key
     assert tuple(remote["device"].rsplit(":", 1)) == tuple(map(str, farm.devices.servers()[0]))
     assert farm.served(server) == 2  # the network's library and the kernels'
     rendered = report_files.markdown(report)  # the tables show what was not measured as "-"
