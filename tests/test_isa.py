@@ -39,7 +39,8 @@ def test_build_uses_the_isa_vectors(target_text):
 DIRECT = [(name, 0.5, 4) for name in ("conv2_conv", "conv3_conv", "conv4_conv_grad_input", "conv2_conv_grad_weight",
                                         "conv3_conv_grad_weight", "fc7_dense", "fc6_dense_grad_input",
                                         "fc8_dense_grad_input", "fc6_dense_grad_weight")]
-# Per-image tasks of the weight gradient start at a static batch of IMAGE_TASKS_MIN_BATCH
+# Per-image tasks of the weight gradient start at a static batch of IMAGE_TASKS_MIN_BATCH; on AVX2 two vectors of
+# output channels take 6 of conv1's 11 kernel columns at a time, the second chunk masked
 DIRECT += [("conv1_conv_grad_weight", 0.5, cpu_conv.IMAGE_TASKS_MIN_BATCH)]
 # A block of dy past half of AVX2's L2 (not AVX-512's): the weight gradient's tasks that share x's block run in turn
 DIRECT += [("conv3_conv_grad_weight", 0.5, 32)]

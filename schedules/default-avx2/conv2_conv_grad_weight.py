@@ -31,40 +31,40 @@ def conv2_conv_grad_weight(dy: T.Buffer((n, T.int64(256), T.int64(27), T.int64(2
                 T.reads(saved[v_i0, v_i1, v_i2 - T.int64(2), v_i3 - T.int64(2)])
                 T.writes(pad_temp[v_i0, v_i1, v_i2, v_i3])
                 pad_temp[v_i0, v_i1, v_i2, v_i3] = T.if_then_else(T.int64(2) <= v_i2 and v_i2 < T.int64(29) and T.int64(2) <= v_i3 and v_i3 < T.int64(29), saved[v_i0, v_i1, v_i2 - T.int64(2), v_i3 - T.int64(2)], T.float32(0.0))
-    for g_o_0_i_0_h_fused in T.parallel(T.int64(3840)):
+    for g_o_0_i_0_h_w_0_fused in T.parallel(T.int64(3840)):
         for i_1_init in T.unroll(T.int64(1)):
-            for w_init in T.unroll(T.int64(5)):
+            for w_1_init in T.unroll(T.int64(5)):
                 for o_1_0_init in T.unroll(T.int64(2)):
                     for o_1_1_init in T.vectorized(T.int64(8)):
                         with T.sblock("conv2d_grad_weight_init"):
-                            v_g = T.axis.spatial(T.int64(2), g_o_0_i_0_h_fused // T.int64(1920))
-                            v_o = T.axis.spatial(T.int64(128), g_o_0_i_0_h_fused % T.int64(1920) // T.int64(240) * T.int64(16) + o_1_0_init * T.int64(8) + o_1_1_init)
-                            v_i = T.axis.spatial(T.int64(48), g_o_0_i_0_h_fused % T.int64(240) // T.int64(5) + i_1_init)
-                            v_h = T.axis.spatial(T.int64(5), g_o_0_i_0_h_fused % T.int64(5))
-                            v_w = T.axis.spatial(T.int64(5), w_init)
+                            v_g = T.axis.spatial(T.int64(2), g_o_0_i_0_h_w_0_fused // T.int64(1920))
+                            v_o = T.axis.spatial(T.int64(128), g_o_0_i_0_h_w_0_fused % T.int64(1920) // T.int64(240) * T.int64(16) + o_1_0_init * T.int64(8) + o_1_1_init)
+                            v_i = T.axis.spatial(T.int64(48), g_o_0_i_0_h_w_0_fused % T.int64(240) // T.int64(5) + i_1_init)
+                            v_h = T.axis.spatial(T.int64(5), g_o_0_i_0_h_w_0_fused % T.int64(5))
+                            v_w = T.axis.spatial(T.int64(5), w_1_init)
                             T.reads()
                             T.writes(conv2d_grad_weight_local[v_g, v_i, v_h, v_w, v_o])
                             conv2d_grad_weight_local[v_g, v_i, v_h, v_w, v_o] = T.float32(0.0)
         for rn, ry, rx in T.grid(n, T.int64(27), T.int64(27)):
             for i_1 in T.unroll(T.int64(1)):
-                for w in T.unroll(T.int64(5)):
+                for w_1 in T.unroll(T.int64(5)):
                     for o_1_0 in T.unroll(T.int64(2)):
                         for o_1_1 in T.vectorized(T.int64(8)):
                             with T.sblock("conv2d_grad_weight_update"):
-                                v_g = T.axis.spatial(T.int64(2), g_o_0_i_0_h_fused // T.int64(1920))
-                                v_o = T.axis.spatial(T.int64(128), g_o_0_i_0_h_fused % T.int64(1920) // T.int64(240) * T.int64(16) + o_1_0 * T.int64(8) + o_1_1)
-                                v_i = T.axis.spatial(T.int64(48), g_o_0_i_0_h_fused % T.int64(240) // T.int64(5) + i_1)
-                                v_h = T.axis.spatial(T.int64(5), g_o_0_i_0_h_fused % T.int64(5))
-                                v_w, v_rn, v_ry, v_rx = T.axis.remap("SRRR", [w, rn, ry, rx])
+                                v_g = T.axis.spatial(T.int64(2), g_o_0_i_0_h_w_0_fused // T.int64(1920))
+                                v_o = T.axis.spatial(T.int64(128), g_o_0_i_0_h_w_0_fused % T.int64(1920) // T.int64(240) * T.int64(16) + o_1_0 * T.int64(8) + o_1_1)
+                                v_i = T.axis.spatial(T.int64(48), g_o_0_i_0_h_w_0_fused % T.int64(240) // T.int64(5) + i_1)
+                                v_h = T.axis.spatial(T.int64(5), g_o_0_i_0_h_w_0_fused % T.int64(5))
+                                v_w, v_rn, v_ry, v_rx = T.axis.remap("SRRR", [w_1, rn, ry, rx])
                                 T.reads(conv2d_grad_weight_local[v_g, v_i, v_h, v_w, v_o], dy_global[v_g * T.int64(8) + v_o // T.int64(16), v_rn, v_ry, v_rx, v_o % T.int64(16)], pad_temp[v_rn, v_g * T.int64(48) + v_i, v_ry + v_h, v_rx + v_w])
                                 T.writes(conv2d_grad_weight_local[v_g, v_i, v_h, v_w, v_o])
                                 conv2d_grad_weight_local[v_g, v_i, v_h, v_w, v_o] = conv2d_grad_weight_local[v_g, v_i, v_h, v_w, v_o] + dy_global[v_g * T.int64(8) + v_o // T.int64(16), v_rn, v_ry, v_rx, v_o % T.int64(16)] * pad_temp[v_rn, v_g * T.int64(48) + v_i, v_ry + v_h, v_rx + v_w]
         for ax0, ax1 in T.grid(T.int64(16), T.int64(5)):
             with T.sblock("conv2d_grad_weight_local"):
-                v0 = T.axis.spatial(T.int64(2), g_o_0_i_0_h_fused // T.int64(1920))
-                v1 = T.axis.spatial(T.int64(128), g_o_0_i_0_h_fused % T.int64(1920) // T.int64(240) * T.int64(16) + ax0)
-                v2 = T.axis.spatial(T.int64(48), g_o_0_i_0_h_fused % T.int64(240) // T.int64(5))
-                v3 = T.axis.spatial(T.int64(5), g_o_0_i_0_h_fused % T.int64(5))
+                v0 = T.axis.spatial(T.int64(2), g_o_0_i_0_h_w_0_fused // T.int64(1920))
+                v1 = T.axis.spatial(T.int64(128), g_o_0_i_0_h_w_0_fused % T.int64(1920) // T.int64(240) * T.int64(16) + ax0)
+                v2 = T.axis.spatial(T.int64(48), g_o_0_i_0_h_w_0_fused % T.int64(240) // T.int64(5))
+                v3 = T.axis.spatial(T.int64(5), g_o_0_i_0_h_w_0_fused % T.int64(5))
                 v4 = T.axis.spatial(T.int64(5), ax1)
                 T.reads(conv2d_grad_weight_local[v0, v2, v3, v4, v1])
                 T.writes(conv2d_grad_weight[v0, v1, v2, v3, v4])

@@ -31,40 +31,40 @@ def conv4_conv_grad_weight(dy: T.Buffer((n, T.int64(384), T.int64(13), T.int64(1
                 T.reads(saved[v_i0, v_i1, v_i2 - T.int64(1), v_i3 - T.int64(1)])
                 T.writes(pad_temp[v_i0, v_i1, v_i2, v_i3])
                 pad_temp[v_i0, v_i1, v_i2, v_i3] = T.if_then_else(T.int64(1) <= v_i2 and v_i2 < T.int64(14) and T.int64(1) <= v_i3 and v_i3 < T.int64(14), saved[v_i0, v_i1, v_i2 - T.int64(1), v_i3 - T.int64(1)], T.float32(0.0))
-    for g_o_0_i_0_h_fused in T.parallel(T.int64(1728)):
+    for g_o_0_i_0_h_w_0_fused in T.parallel(T.int64(1728)):
         for i_1_init in T.unroll(T.int64(4)):
-            for w_init in T.unroll(T.int64(3)):
+            for w_1_init in T.unroll(T.int64(3)):
                 for o_1_0_init in T.unroll(T.int64(2)):
                     for o_1_1_init in T.vectorized(T.int64(16)):
                         with T.sblock("conv2d_grad_weight_init"):
-                            v_g = T.axis.spatial(T.int64(2), g_o_0_i_0_h_fused // T.int64(864))
-                            v_o = T.axis.spatial(T.int64(192), g_o_0_i_0_h_fused % T.int64(864) // T.int64(144) * T.int64(32) + o_1_0_init * T.int64(16) + o_1_1_init)
-                            v_i = T.axis.spatial(T.int64(192), g_o_0_i_0_h_fused % T.int64(144) // T.int64(3) * T.int64(4) + i_1_init)
-                            v_h = T.axis.spatial(T.int64(3), g_o_0_i_0_h_fused % T.int64(3))
-                            v_w = T.axis.spatial(T.int64(3), w_init)
+                            v_g = T.axis.spatial(T.int64(2), g_o_0_i_0_h_w_0_fused // T.int64(864))
+                            v_o = T.axis.spatial(T.int64(192), g_o_0_i_0_h_w_0_fused % T.int64(864) // T.int64(144) * T.int64(32) + o_1_0_init * T.int64(16) + o_1_1_init)
+                            v_i = T.axis.spatial(T.int64(192), g_o_0_i_0_h_w_0_fused % T.int64(144) // T.int64(3) * T.int64(4) + i_1_init)
+                            v_h = T.axis.spatial(T.int64(3), g_o_0_i_0_h_w_0_fused % T.int64(3))
+                            v_w = T.axis.spatial(T.int64(3), w_1_init)
                             T.reads()
                             T.writes(conv2d_grad_weight_local[v_g, v_i, v_h, v_w, v_o])
                             conv2d_grad_weight_local[v_g, v_i, v_h, v_w, v_o] = T.float32(0.0)
         for rn, ry, rx in T.grid(n, T.int64(13), T.int64(13)):
             for i_1 in T.unroll(T.int64(4)):
-                for w in T.unroll(T.int64(3)):
+                for w_1 in T.unroll(T.int64(3)):
                     for o_1_0 in T.unroll(T.int64(2)):
                         for o_1_1 in T.vectorized(T.int64(16)):
                             with T.sblock("conv2d_grad_weight_update"):
-                                v_g = T.axis.spatial(T.int64(2), g_o_0_i_0_h_fused // T.int64(864))
-                                v_o = T.axis.spatial(T.int64(192), g_o_0_i_0_h_fused % T.int64(864) // T.int64(144) * T.int64(32) + o_1_0 * T.int64(16) + o_1_1)
-                                v_i = T.axis.spatial(T.int64(192), g_o_0_i_0_h_fused % T.int64(144) // T.int64(3) * T.int64(4) + i_1)
-                                v_h = T.axis.spatial(T.int64(3), g_o_0_i_0_h_fused % T.int64(3))
-                                v_w, v_rn, v_ry, v_rx = T.axis.remap("SRRR", [w, rn, ry, rx])
+                                v_g = T.axis.spatial(T.int64(2), g_o_0_i_0_h_w_0_fused // T.int64(864))
+                                v_o = T.axis.spatial(T.int64(192), g_o_0_i_0_h_w_0_fused % T.int64(864) // T.int64(144) * T.int64(32) + o_1_0 * T.int64(16) + o_1_1)
+                                v_i = T.axis.spatial(T.int64(192), g_o_0_i_0_h_w_0_fused % T.int64(144) // T.int64(3) * T.int64(4) + i_1)
+                                v_h = T.axis.spatial(T.int64(3), g_o_0_i_0_h_w_0_fused % T.int64(3))
+                                v_w, v_rn, v_ry, v_rx = T.axis.remap("SRRR", [w_1, rn, ry, rx])
                                 T.reads(conv2d_grad_weight_local[v_g, v_i, v_h, v_w, v_o], dy_global[v_g * T.int64(6) + v_o // T.int64(32), v_rn, v_ry, v_rx, v_o % T.int64(32)], pad_temp[v_rn, v_g * T.int64(192) + v_i, v_ry + v_h, v_rx + v_w])
                                 T.writes(conv2d_grad_weight_local[v_g, v_i, v_h, v_w, v_o])
                                 conv2d_grad_weight_local[v_g, v_i, v_h, v_w, v_o] = conv2d_grad_weight_local[v_g, v_i, v_h, v_w, v_o] + dy_global[v_g * T.int64(6) + v_o // T.int64(32), v_rn, v_ry, v_rx, v_o % T.int64(32)] * pad_temp[v_rn, v_g * T.int64(192) + v_i, v_ry + v_h, v_rx + v_w]
         for ax0, ax1, ax2 in T.grid(T.int64(32), T.int64(4), T.int64(3)):
             with T.sblock("conv2d_grad_weight_local"):
-                v0 = T.axis.spatial(T.int64(2), g_o_0_i_0_h_fused // T.int64(864))
-                v1 = T.axis.spatial(T.int64(192), g_o_0_i_0_h_fused % T.int64(864) // T.int64(144) * T.int64(32) + ax0)
-                v2 = T.axis.spatial(T.int64(192), g_o_0_i_0_h_fused % T.int64(144) // T.int64(3) * T.int64(4) + ax1)
-                v3 = T.axis.spatial(T.int64(3), g_o_0_i_0_h_fused % T.int64(3))
+                v0 = T.axis.spatial(T.int64(2), g_o_0_i_0_h_w_0_fused // T.int64(864))
+                v1 = T.axis.spatial(T.int64(192), g_o_0_i_0_h_w_0_fused % T.int64(864) // T.int64(144) * T.int64(32) + ax0)
+                v2 = T.axis.spatial(T.int64(192), g_o_0_i_0_h_w_0_fused % T.int64(144) // T.int64(3) * T.int64(4) + ax1)
+                v3 = T.axis.spatial(T.int64(3), g_o_0_i_0_h_w_0_fused % T.int64(3))
                 v4 = T.axis.spatial(T.int64(3), ax2)
                 T.reads(conv2d_grad_weight_local[v0, v2, v3, v4, v1])
                 T.writes(conv2d_grad_weight[v0, v1, v2, v3, v4])

@@ -230,34 +230,40 @@ def strided_conv2d_grad_input(sch: s_tir.Schedule, kernel: Kernel, batch: int | 
         sch.parallel(sch.fuse(*sch.get_loops(stage)[:2]))
 
 
-def conv2d_grad_weight_tile(kernel: Kernel, unit: VectorUnit) -> tuple[int, int]:
+def conv2d_grad_weight_tile(kernel: Kernel, unit: VectorUnit) -> tuple[int, int, int]:
     """The weight gradient's register tile (see conv2d_grad_weight): (output
-    channels, input channels), as many accumulators, (output channels /
-    lanes) x (input channels) x (kernel width), as the budget holds, output
-    channels in one or two whole vectors (two where that ties: each broadcast
-    then feeds more FMAs). Groups that no vector divides (narrow networks) take
-    a part of one vector and one input channel."""
+    channels, input channels, kernel columns), as many accumulators, (output
+    channels / lanes) x (input channels) x (columns), as the budget holds,
+    output channels in one or two whole vectors (two where that ties: each
+    broadcast then feeds more FMAs), every kernel column where that fits.
+    Where a row of taps is too wide for two vectors (conv1's 11 on AVX2), two
+    vectors take as many columns as fit, the last chunk partly masked: one
+    vector x the whole row reads as many broadcasts as it makes FMAs. Groups
+    that no vector divides (narrow networks) take a part of one vector and
+    one input channel."""
     out_channels, group_in, _, k = kernel.output
     group_out = out_channels // kernel.attrs["groups"]
     budget = accumulator_budget(unit)
-    tiles = [(vectors * unit.lanes, ib) for vectors in (2, 1) if group_out % (vectors * unit.lanes) == 0
+    tiles = [(vectors * unit.lanes, ib, k) for vectors in (2, 1) if group_out % (vectors * unit.lanes) == 0
              for ib in range(budget // (vectors * k), 0, -1) if group_in % ib == 0]
+    if group_out % (2 * unit.lanes) == 0 and not any(t[0] == 2 * unit.lanes for t in tiles):
+        tiles.append((2 * unit.lanes, 1, budget // 2))
     if not tiles:
-        return largest_divisor(group_out, (4, 2)), 1
-    return max(tiles, key=lambda t: (t[0] // unit.lanes * t[1], t[0]))
+        return largest_divisor(group_out, (4, 2)), 1, k
+    return max(tiles, key=lambda t: (t[0] // unit.lanes * t[1] * t[2], t[0]))
 
 
 def conv2d_grad_weight(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, unit: VectorUnit,
-                       tile: tuple[int, int] | None = None) -> None:
+                       tile: tuple[int, int, int] | None = None) -> None:
     # dW[o, i, h, w] = sum over images and output pixels of dy * x, per group.
     # The output gradient is repacked as (channel block, n, oh, ow, block) so
     # that a vector of output channels is one load; the register tile is
-    # (block) x (input channels) x (kernel width), each dy vector feeding
-    # (input channels) x (kernel width) FMAs, each broadcast of x one per
-    # vector; the reduction runs over images and output pixels, and a task
-    # is (block, input channels, kernel row), in turn as below. `tile` overrides
-    # conv2d_grad_weight_tile.
-    block, in_block = tile or conv2d_grad_weight_tile(kernel, unit)
+    # (block) x (input channels) x (kernel columns), each dy vector feeding
+    # (input channels) x (columns) FMAs, each broadcast of x one per vector;
+    # the reduction runs over images and output pixels, and a task is
+    # (block, input channels, kernel row, columns), in turn as below. `tile`
+    # overrides conv2d_grad_weight_tile.
+    block, in_block, columns = tile or conv2d_grad_weight_tile(kernel, unit)
     blocks = block_map(sch)
     grad = blocks["conv2d_grad_weight"]
     packed = sch.cache_read(grad, 0, "global")
@@ -278,18 +284,19 @@ def conv2d_grad_weight(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, u
     g, o, i, h, w, rn, ry, rx = sch.get_loops(grad)
     o_out, o_in = sch.split(o, [None, block])
     i_out, i_in = sch.split(i, [None, in_block])
+    w_out, w_in = sch.split(w, [None, columns])
     image_tasks = by_image and batch is not None and batch >= IMAGE_TASKS_MIN_BATCH
     if by_image:
-        sch.reorder(rn, g, o_out, i_out, h, ry, rx, i_in, w, o_in)
-        tasks, reduction = ((rn,) if image_tasks else (rn, g, o_out, i_out, h)), ry
+        sch.reorder(rn, g, o_out, i_out, h, w_out, ry, rx, i_in, w_in, o_in)
+        tasks, reduction = ((rn,) if image_tasks else (rn, g, o_out, i_out, h, w_out)), ry
     else:
         # Tasks that share a block of dy run in turn where it fits half of L2
         # (the rest holds x and what streams past); else those that share a
         # block of x, far smaller, and dy streams from L3.
         shared = (o_out, i_out) if dy_block_bytes <= unit.l2_bytes // 2 else (i_out, o_out)
-        sch.reorder(g, *shared, h, rn, ry, rx, i_in, w, o_in)
-        tasks, reduction = (g, *shared, h), rn
-    sch.reverse_compute_at(sch.cache_write(grad, 0, "local"), h)
+        sch.reorder(g, *shared, h, w_out, rn, ry, rx, i_in, w_in, o_in)
+        tasks, reduction = (g, *shared, h, w_out), rn
+    sch.reverse_compute_at(sch.cache_write(grad, 0, "local"), w_out)
     # Channels innermost in the accumulators too, or each vector of them is a gather.
     if by_image:
         sch.transform_layout(grad, ("write", 0), lambda n, g, o, i, h, w: (n, g, i, h, w, o))
@@ -299,7 +306,7 @@ def conv2d_grad_weight(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, u
     sch.parallel(task)
     vectors, lanes = sch.split(o_in, [None, min(block, unit.lanes)])
     sch.vectorize(lanes)
-    for loop in (vectors, w, i_in):
+    for loop in (vectors, w_in, i_in):
         sch.unroll(loop)
     sch.decompose_reduction(grad, reduction)
     if image_tasks:
@@ -307,6 +314,10 @@ def conv2d_grad_weight(sch: s_tir.Schedule, kernel: Kernel, batch: int | None, u
     else:
         sch.parallel(sch.get_loops(packed)[0])
     _channels_innermost(sch, packed, 3, block, unit)  # (c, h, w) of an image
-    for stage in (blocks.get("pad_temp"), blocks["join_groups"]):
+    pad = blocks.get("pad_temp")
+    if pad is not None and kernel.attrs["padding"] == 0:
+        sch.compute_inline(pad)  # a copy of x, read in place
+        pad = None
+    for stage in (pad, blocks["join_groups"]):
         if stage is not None:
             sch.parallel(sch.get_loops(stage)[0])
